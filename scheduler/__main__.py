@@ -1,0 +1,7 @@
+"""``python -m scheduler`` runs the ``review-scheduler`` command."""
+
+from __future__ import annotations
+
+from scheduler.cli import main
+
+main()

@@ -1,0 +1,348 @@
+"""All settings in one frozen pydantic model.
+
+Sources, strongest first: environment variables ``SCHEDULER_<SECTION>__<KEY>``, the TOML config
+file, the built-in defaults. The file is ``--config FILE``, else ``$SCHEDULER_CONFIG``, else
+``config/scheduler.toml`` when it exists; with none of them the defaults apply alone. Unknown keys
+are rejected, and every error names the key and where its value came from. Relative paths are
+taken from the current directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from scheduler.errors import ConfigError
+
+ENV_PREFIX = "SCHEDULER_"
+CONFIG_ENV_VAR = "SCHEDULER_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config/scheduler.toml")
+
+# An address we are willing to put in an envelope and a header: no spaces, quotes, angle
+# brackets or control characters, one "@", a dotted domain of letters, digits and hyphens.
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def is_email_address(value: str) -> bool:
+    return _EMAIL_RE.fullmatch(value) is not None
+
+
+def _check_email(value: str) -> str:
+    if not is_email_address(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+EmailAddress = Annotated[str, AfterValidator(_check_email)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ContentSettings(_Section):
+    """[content]: where the documents are and which files count as documents."""
+
+    root: Path = Path("seeds")
+    include: tuple[str, ...] = ("**/*.md", "**/*.markdown", "**/*.txt")
+    exclude: tuple[str, ...] = ()
+    max_file_bytes: int = Field(default=1024 * 1024, gt=0)
+
+
+CanonicalField = Literal[
+    "title",
+    "last_reviewed",
+    "review_frequency",
+    "status",
+    "license",
+    "url",
+    "language",
+    "source",
+    "source_type",
+    "citation",
+    "audience_level",
+    "version",
+    "tags",
+    "cancer_types",
+    "owner",
+]
+
+
+class FieldNames(_Section):
+    """[fields]: the frontmatter key that holds each piece of metadata."""
+
+    title: str = "title"
+    last_reviewed: str = "lastReviewed"
+    review_frequency: str = "reviewFrequency"
+    status: str = "status"
+    license: str = "license"
+    url: str = "url"
+    language: str = "language"
+    source: str = "source"
+    source_type: str = "sourceType"
+    citation: str = "citation"
+    audience_level: str = "audienceLevel"
+    version: str = "version"
+    tags: str = "tags"
+    cancer_types: str = "cancerTypes"
+    owner: str = "owner"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FieldNames:
+        seen: dict[str, str] = {}
+        for name, key in self.model_dump().items():
+            if key in seen:
+                raise ValueError(f"{name} and {seen[key]} both read the key {key!r}")
+            seen[key] = name
+        return self
+
+    def key(self, name: str) -> str:
+        value: str = getattr(self, name)
+        return value
+
+
+DEFAULT_LICENSES = (
+    "public_domain",
+    "CC0-1.0",
+    "CC-BY-4.0",
+    "CC-BY-SA-4.0",
+    "CC-BY-NC-4.0",
+    "CC-BY-NC-SA-4.0",
+    "CC-BY-ND-4.0",
+    "CC-BY-NC-ND-4.0",
+)
+
+
+class MetadataRules(_Section):
+    """[metadata]: what a document's frontmatter must hold."""
+
+    required: tuple[CanonicalField, ...] = (
+        "title",
+        "last_reviewed",
+        "review_frequency",
+        "status",
+        "license",
+    )
+    recommended: tuple[CanonicalField, ...] = ("url", "source", "language")
+    statuses: tuple[str, ...] = ("active", "draft", "archived", "retired")
+    review_statuses: tuple[str, ...] = ("active",)
+    licenses: tuple[str, ...] = DEFAULT_LICENSES
+    extra_keys: tuple[str, ...] = ()
+    warn_unknown_keys: bool = True
+
+    @model_validator(mode="after")
+    def _review_statuses_known(self) -> MetadataRules:
+        missing = [f for f in ("last_reviewed", "review_frequency") if f not in self.required]
+        if missing:
+            raise ValueError(f"required must include {missing}: no due date without them")
+        unknown = [s for s in self.review_statuses if s not in self.statuses]
+        if unknown:
+            raise ValueError(f"review_statuses {unknown} are not in statuses {list(self.statuses)}")
+        if not self.statuses:
+            raise ValueError("statuses must not be empty")
+        return self
+
+
+class ReviewSettings(_Section):
+    """[review]: how due dates become states."""
+
+    timezone: str = "UTC"
+    due_soon_days: int = Field(default=30, ge=0, le=3660)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class RoutingRule(_Section):
+    """One [[routing.rules]] entry: documents matching every condition go to ``editors``."""
+
+    name: str = ""
+    match: dict[str, str | tuple[str, ...]] = {}
+    paths: tuple[str, ...] = ()
+    editors: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> RoutingRule:
+        if not self.match and not self.paths:
+            raise ValueError("a rule needs a match table, a paths list, or both")
+        return self
+
+
+class RoutingSettings(_Section):
+    """[routing]: who is responsible for which document."""
+
+    default: tuple[str, ...] = ()
+    aliases: dict[str, tuple[EmailAddress, ...]] = {}
+    rules: tuple[RoutingRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _editors_resolve(self) -> RoutingSettings:
+        for where, editors in [("default", self.default)] + [
+            (f"rules[{i}]", rule.editors) for i, rule in enumerate(self.rules)
+        ]:
+            for editor in editors:
+                if editor not in self.aliases and not is_email_address(editor):
+                    raise ValueError(
+                        f"{where}: {editor!r} is neither an email address nor a defined alias"
+                    )
+        return self
+
+
+class StoreSettings(_Section):
+    """[store]: the SQLite file that remembers reminders, the outbox and runs."""
+
+    path: Path = Path(".review-scheduler/state.sqlite3")
+
+
+class Settings(BaseSettings):
+    """Every setting of the tool. Loaded once per command, then frozen."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    content: ContentSettings = ContentSettings()
+    fields: FieldNames = FieldNames()
+    metadata: MetadataRules = MetadataRules()
+    review: ReviewSettings = ReviewSettings()
+    routing: RoutingSettings = RoutingSettings()
+    store: StoreSettings = StoreSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init arguments; the environment overrides them.
+        return (env_settings, init_settings)
+
+
+# Keys whose values never come from the file and are never shown in messages.
+_SECRET_KEYS = {("smtp", "password")}
+
+
+def find_config(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read: ``--config``, then ``$SCHEDULER_CONFIG``, then the default."""
+    if explicit is not None:
+        candidate, origin = explicit, "--config"
+    elif environ.get(CONFIG_ENV_VAR):
+        candidate, origin = Path(environ[CONFIG_ENV_VAR]), CONFIG_ENV_VAR
+    elif DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    else:
+        return None
+    if not candidate.is_file():
+        raise ConfigError(f"config file {candidate} (from {origin}) does not exist")
+    return candidate
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read the TOML file at ``path`` (or nothing), apply the environment, validate everything."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+        for section, key in _SECRET_KEYS:
+            if isinstance(data.get(section), dict) and key in data[section]:
+                env_name = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+                raise ConfigError(
+                    f"{path}: [{section}] {key} must not be written in a config file; "
+                    f"set the environment variable {env_name} instead"
+                )
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        where = str(path) if path is not None else "the built-in defaults"
+        lines = [_describe_error(err, where, os.environ) for err in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _describe_error(err: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> str:
+    loc = tuple(str(part) for part in err["loc"])
+    key = _format_key(loc)
+    env_name = ENV_PREFIX + "__".join(part.upper() for part in loc[:2])
+    source = env_name if env_name in {k.upper() for k in environ} else where
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key {key}"
+        suggestion = _suggest_key(loc)
+        if suggestion:
+            message += f" (did you mean {suggestion!r}?)"
+        return f"{source}: {message}"
+    text = err["msg"].removeprefix("Value error, ")
+    return f"{source}: {key}: {text}"
+
+
+def _format_key(loc: tuple[str, ...]) -> str:
+    if not loc:
+        return "(top level)"
+    if len(loc) == 1:
+        return f"[{loc[0]}]" if loc[0] in Settings.model_fields else repr(loc[0])
+    return f"[{loc[0]}] " + ".".join(loc[1:])
+
+
+def _suggest_key(loc: tuple[str, ...]) -> str | None:
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    matches = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+__all__ = [
+    "ContentSettings",
+    "FieldNames",
+    "MetadataRules",
+    "ReviewSettings",
+    "RoutingRule",
+    "RoutingSettings",
+    "SecretStr",
+    "Settings",
+    "StoreSettings",
+    "find_config",
+    "is_email_address",
+    "load_settings",
+]

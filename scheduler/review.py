@@ -1,0 +1,82 @@
+"""Pure review arithmetic: a document's due date and state on a given day.
+
+Nothing here reads the clock; ``today`` is always an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from scheduler.cadence import Cadence
+from scheduler.metadata import Metadata
+
+
+class State(StrEnum):
+    """Where a document stands. Declaration order is urgency order."""
+
+    INVALID = "invalid"
+    OVERDUE = "overdue"
+    DUE_SOON = "due_soon"
+    OK = "ok"
+    EXEMPT = "exempt"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+STATES: tuple[State, ...] = tuple(State)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPolicy:
+    due_soon_days: int
+    review_statuses: frozenset[str]
+
+    def needs_review(self, status: str | None) -> bool:
+        """A document without a (valid) status is treated as needing review."""
+        return status is None or status in self.review_statuses
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    state: State
+    due: date | None
+    days_until_due: int | None
+
+
+def due_date(last_reviewed: date | None, cadence: Cadence | None) -> date | None:
+    """``last_reviewed + interval`` in one step, or ``None`` when either is unknown."""
+    if last_reviewed is None or cadence is None:
+        return None
+    try:
+        return cadence.after(last_reviewed)
+    except (OverflowError, ValueError):
+        return None
+
+
+def assess(
+    metadata: Metadata | None, has_errors: bool, today: date, policy: ReviewPolicy
+) -> Review:
+    """The review state of a document on ``today``.
+
+    exempt: its status needs no review; invalid: it has an error; overdue: ``today`` is after
+    the due date; due_soon: ``due - window <= today <= due``; ok: otherwise. The due date is
+    given whenever it can be computed, even for invalid and exempt documents.
+    """
+    due = due_date(metadata.last_reviewed, metadata.review_frequency) if metadata else None
+    days = (due - today).days if due is not None else None
+    status = metadata.status if metadata else None
+    if metadata is not None and status is not None and not policy.needs_review(status):
+        state = State.EXEMPT
+    elif has_errors or due is None or days is None:
+        state = State.INVALID
+    elif days < 0:
+        state = State.OVERDUE
+    elif days <= policy.due_soon_days:
+        state = State.DUE_SOON
+    else:
+        state = State.OK
+    return Review(state, due, days)

@@ -1,0 +1,108 @@
+"""Who is responsible for a document: owner field, routing rules, aliases and the default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from fnmatch import fnmatchcase
+from typing import Any
+
+from wcmatch import glob as wcglob
+
+from scheduler.config import RoutingSettings, is_email_address
+from scheduler.metadata import ValidatedDocument
+from scheduler.problems import Problem, warning
+
+_GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE
+
+
+def _as_texts(value: Any) -> list[str]:
+    """Frontmatter values as the strings a rule compares against."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _as_texts(item)]
+    if isinstance(value, bool):
+        return [str(value).lower()]
+    if isinstance(value, date):
+        return [value.isoformat()]
+    if isinstance(value, str | int | float):
+        return [str(value)]
+    return []
+
+
+class _Rule:
+    def __init__(
+        self,
+        match: Mapping[str, str | tuple[str, ...]],
+        paths: tuple[str, ...],
+        editors: tuple[str, ...],
+    ) -> None:
+        self.match = {
+            key: tuple(p.casefold() for p in ((pats,) if isinstance(pats, str) else pats))
+            for key, pats in match.items()
+        }
+        self.paths = wcglob.compile(list(paths), flags=_GLOB_FLAGS) if paths else None
+        self.editors = editors
+
+    def applies(self, rel: str, fields: Mapping[str, Any]) -> bool:
+        for key, patterns in self.match.items():
+            values = [v.casefold() for v in _as_texts(fields.get(key))]
+            if not any(fnmatchcase(v, p) for v in values for p in patterns):
+                return False
+        return self.paths is None or bool(self.paths.match(rel))
+
+
+class Router:
+    """Routes documents to editors' email addresses.
+
+    A document's editors are those named in its owner field plus those of every matching rule,
+    with aliases expanded; when there are none, the default list applies.
+    """
+
+    def __init__(self, settings: RoutingSettings, owner_key: str) -> None:
+        self._aliases = settings.aliases
+        self._owner_key = owner_key
+        self._rules = [_Rule(r.match, r.paths, r.editors) for r in settings.rules]
+        self._default = self._expand(settings.default)
+
+    def _expand(self, handles: Iterable[str]) -> tuple[str, ...]:
+        out: dict[str, str] = {}
+        for handle in handles:
+            for address in self._aliases.get(handle, (handle,)):
+                out.setdefault(address.casefold(), address)
+        return tuple(out.values())
+
+    def route(self, doc: ValidatedDocument) -> tuple[tuple[str, ...], tuple[Problem, ...]]:
+        """The editors of ``doc`` and any problems with its owner field."""
+        problems: list[Problem] = []
+        handles: list[str] = []
+        owners = doc.metadata.owner if doc.metadata is not None else None
+        for owner in owners or ():
+            if owner in self._aliases or is_email_address(owner):
+                handles.append(owner)
+            else:
+                problems.append(
+                    warning(
+                        doc.path,
+                        doc.lines.get("owner"),
+                        self._owner_key,
+                        f"{owner!r} is neither an email address nor a known alias",
+                        "use an email address, or define the alias in [routing] aliases",
+                    )
+                )
+        for rule in self._rules:
+            if rule.applies(doc.rel, doc.fields):
+                handles.extend(rule.editors)
+        editors = self._expand(handles)
+        return (editors or self._default), tuple(problems)
+
+
+def unowned_problem(doc: ValidatedDocument, owner_key: str) -> Problem:
+    return warning(
+        doc.path,
+        None,
+        None,
+        "no editor is responsible for this document",
+        f"add an '{owner_key}' field, a [[routing.rules]] entry, or [routing] default",
+    )
