@@ -82,7 +82,7 @@ def today_for(settings: Settings, as_of: date | None) -> date:
 
 
 def output_options() -> RenderOptions:
-    stream = click.get_text_stream("stdout")
+    stream = sys.stdout
     tty = stream.isatty()
     color = tty and "NO_COLOR" not in os.environ
     width = shutil.get_terminal_size().columns if tty else None

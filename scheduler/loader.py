@@ -333,6 +333,7 @@ def _yaml_hint(exc: yaml.MarkedYAMLError, offset: int) -> str:
 # on the C stack, so tens of thousands of levels would crash the process rather than raise.
 MAX_DEPTH = 64
 _INDENTED_DEEP = "\n" + " " * MAX_DEPTH
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 
 
 def _needs_scan(block: str) -> bool:
@@ -374,7 +375,18 @@ def _scan_events(block: str, path: str, offset: int) -> Problem | None:
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if getattr(exc, "problem", None) == _LIBYAML_TOO_DEEP:
+            # libyaml (PyYAML 6.0.4 and later) stops scanning deep flow collections itself.
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + offset if mark is not None else offset - 1
+            return error(
+                path,
+                line,
+                None,
+                f"frontmatter is nested more than {MAX_DEPTH} levels deep",
+                "flatten the metadata",
+            )
         return None  # the syntax error is reported by the full parse
     finally:
         loader.dispose()
