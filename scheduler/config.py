@@ -222,6 +222,13 @@ class StoreSettings(_Section):
     path: Path = Path(".review-scheduler/state.sqlite3")
 
 
+class PerformanceSettings(_Section):
+    """[performance]: how large libraries are read."""
+
+    workers: int = Field(default=0, ge=0)  # 0: one per core
+    parallel_threshold: int = Field(default=2000, ge=1)
+
+
 class Settings(BaseSettings):
     """Every setting of the tool. Loaded once per command, then frozen."""
 
@@ -238,6 +245,7 @@ class Settings(BaseSettings):
     review: ReviewSettings = ReviewSettings()
     routing: RoutingSettings = RoutingSettings()
     store: StoreSettings = StoreSettings()
+    performance: PerformanceSettings = PerformanceSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -336,6 +344,7 @@ __all__ = [
     "ContentSettings",
     "FieldNames",
     "MetadataRules",
+    "PerformanceSettings",
     "ReviewSettings",
     "RoutingRule",
     "RoutingSettings",

@@ -3,17 +3,23 @@
 Only the head of each file is read: the opening ``---`` line, the metadata and the closing
 ``---``. Bodies are never loaded, so memory does not grow with them. Whatever is wrong with a
 file becomes a :class:`~scheduler.problems.Problem`; nothing here raises for bad input.
+
+Discovery runs once per file on every check, cached or not, so it works on plain strings rather
+than :class:`~pathlib.Path` objects and stats each file once.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
+import hashlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from frontmatter.default_handlers import SafeLoader, YAMLHandler
@@ -22,20 +28,24 @@ from wcmatch import glob as wcglob
 from scheduler.problems import Problem, error
 
 _HANDLER = YAMLHandler()  # python-frontmatter's YAML fences: a line of three or more dashes
-_CHUNK = 8192
+_CHUNK = 4096  # a page: frontmatter rarely needs more; longer heads are read in growing steps
 _NOT_UTF8_RE = re.compile("[\udc80-\udcff\x00]")
 _GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NEGATE
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceFile:
-    """A file to read: where it is, how to name it in reports, and what stat said."""
+class SourceFile(NamedTuple):
+    """A file to read: where it is (absolute), how to name it in reports, its path relative to
+    the content root (for routing globs), and what stat said. (A named tuple: one is made for
+    every file on every run, and tuples are the cheapest immutable records Python has.)"""
 
-    path: Path
+    path: str
     display: str
     rel: str
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,7 @@ class LoadedDocument:
     file: SourceFile
     frontmatter: Frontmatter | None
     problems: tuple[Problem, ...] = ()
+    digest: bytes | None = None  # of the bytes read; None when the file could not be read
 
 
 # --------------------------------------------------------------------------- discovery
@@ -60,11 +71,33 @@ class LoadedDocument:
 
 def display_path(path: Path, cwd: Path) -> str:
     """``path`` relative to ``cwd`` when it lies below it, with ``/`` separators."""
-    absolute = path if path.is_absolute() else cwd / path
-    absolute = Path(os.path.normpath(absolute))
-    if absolute.is_relative_to(cwd):
-        return absolute.relative_to(cwd).as_posix()
-    return absolute.as_posix()
+    return _relative_or_absolute(os.path.normpath(cwd / path), os.path.normpath(cwd))
+
+
+_NAME = attrgetter("name")
+
+
+def _any_of(patterns: list[str]) -> Callable[[str], re.Match[str] | None]:
+    """One matcher for several of wcmatch's regular expressions: faster than trying each."""
+    if not patterns:
+        return lambda text: None
+    return re.compile("|".join(f"(?:{p})" for p in patterns)).fullmatch
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both absolute and normalised)."""
+    return path == folder or path.startswith(folder if folder.endswith(os.sep) else folder + os.sep)
+
+
+def _relative_or_absolute(path: str, folder: str) -> str:
+    """``path`` relative to ``folder`` if it lies below it, else ``path``; ``/`` separators."""
+    if path == folder:
+        shown = "."
+    elif _within(path, folder):
+        shown = path[len(folder) + (not folder.endswith(os.sep)) :]
+    else:
+        shown = path
+    return shown if os.sep == "/" else shown.replace(os.sep, "/")
 
 
 class Discovery:
@@ -78,99 +111,121 @@ class Discovery:
     def __init__(
         self, include: Sequence[str], exclude: Sequence[str], content_root: Path, cwd: Path
     ) -> None:
-        self._matcher = wcglob.compile(list(include), flags=_GLOB_FLAGS, exclude=list(exclude))
-        self._cwd = cwd
-        self._content_root = Path(os.path.realpath(cwd / content_root))
+        # wcmatch translates the globs; matching its regular expressions directly skips a
+        # per-call wrapper that costs more than the match itself on large libraries.
+        included, excluded = wcglob.translate(
+            list(include), flags=_GLOB_FLAGS, exclude=list(exclude)
+        )
+        self._include = _any_of(included)
+        self._exclude = _any_of(excluded)
+        self._cwd = os.path.normpath(cwd)
+        self._content_root = os.path.realpath(cwd / content_root)
+
+    def matches(self, rel: str) -> bool:
+        """Whether a file at ``rel`` (relative to the folder searched) is a document."""
+        return self._include(rel) is not None and self._exclude(rel) is None
 
     def iter_files(self, targets: Sequence[Path]) -> Iterator[SourceFile | Problem]:
         """Yield every document under ``targets`` (files are taken as named): each folder's
         files in name order, then its subfolders."""
         seen: set[str] = set()
         for target in targets:
-            absolute = Path(os.path.normpath(self._cwd / target))
-            shown = display_path(absolute, self._cwd)
-            if absolute.is_dir():
+            absolute = os.path.normpath(os.path.join(self._cwd, target))
+            shown = self._display(absolute)
+            if os.path.isdir(absolute):
                 for item in self._walk(absolute):
-                    key = item.path.as_posix() if isinstance(item, SourceFile) else item.path
+                    key = item.path
                     if key not in seen:
                         seen.add(key)
                         yield item
-            elif absolute.is_file():
-                if absolute.as_posix() in seen:
+            elif os.path.isfile(absolute):
+                if absolute in seen:
                     continue
-                seen.add(absolute.as_posix())
-                stat = absolute.stat()
+                seen.add(absolute)
+                stat = os.stat(absolute)
                 yield SourceFile(
-                    absolute, shown, self._rel(absolute), stat.st_size, stat.st_mtime_ns
+                    absolute,
+                    shown,
+                    self._rel(absolute),
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    stat.st_ctime_ns,
                 )
-            elif absolute.is_symlink():
+            elif os.path.islink(absolute):
                 yield error(
                     shown, None, None, "is a broken symbolic link", "fix or remove the link"
                 )
             else:
                 yield error(shown, None, None, "no such file or folder")
 
-    def _rel(self, absolute: Path) -> str:
-        """Path relative to the content root (for routing globs), else the file name path."""
-        real = Path(os.path.realpath(absolute))
-        if real.is_relative_to(self._content_root):
-            return real.relative_to(self._content_root).as_posix()
-        return display_path(absolute, self._cwd)
+    def _display(self, absolute: str) -> str:
+        return _relative_or_absolute(absolute, self._cwd)
 
-    def _walk(self, top: Path) -> Iterator[SourceFile | Problem]:
-        real_top = Path(os.path.realpath(top))
-        boundary = self._content_root if real_top.is_relative_to(self._content_root) else real_top
-        base_rel = self._rel(top) if boundary == self._content_root else ""
-        stack: list[tuple[str, str]] = [(os.fspath(top), "" if base_rel in ("", ".") else base_rel)]
-        match = self._matcher.match
+    def _rel(self, absolute: str) -> str:
+        """Path relative to the content root (for routing globs), else the file name path."""
+        real = os.path.realpath(absolute)
+        if _within(real, self._content_root):
+            return _relative_or_absolute(real, self._content_root)
+        return self._display(absolute)
+
+    def _walk(self, top: str) -> Iterator[SourceFile | Problem]:
+        real_top = os.path.realpath(top)
+        inside = _within(real_top, self._content_root)
+        boundary = self._content_root if inside else real_top
+        base_rel = self._rel(top) if inside else ""
+        stack: list[tuple[str, str]] = [(top, "" if base_rel in ("", ".") else base_rel)]
+        include, exclude = self._include, self._exclude
         while stack:
             folder, rel_folder = stack.pop()
+            shown_folder = self._display(folder)
             try:
                 with os.scandir(folder) as scan:
-                    entries = sorted(scan, key=lambda e: e.name)
+                    entries = sorted(scan, key=_NAME)
             except OSError as exc:
-                shown = display_path(Path(folder), self._cwd)
-                yield error(shown, None, None, f"cannot read folder: {exc.strerror}")
+                yield error(shown_folder, None, None, f"cannot read folder: {exc.strerror}")
                 continue
+            rel_prefix = f"{rel_folder}/" if rel_folder else ""
+            shown_prefix = "" if shown_folder == "." else f"{shown_folder}/"
             subfolders: list[tuple[str, str]] = []
-            for entry in entries:
-                if entry.name.startswith("."):
+            for entry in entries:  # the hot loop of every run: keep it lean
+                name = entry.name
+                if name[0] == ".":
                     continue
-                rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
-                if entry.is_symlink():
-                    problem = self._check_link(entry, rel, boundary, match)
+                if entry.is_file(follow_symlinks=False):
+                    rel = rel_prefix + name
+                    if include(rel) is not None and exclude(rel) is None:
+                        stat = entry.stat()
+                        yield SourceFile(
+                            entry.path,
+                            shown_prefix + name,
+                            rel,
+                            stat.st_size,
+                            stat.st_mtime_ns,
+                            stat.st_ctime_ns,
+                        )
+                elif entry.is_symlink():
+                    problem = self._check_link(entry, rel_prefix + name, boundary)
                     if problem is not None:
                         yield problem
-                    continue
-                if entry.is_dir():
-                    subfolders.append((entry.path, rel))
-                elif entry.is_file() and match(rel):
-                    stat = entry.stat()
-                    yield SourceFile(
-                        Path(entry.path),
-                        display_path(Path(entry.path), self._cwd),
-                        rel,
-                        stat.st_size,
-                        stat.st_mtime_ns,
-                    )
+                elif entry.is_dir():
+                    subfolders.append((entry.path, rel_prefix + name))
             stack.extend(reversed(subfolders))
 
-    def _check_link(
-        self, entry: os.DirEntry[str], rel: str, boundary: Path, match: Any
-    ) -> Problem | None:
+    def _check_link(self, entry: os.DirEntry[str], rel: str, boundary: str) -> Problem | None:
         is_dir = entry.is_dir()  # follows the link
-        if not is_dir and not match(rel):
+        if not is_dir and not self.matches(rel):
             return None
-        shown = display_path(Path(entry.path), self._cwd)
-        target = Path(os.path.realpath(entry.path))
-        if not target.exists():
+        shown = self._display(entry.path)
+        target = os.path.realpath(entry.path)
+        if not os.path.exists(target):
             return error(shown, None, None, "is a broken symbolic link", "fix or remove the link")
-        if not target.is_relative_to(boundary):
+        if not _within(target, boundary):
+            shown_target = target if os.sep == "/" else target.replace(os.sep, "/")
             return error(
                 shown,
                 None,
                 None,
-                f"is a symbolic link to {target.as_posix()}, outside the content root; "
+                f"is a symbolic link to {shown_target}, outside the content root; "
                 "it was not followed",
                 "move the document into the content root or list its folder on the command line",
             )
@@ -184,19 +239,26 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
     """Read the frontmatter of ``file``. Every failure is a problem on the result."""
     path = file.display
 
-    def fail(line: int | None, message: str, hint: str | None = None) -> LoadedDocument:
-        return LoadedDocument(file, None, (error(path, line, None, message, hint),))
-
     if file.size > max_bytes:
-        return fail(
+        problem = error(
+            path,
+            None,
             None,
             f"is {_size(file.size)}, over the limit of {_size(max_bytes)}",
             "split the document or raise [content] max_file_bytes",
         )
+        return LoadedDocument(file, None, (problem,), _OVERSIZED)
     try:
         head = _read_head(file.path, max_bytes)
     except OSError as exc:
-        return fail(None, f"cannot be read: {exc.strerror}")
+        return LoadedDocument(
+            file, None, (error(path, None, None, f"cannot be read: {exc.strerror}"),)
+        )
+    digest = head.digest
+
+    def fail(line: int | None, message: str, hint: str | None = None) -> LoadedDocument:
+        return LoadedDocument(file, None, (error(path, line, None, message, hint),), digest)
+
     if head.text.strip() == "":
         return fail(None, "is empty", "start the file with a '---' frontmatter block")
     if not _HANDLER.detect(head.text):
@@ -221,33 +283,50 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
         what = "a NUL byte" if bad.group() == "\x00" else "bytes that are not UTF-8"
         return fail(line, f"frontmatter contains {what}", "save the file as UTF-8 text")
     frontmatter, problems = parse_frontmatter(block, path, first_line=1)
-    return LoadedDocument(file, frontmatter, tuple(problems))
+    return LoadedDocument(file, frontmatter, tuple(problems), digest)
+
+
+def head_digest(file: SourceFile, max_bytes: int) -> bytes | None:
+    """The digest :func:`load_document` would record for ``file`` now, without parsing it;
+    ``None`` when it cannot be read."""
+    if file.size > max_bytes:
+        return _OVERSIZED
+    try:
+        return _read_head(file.path, max_bytes).digest
+    except OSError:
+        return None
+
+
+_OVERSIZED = b"oversized"  # the digest of a file too large to read: its size decides
 
 
 @dataclass(frozen=True, slots=True)
 class _Head:
     text: str
     closing: int | None  # offset of the closing fence in ``text``
+    digest: bytes  # SHA-256 of every byte read: all that the result can depend on
 
 
-def _read_head(path: Path, max_bytes: int) -> _Head:
+def _read_head(path: str, max_bytes: int) -> _Head:
     """Read until the closing fence (or the end, or ``max_bytes``), decoding as UTF-8.
 
     Undecodable bytes are kept as lone surrogates so they can be reported with their line.
     A UTF-8 byte-order mark is dropped.
     """
     decoder = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
+    hasher = hashlib.sha256()
     text = ""
     read = 0
     search_from = 0
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         while True:
             chunk = handle.read(_CHUNK if read == 0 else max(_CHUNK, read))
+            hasher.update(chunk)
             read += len(chunk)
             eof = not chunk or read >= max_bytes
             text += decoder.decode(chunk, final=eof)
             if read <= len(chunk) and not _HANDLER.detect(text):
-                return _Head(text, None)
+                return _Head(text, None, hasher.digest())
             if search_from == 0:
                 first_break = text.find("\n")
                 if first_break >= 0:
@@ -255,10 +334,10 @@ def _read_head(path: Path, max_bytes: int) -> _Head:
             if search_from:
                 found = _HANDLER.FM_BOUNDARY.search(text, search_from)
                 if found is not None:
-                    return _Head(text, found.start())
+                    return _Head(text, found.start(), hasher.digest())
                 search_from = max(search_from, text.rfind("\n", 0, len(text) - 1) + 1)
             if eof:
-                return _Head(text, None)
+                return _Head(text, None, hasher.digest())
 
 
 def _size(n: int) -> str:
@@ -284,7 +363,7 @@ def parse_frontmatter(
 
     if _needs_scan(block) and (refused := _scan_events(block, path, offset)) is not None:
         return None, [refused]
-    loader = SafeLoader(block)
+    loader = _Loader(block)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -396,6 +475,33 @@ def _scan_events(block: str, path: str, offset: int) -> Problem | None:
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
+class _Loader(SafeLoader):  # type: ignore[misc,valid-type]
+    """libyaml's safe loader, remembering which tag each short plain value resolves to.
+
+    libyaml calls back into Python to resolve every scalar (is ``2026-01-15`` a date, ``yes`` a
+    boolean?); the same keys and values recur across a library, and the answer depends on
+    nothing but the value, as the safe loader has no path-dependent resolvers.
+    """
+
+    def resolve(self, kind: Any, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and len(value) <= _MEMO_LENGTH:
+            return _scalar_tag(value, implicit)
+        tag: str = super().resolve(kind, value, implicit)
+        return tag
+
+
+_MEMO_LENGTH = 40
+
+
+_RESOLVER = yaml.resolver.Resolver()  # the resolver the safe loaders use
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_tag(value: str, implicit: tuple[bool, bool]) -> str:
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)
+    return tag
+
+
 def _construct_mapping(
     loader: Any, node: yaml.MappingNode, path: str, offset: int
 ) -> tuple[Frontmatter, list[Problem]]:
@@ -422,6 +528,12 @@ def _construct_mapping(
                 )
             )
         lines[key] = line
+        if value_node.tag == _STR_TAG:  # the common shapes, built as SafeConstructor would
+            values[key] = value_node.value
+            continue
+        if value_node.tag == _SEQ_TAG and all(item.tag == _STR_TAG for item in value_node.value):
+            values[key] = [item.value for item in value_node.value]
+            continue
         try:
             value = loader.construct_object(value_node, deep=True)
         except (ValueError, OverflowError) as exc:

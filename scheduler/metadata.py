@@ -260,11 +260,10 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
     if fm is None:
         return ValidatedDocument(path, doc.file.rel, None, {}, tuple(problems), {})
 
-    key_of = {name: names.key(name) for name in CANONICAL_FIELDS}
+    key_of, known = _keys(names, rules)
     data = {name: fm.values[key] for name, key in key_of.items() if key in fm.values}
     lines = {name: fm.lines[key] for name, key in key_of.items() if key in fm.lines}
 
-    known = set(key_of.values()) | set(rules.extra_keys)
     unknown = [key for key in fm.values if key not in known]
     near_miss: dict[str, str] = {}  # known key -> the unknown key that looks like it
     for key in unknown:
@@ -333,6 +332,21 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
     return ValidatedDocument(path, doc.file.rel, metadata, lines, tuple(problems), fm.values)
 
 
+_KEYS: dict[tuple[int, int], tuple[FieldNames, MetadataRules, dict[str, str], frozenset[str]]] = {}
+
+
+def _keys(names: FieldNames, rules: MetadataRules) -> tuple[dict[str, str], frozenset[str]]:
+    """The frontmatter key of each canonical field, and every key the rules accept; worked out
+    once per settings, not once per document."""
+    cached = _KEYS.get((id(names), id(rules)))
+    if cached is not None and cached[0] is names and cached[1] is rules:
+        return cached[2], cached[3]
+    key_of = {name: names.key(name) for name in CANONICAL_FIELDS}
+    known = frozenset(key_of.values()) | frozenset(rules.extra_keys)
+    _KEYS[(id(names), id(rules))] = (names, rules, key_of, known)
+    return key_of, known
+
+
 def _missing(
     path: str, fm: Any, key: str, name: str, near_miss: dict[str, str], make: Any
 ) -> Problem:
@@ -350,14 +364,29 @@ def check_against_today(
 ) -> ValidatedDocument:
     """Add the problems that depend on the date: a last review later than ``today``."""
     meta = doc.metadata
-    if meta is None or meta.last_reviewed is None or meta.last_reviewed <= today:
-        return doc
-    problem = error(
+    problem = future_review_problem(
         doc.path,
+        meta.last_reviewed if meta else None,
         doc.lines.get("last_reviewed"),
         names.last_reviewed,
-        f"{meta.last_reviewed.isoformat()} is after today ({today.isoformat()})",
-        "a review cannot be recorded in the future; check the year",
+        today,
     )
+    if problem is None:
+        return doc
     problems = tuple(sorted((*doc.problems, problem), key=lambda p: p.sort_key))
     return ValidatedDocument(doc.path, doc.rel, meta, doc.lines, problems, doc.fields)
+
+
+def future_review_problem(
+    path: str, last_reviewed: date | None, line: int | None, key: str, today: date
+) -> Problem | None:
+    """The error for a last review recorded after ``today``, if it is."""
+    if last_reviewed is None or last_reviewed <= today:
+        return None
+    return error(
+        path,
+        line,
+        key,
+        f"{last_reviewed.isoformat()} is after today ({today.isoformat()})",
+        "a review cannot be recorded in the future; check the year",
+    )

@@ -10,9 +10,10 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from json.encoder import encode_basestring
 from typing import Any
 
 from scheduler.problems import Problem
@@ -187,6 +188,11 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> str:
 
 
 def render_check_json(result: CheckResult, options: RenderOptions) -> str:
+    return "".join(stream_check_json(result, options))
+
+
+def stream_check_json(result: CheckResult, options: RenderOptions) -> Iterator[str]:
+    """The JSON report in pieces, so that a large one is never held whole in memory."""
     head = {
         "schema_version": SCHEMA_VERSION,
         "as_of": result.as_of.isoformat(),
@@ -196,9 +202,46 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> str:
     }
     # One document per line: valid JSON, readable, and fast to write for large libraries.
     encode = json.JSONEncoder(ensure_ascii=False).encode
-    docs = ",\n  ".join(encode(doc.to_json()) for doc in result.documents)
-    body = f"[\n  {docs}\n]" if docs else "[]"
-    return encode(head)[:-1] + f', "documents": {body}}}\n'
+    if not result.documents:
+        yield encode(head)[:-1] + ', "documents": []}\n'
+        return
+    piece = [encode(head)[:-1] + ', "documents": [\n  ']
+    separator = ""
+    for doc in result.documents:
+        piece.append(separator + document_json(doc))
+        separator = ",\n  "
+        if len(piece) >= _PIECE:
+            yield "".join(piece)
+            piece = []
+    piece.append("\n]}\n")
+    yield "".join(piece)
+
+
+_PIECE = 500  # documents per piece of a streamed report
+_encode_problem = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def document_json(doc: DocumentReport) -> str:
+    """``json.dumps(doc.to_json(), ensure_ascii=False)``, written out directly: the report
+    writes one per document, and this takes a third of the time."""
+    text = encode_basestring
+    return (
+        f'{{"path": {text(doc.path)}, '
+        f'"title": {"null" if doc.title is None else text(doc.title)}, '
+        f'"state": "{doc.state.value}", '
+        f'"status": {"null" if doc.status is None else text(doc.status)}, '
+        f'"last_reviewed": {_json_date(doc.last_reviewed)}, '
+        f'"review_frequency": '
+        f"{'null' if doc.review_frequency is None else text(doc.review_frequency)}, "
+        f'"due": {_json_date(doc.due)}, '
+        f'"days_until_due": {"null" if doc.days_until_due is None else doc.days_until_due}, '
+        f'"editors": [{", ".join(map(text, doc.editors))}], '
+        f'"problems": [{", ".join(_encode_problem(p.to_json()) for p in doc.problems)}]}}'
+    )
+
+
+def _json_date(value: date | None) -> str:
+    return "null" if value is None else f'"{value.isoformat()}"'
 
 
 _MD_ESCAPE = str.maketrans(
@@ -249,6 +292,11 @@ def _cell(text: str) -> str:
 
 
 def render_check_csv(result: CheckResult, options: RenderOptions) -> str:
+    return "".join(stream_check_csv(result, options))
+
+
+def stream_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[str]:
+    """The CSV report in pieces, so that a large one is never held whole in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -266,7 +314,7 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> str:
             "warnings",
         ]
     )
-    for doc in result.documents:
+    for index, doc in enumerate(result.documents, 1):
         errors = sum(p.is_error for p in doc.problems)
         writer.writerow(
             [
@@ -283,7 +331,11 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> str:
                 len(doc.problems) - errors,
             ]
         )
-    return buffer.getvalue()
+        if index % _PIECE == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def _gh_data(text: str) -> str:
@@ -342,6 +394,21 @@ CHECK_RENDERERS: dict[str, Renderer] = {
     "csv": render_check_csv,
     "github": render_check_github,
 }
+
+
+# Renderers that can hand over a large report piece by piece; the others give one string.
+CHECK_STREAMS: dict[str, Callable[[CheckResult, RenderOptions], Iterator[str]]] = {
+    "json": stream_check_json,
+    "csv": stream_check_csv,
+}
+
+
+def stream_check(fmt: str, result: CheckResult, options: RenderOptions) -> Iterable[str]:
+    """The report in format ``fmt``, as pieces whose concatenation is the whole report."""
+    stream = CHECK_STREAMS.get(fmt)
+    return (
+        stream(result, options) if stream is not None else [CHECK_RENDERERS[fmt](result, options)]
+    )
 
 
 # --------------------------------------------------------------------------- validate renderers

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 from scheduler.cadence import Cadence
 from scheduler.metadata import Metadata
@@ -40,8 +41,9 @@ class ReviewPolicy:
         return status is None or status in self.review_statuses
 
 
-@dataclass(frozen=True, slots=True)
-class Review:
+class Review(NamedTuple):
+    """A document's state on a day. (A named tuple: one is made per document per run.)"""
+
     state: State
     due: date | None
     days_until_due: int | None
@@ -67,9 +69,16 @@ def assess(
     given whenever it can be computed, even for invalid and exempt documents.
     """
     due = due_date(metadata.last_reviewed, metadata.review_frequency) if metadata else None
+    return state_on(due, metadata.status if metadata else None, has_errors, today, policy)
+
+
+def state_on(
+    due: date | None, status: str | None, has_errors: bool, today: date, policy: ReviewPolicy
+) -> Review:
+    """The review state on ``today`` of a document with this due date, status and errors:
+    :func:`assess` once the due date is known."""
     days = (due - today).days if due is not None else None
-    status = metadata.status if metadata else None
-    if metadata is not None and status is not None and not policy.needs_review(status):
+    if status is not None and not policy.needs_review(status):
         state = State.EXEMPT
     elif has_errors or due is None or days is None:
         state = State.INVALID

@@ -16,12 +16,12 @@ from scheduler.problems import Problem, warning
 _GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE
 
 
-def _as_texts(value: Any) -> list[str]:
+def as_texts(value: Any) -> list[str]:
     """Frontmatter values as the strings a rule compares against."""
     if value is None:
         return []
     if isinstance(value, list | tuple):
-        return [text for item in value for text in _as_texts(item)]
+        return [text for item in value for text in as_texts(item)]
     if isinstance(value, bool):
         return [str(value).lower()]
     if isinstance(value, date):
@@ -47,7 +47,7 @@ class _Rule:
 
     def applies(self, rel: str, fields: Mapping[str, Any]) -> bool:
         for key, patterns in self.match.items():
-            values = [v.casefold() for v in _as_texts(fields.get(key))]
+            values = [v.casefold() for v in as_texts(fields.get(key))]
             if not any(fnmatchcase(v, p) for v in values for p in patterns):
                 return False
         return self.paths is None or bool(self.paths.match(rel))
@@ -75,32 +75,49 @@ class Router:
 
     def route(self, doc: ValidatedDocument) -> tuple[tuple[str, ...], tuple[Problem, ...]]:
         """The editors of ``doc`` and any problems with its owner field."""
+        return self.route_owners(
+            doc.path,
+            doc.rel,
+            doc.metadata.owner if doc.metadata is not None else None,
+            doc.lines.get("owner"),
+            doc.fields,
+        )
+
+    def route_owners(
+        self,
+        path: str,
+        rel: str,
+        owners: tuple[str, ...] | None,
+        owner_line: int | None,
+        fields: Mapping[str, Any],
+    ) -> tuple[tuple[str, ...], tuple[Problem, ...]]:
+        """The editors of the document at ``path`` (``rel`` to the content root) with these
+        owners and frontmatter ``fields``, and any problems with its owner field."""
         problems: list[Problem] = []
         handles: list[str] = []
-        owners = doc.metadata.owner if doc.metadata is not None else None
         for owner in owners or ():
             if owner in self._aliases or is_email_address(owner):
                 handles.append(owner)
             else:
                 problems.append(
                     warning(
-                        doc.path,
-                        doc.lines.get("owner"),
+                        path,
+                        owner_line,
                         self._owner_key,
                         f"{owner!r} is neither an email address nor a known alias",
                         "use an email address, or define the alias in [routing] aliases",
                     )
                 )
         for rule in self._rules:
-            if rule.applies(doc.rel, doc.fields):
+            if rule.applies(rel, fields):
                 handles.extend(rule.editors)
         editors = self._expand(handles)
         return (editors or self._default), tuple(problems)
 
 
-def unowned_problem(doc: ValidatedDocument, owner_key: str) -> Problem:
+def unowned_problem(path: str, owner_key: str) -> Problem:
     return warning(
-        doc.path,
+        path,
         None,
         None,
         "no editor is responsible for this document",

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
+from scheduler.cache import CacheEntry, ParseCache, fingerprint
+from scheduler.cache import clear as clear_parse_cache
+from scheduler.cache import opened as opened_cache
 from scheduler.config import FieldNames, Settings
 from scheduler.errors import ConfigError, UsageError
-from scheduler.loader import Discovery, load_document
-from scheduler.metadata import ValidatedDocument, check_against_today, validate
-from scheduler.problems import Problem, error
+from scheduler.facts import DocumentFacts, FactsDecoder, FactsRow
+from scheduler.loader import Discovery, SourceFile
+from scheduler.metadata import future_review_problem
+from scheduler.problems import Problem
+from scheduler.reading import Outcome, Progress, Reader, worker_count
 from scheduler.report import CheckResult, DocumentReport, FileProblems, ValidationResult
-from scheduler.review import ReviewPolicy, State, assess
+from scheduler.review import ReviewPolicy, State, state_on
 from scheduler.routing import Router, unowned_problem
-
-log = logging.getLogger(__name__)
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -36,41 +41,104 @@ def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> l
     return list(targets)
 
 
-def iter_documents(
-    settings: Settings, targets: Sequence[Path], cwd: Path, today: date
-) -> Iterator[ValidatedDocument]:
-    """Read and validate every document, one at a time, in path order."""
+class Examined(NamedTuple):
+    """One document as a run sees it: its facts and who is responsible for it."""
+
+    path: str
+    facts: DocumentFacts
+    editors: tuple[str, ...]
+    routing_problems: tuple[Problem, ...]
+
+
+_Task = tuple[SourceFile, CacheEntry | None]
+
+
+@contextmanager
+def parse_cache(settings: Settings, cwd: Path, now_ns: int) -> Iterator[ParseCache]:
+    """The parse cache in the state store for a run that started at ``now_ns`` (nanoseconds
+    since the epoch); closed, with what is pending written, at the end."""
+    with opened_cache(cwd / settings.store.path, fingerprint(settings, cwd), now_ns) as cache:
+        yield cache
+
+
+def examine(
+    settings: Settings,
+    targets: Sequence[Path],
+    cwd: Path,
+    *,
+    cache: ParseCache | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Examined]:
+    """Every document under ``targets`` with its facts and editors, one at a time.
+
+    Facts come from ``cache`` where it still answers for a file, else from reading the file (in
+    worker processes when many need reading), and are then recorded in ``cache``. Documents come
+    in no particular order: callers sort.
+    """
+    found = resolve_targets(settings, targets, cwd)
     discovery = Discovery(
         settings.content.include, settings.content.exclude, settings.content.root, cwd
     )
-    for item in discovery.iter_files(resolve_targets(settings, targets, cwd)):
-        if isinstance(item, Problem):
-            yield ValidatedDocument(item.path, item.path, None, {}, (item,), {})
-            continue
-        try:
-            loaded = load_document(item, settings.content.max_file_bytes)
-            checked = validate(loaded, settings.metadata, settings.fields)
-        except Exception as exc:  # one broken file must never stop the run
-            log.exception("unexpected failure reading %s", item.display)
-            problem = error(
-                item.display,
-                None,
-                None,
-                f"could not be checked: {exc!r}",
-                "this is a bug in review-scheduler; please report it",
-            )
-            yield ValidatedDocument(item.display, item.rel, None, {}, (problem,), {})
-            continue
-        yield check_against_today(checked, settings.fields, today)
+    router = Router(settings.routing, settings.fields.owner)
+    decoder = FactsDecoder()
+    cache = cache if cache is not None else ParseCache.off()
+    workers = worker_count(settings.performance.workers)
+    threshold = settings.performance.parallel_threshold
+
+    def answer(file: SourceFile, facts: FactsRow, route: str) -> Examined:
+        shown = file.display
+        return Examined(shown, decoder.facts(facts, shown), *decoder.route(route, shown))
+
+    def outcome(file: SourceFile, entry: CacheEntry | None, read: Outcome) -> Examined:
+        if read.facts is None:  # the contents are those cached
+            assert entry is not None
+            cache.confirm(file)
+            return answer(file, entry.facts, entry.route)
+        assert read.route is not None
+        if read.digest is not None:
+            cache.store(file, read.digest, read.facts, read.route)
+        return answer(file, read.facts, read.route)
+
+    lookup, holds = cache.lookup, cache.holds
+    with Reader[_Task](settings, workers, threshold, progress) as reader:
+        for item in discovery.iter_files(found):  # the hot loop of every run
+            if isinstance(item, Problem):
+                editors, problems = router.route_owners(item.path, item.path, None, None, {})
+                yield Examined(item.path, DocumentFacts(problems=(item,)), editors, problems)
+                continue
+            entry = lookup(item)
+            if entry is not None and holds(entry, item):
+                yield answer(item, entry.facts, entry.route)
+                continue
+            same_size = entry is not None and entry.size == item.size
+            reader.add((item, entry), item, entry.digest if same_size and entry else None)
+            if reader.busy:
+                for (file, cached), read in reader.ready():
+                    yield outcome(file, cached, read)
+        for (file, cached), read in reader.finish():
+            yield outcome(file, cached, read)
 
 
 def validate_files(
-    settings: Settings, targets: Sequence[Path], cwd: Path, today: date
+    settings: Settings,
+    targets: Sequence[Path],
+    cwd: Path,
+    today: date,
+    *,
+    cache: ParseCache | None = None,
+    progress: Progress | None = None,
 ) -> ValidationResult:
-    files = [
-        FileProblems(doc.path, doc.problems)
-        for doc in iter_documents(settings, targets, cwd, today)
-    ]
+    names = settings.fields
+    files = []
+    for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
+        facts = doc.facts
+        problems = facts.problems
+        future = future_review_problem(
+            doc.path, facts.last_reviewed, facts.last_reviewed_line, names.last_reviewed, today
+        )
+        if future is not None:
+            problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
+        files.append(FileProblems(doc.path, problems))
     files.sort(key=lambda f: f.path)
     return ValidationResult(today, files)
 
@@ -89,28 +157,39 @@ class Selection:
 
 
 def build_report(
-    doc: ValidatedDocument, router: Router, policy: ReviewPolicy, names: FieldNames, today: date
+    doc: Examined, policy: ReviewPolicy, names: FieldNames, today: date
 ) -> DocumentReport:
-    editors, routing_problems = router.route(doc)
-    review = assess(doc.metadata, doc.has_errors, today, policy)
-    problems = doc.problems + routing_problems
-    if not editors and review.state is not State.EXEMPT:
-        problems += (unowned_problem(doc, names.owner),)
-    meta = doc.metadata
-    frequency = doc.fields.get(names.review_frequency)
+    facts = doc.facts
+    problems = facts.problems + doc.routing_problems if doc.routing_problems else facts.problems
+    has_errors = facts.has_errors
+    last_reviewed = facts.last_reviewed
+    if last_reviewed is not None and last_reviewed > today:
+        future = future_review_problem(
+            doc.path, last_reviewed, facts.last_reviewed_line, names.last_reviewed, today
+        )
+        assert future is not None
+        problems, has_errors = (*problems, future), True
+    state, due, days = state_on(facts.due, facts.status, has_errors, today, policy)
+    if not doc.editors and state is not State.EXEMPT:
+        problems += (unowned_problem(doc.path, names.owner),)
+    if len(problems) > 1:
+        problems = tuple(sorted(problems, key=_SORT_KEY))
     return DocumentReport(
-        path=doc.path,
-        title=meta.title if meta else None,
-        state=review.state,
-        status=meta.status if meta else None,
-        last_reviewed=meta.last_reviewed if meta else None,
-        review_frequency=None if frequency is None else str(frequency),
-        due=review.due,
-        days_until_due=review.days_until_due,
-        editors=editors,
-        problems=tuple(sorted(problems, key=lambda p: p.sort_key)),
-        line=doc.lines.get("last_reviewed"),
+        doc.path,
+        facts.title,
+        state,
+        facts.status,
+        last_reviewed,
+        facts.review_frequency,
+        due,
+        days,
+        doc.editors,
+        problems,
+        facts.last_reviewed_line,
     )
+
+
+_SORT_KEY = attrgetter("sort_key")
 
 
 def check(
@@ -119,16 +198,23 @@ def check(
     cwd: Path,
     today: date,
     selection: Selection = Selection(),
+    *,
+    cache: ParseCache | None = None,
+    progress: Progress | None = None,
 ) -> CheckResult:
     """The freshness report: every selected document with its state, due date and editors."""
-    router = Router(settings.routing, settings.fields.owner)
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
     reports = []
-    for doc in iter_documents(settings, targets, cwd, today):
-        report = build_report(doc, router, policy, settings.fields, today)
+    for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
+        report = build_report(doc, policy, settings.fields, today)
         if report in selection:
             reports.append(report)
     reports.sort(key=lambda r: r.urgency)
     return CheckResult(today, settings.review.timezone, settings.review.due_soon_days, reports)
+
+
+def clear_cache(settings: Settings, cwd: Path) -> int | None:
+    """Empty the parse cache; the number of documents it held, or ``None`` without a store."""
+    return clear_parse_cache(cwd / settings.store.path)

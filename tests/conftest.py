@@ -31,6 +31,14 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
+@pytest.fixture
+def store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For runs inside the repository: keep the state store (and its parse cache) out of it."""
+    path = tmp_path / "state" / "state.sqlite3"
+    monkeypatch.setenv("SCHEDULER_STORE__PATH", str(path))
+    return path
+
+
 def _is_loopback(address: Any) -> bool:
     if isinstance(address, str | bytes):  # AF_UNIX
         return True

@@ -161,23 +161,25 @@ def test_unexpected_failure_exits_3_with_a_log(
 def test_one_broken_file_never_stops_the_run(
     library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import scheduler.service as service
+    import scheduler.reading as reading
 
-    real = service.load_document
+    real = reading.load_document
 
     def flaky(file: Any, max_bytes: int) -> Any:
         if file.display == "docs/good.md":
             raise MemoryError("simulated")
         return real(file, max_bytes)
 
-    monkeypatch.setattr(service, "load_document", flaky)
+    monkeypatch.setattr(reading, "load_document", flaky)
     result = run("validate", "--as-of", "2026-05-01")
     assert result.code == 1
     assert "docs/good.md: error: could not be checked: MemoryError('simulated')" in result.out
     assert "3 files checked" in result.out
 
 
-def test_check_of_the_seed_as_shipped(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_of_the_seed_as_shipped(
+    run: Any, monkeypatch: pytest.MonkeyPatch, store_in_tmp: Path
+) -> None:
     monkeypatch.chdir(REPO)
     result = run("--as-of", "2026-11-27", "--format", "json", prog="check-reviews")
     assert result.code == 1
@@ -186,7 +188,9 @@ def test_check_of_the_seed_as_shipped(run: Any, monkeypatch: pytest.MonkeyPatch)
     assert doc["editors"] == ["nci-editor@example.org"]
 
 
-def test_validate_of_the_seed_as_shipped(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_of_the_seed_as_shipped(
+    run: Any, monkeypatch: pytest.MonkeyPatch, store_in_tmp: Path
+) -> None:
     monkeypatch.chdir(REPO)
     result = run("validate", "seeds/", "--as-of", "2026-11-27")
     assert (result.code, result.out) == (
@@ -195,7 +199,9 @@ def test_validate_of_the_seed_as_shipped(run: Any, monkeypatch: pytest.MonkeyPat
     )
 
 
-def test_govuk_convention_corpus(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_govuk_convention_corpus(
+    run: Any, monkeypatch: pytest.MonkeyPatch, store_in_tmp: Path
+) -> None:
     monkeypatch.chdir(REPO / "tests" / "corpora" / "govuk")
     result = run(
         "--config",
@@ -261,7 +267,7 @@ def test_govuk_convention_corpus(run: Any, monkeypatch: pytest.MonkeyPatch) -> N
     }
 
 
-def test_installed_console_scripts_run_the_seed() -> None:
+def test_installed_console_scripts_run_the_seed(store_in_tmp: Path) -> None:
     """The Quick start's main job, through the installed entry point, in a real process."""
     bindir = Path(sys.executable).parent
     check = subprocess.run(

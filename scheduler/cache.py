@@ -1,0 +1,343 @@
+"""The parse cache: each document's facts, kept in the state store so a run re-reads only files
+that changed.
+
+An entry is keyed by the file's path and answers for it while the file's size, modification time
+and status-change time are those recorded. Those are not always trustworthy: a file written in
+the same moment as it was read, or stamped with a time in the future, could change again without
+its times changing (the "racy git" problem). Such entries, and files whose times changed but
+whose size did not (a ``touch``, a fresh checkout), are checked against a SHA-256 digest of the
+bytes that were read; a file whose digest still matches is not parsed again.
+
+Each entry also holds the document's editors. The whole cache is dropped when anything that
+shapes what it holds changes: the tool's version, the format of the facts, the versions of the
+YAML and validation libraries, or a setting that affects reading, validation or routing
+(``[content] max_file_bytes`` and ``root``, ``[fields]``, ``[metadata]``, ``[routing]``).
+
+The cache is an optimisation: when the store cannot be opened or written, the run goes on without
+it and says so once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import NamedTuple
+
+from scheduler import __version__
+from scheduler.config import Settings
+from scheduler.errors import StoreError
+from scheduler.facts import FORMAT_VERSION, FactsRow
+from scheduler.loader import SourceFile
+from scheduler.state import Store
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "parse_cache"
+SCHEMA_STEPS = (
+    """
+    CREATE TABLE parse_cache_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL
+    );
+    CREATE TABLE parse_cache (
+        folder BLOB NOT NULL,
+        name BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        stamp_ns INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        title TEXT,
+        status TEXT,
+        last_reviewed TEXT,
+        review_frequency TEXT,
+        due TEXT,
+        last_reviewed_line INTEGER,
+        problems TEXT,
+        route TEXT NOT NULL,
+        PRIMARY KEY (folder, name)
+    )
+    """,
+)
+
+# A file changed less than this long before it was read may change again with the same times
+# (file systems keep times in steps of up to two seconds); its entry is checked by digest.
+RACY_NS = 2_000_000_000
+WRITE_BATCH = 5_000
+
+
+class CacheEntry(NamedTuple):
+    """One row of the cache, as read."""
+
+    name: bytes
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    stamp_ns: int  # when the file was read (at the latest)
+    digest: bytes
+    route: str
+    title: str | None
+    status: str | None
+    last_reviewed: str | None
+    review_frequency: str | None
+    due: str | None
+    last_reviewed_line: int | None
+    problems: str | None
+
+    @property
+    def facts(self) -> FactsRow:
+        return self[7:]
+
+
+def fingerprint(settings: Settings, cwd: Path) -> str:
+    """What the cache's contents depend on besides the files: when it changes, the cache is
+    dropped."""
+    shaping = {
+        "tool": __version__,
+        "format": FORMAT_VERSION,
+        "libraries": [version("PyYAML"), version("pydantic-core")],
+        "max_file_bytes": settings.content.max_file_bytes,
+        "fields": settings.fields.model_dump(mode="json"),
+        "metadata": settings.metadata.model_dump(mode="json"),
+        "routing": settings.routing.model_dump(mode="json"),
+        # routing globs are relative to the content root
+        "root": os.path.realpath(cwd / settings.content.root),
+    }
+    return _digest(shaping)
+
+
+def _digest(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+class ParseCache:
+    """The cache as one run uses it. Reads go folder by folder; writes are batched.
+
+    Open with :meth:`open` (or :meth:`off` for a run without a cache) and :meth:`close` at the
+    end, which also forgets files and folders that are gone.
+    """
+
+    def __init__(self, store: Store | None, stamp_ns: int) -> None:
+        self._store = store
+        self._stamp_ns = stamp_ns
+        self._folder: str | None = None
+        self._rows: dict[str, CacheEntry] = {}
+        self._visited: set[bytes] = set()
+        self._upserts: list[tuple[object, ...]] = []
+        self._confirms: list[tuple[object, ...]] = []
+        self._deletes: list[tuple[bytes, bytes]] = []
+
+    @classmethod
+    def off(cls) -> ParseCache:
+        return cls(None, 0)
+
+    @classmethod
+    def open(cls, path: Path, fingerprint: str, stamp_ns: int) -> ParseCache:
+        """The cache in the store at ``path``; without one (and a warning) if it is unusable."""
+        store = None
+        try:
+            store = Store(path)
+            # The cache can be rebuilt from the documents: losing its last writes in a power cut
+            # is acceptable, a flush to disk on every batch is not needed.
+            store.db.execute("PRAGMA synchronous=NORMAL")
+            store.migrate(COMPONENT, SCHEMA_STEPS)
+            with store.transaction() as db:
+                row = db.execute("SELECT fingerprint FROM parse_cache_settings").fetchone()
+                if row is None or row[0] != fingerprint:
+                    if row is not None:
+                        log.info("settings or version changed: the parse cache starts afresh")
+                    db.execute("DELETE FROM parse_cache")
+                    db.execute(
+                        "INSERT INTO parse_cache_settings (id, fingerprint) VALUES (1, ?)"
+                        " ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
+                        (fingerprint,),
+                    )
+        except (StoreError, sqlite3.Error) as exc:
+            log.warning("working without the parse cache: %s", _reason(exc))
+            if store is not None:
+                store.close()
+            return cls.off()
+        return cls(store, stamp_ns)
+
+    @property
+    def enabled(self) -> bool:
+        return self._store is not None
+
+    # ------------------------------------------------------------------ reading
+
+    def lookup(self, file: SourceFile) -> CacheEntry | None:
+        """The entry recorded for ``file``, whether or not it still holds."""
+        if self._store is None:
+            return None
+        folder, _, name = file.path.rpartition(os.sep)
+        if folder != self._folder:
+            self._enter(folder)
+        return self._rows.pop(name, None)
+
+    def holds(self, entry: CacheEntry, file: SourceFile) -> bool:
+        """Whether ``entry`` answers for ``file`` without looking at its contents."""
+        return (
+            entry.size == file.size
+            and entry.mtime_ns == file.mtime_ns
+            and entry.ctime_ns == file.ctime_ns
+            and max(entry.mtime_ns, entry.ctime_ns) < entry.stamp_ns - RACY_NS
+        )
+
+    def _enter(self, folder: str) -> None:
+        """Load the entries of ``folder``; forget those of the previous folder that are gone."""
+        self._leave()
+        assert self._store is not None
+        self._folder = folder
+        key = os.fsencode(folder)
+        self._visited.add(key)
+        try:
+            rows = self._store.db.execute(
+                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, route, title, status,"
+                " last_reviewed, review_frequency, due, last_reviewed_line, problems"
+                " FROM parse_cache WHERE folder = ?",
+                (key,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return
+        decode, make = os.fsdecode, CacheEntry._make
+        self._rows = {decode(row[0]): make(row) for row in rows}
+
+    def _leave(self) -> None:
+        # Entries not looked up belong to files this run did not reach (another selection of
+        # paths) or to files that are gone: only the latter are removed.
+        if self._folder is not None:
+            folder = os.fsencode(self._folder)
+            for name in self._rows:
+                if not os.path.lexists(os.path.join(self._folder, name)):
+                    self._deletes.append((folder, os.fsencode(name)))
+        self._rows = {}
+        self._folder = None
+
+    # ------------------------------------------------------------------ writing
+
+    def store(self, file: SourceFile, digest: bytes, facts: FactsRow, route: str) -> None:
+        """Record what was read from ``file``."""
+        if self._store is None:
+            return
+        folder, _, name = file.path.rpartition(os.sep)
+        self._upserts.append(
+            (
+                os.fsencode(folder),
+                os.fsencode(name),
+                file.size,
+                file.mtime_ns,
+                file.ctime_ns,
+                self._stamp_ns,
+                digest,
+                route,
+                *facts,
+            )
+        )
+        if len(self._upserts) + len(self._confirms) >= WRITE_BATCH:
+            self.flush()
+
+    def confirm(self, file: SourceFile) -> None:
+        """``file``'s times changed but its contents did not: the entry holds for the new times."""
+        if self._store is None:
+            return
+        folder, _, name = file.path.rpartition(os.sep)
+        self._confirms.append(
+            (
+                file.size,
+                file.mtime_ns,
+                file.ctime_ns,
+                self._stamp_ns,
+                os.fsencode(folder),
+                os.fsencode(name),
+            )
+        )
+        if len(self._upserts) + len(self._confirms) >= WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._store is None:
+            return
+        try:
+            with self._store.transaction() as db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO parse_cache (folder, name, size, mtime_ns, ctime_ns,"
+                    " stamp_ns, digest, route, title, status, last_reviewed, review_frequency,"
+                    " due, last_reviewed_line, problems)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    self._upserts,
+                )
+                db.executemany(
+                    "UPDATE parse_cache SET size = ?, mtime_ns = ?, ctime_ns = ?, stamp_ns = ?"
+                    " WHERE folder = ? AND name = ?",
+                    self._confirms,
+                )
+                db.executemany(
+                    "DELETE FROM parse_cache WHERE folder = ? AND name = ?", self._deletes
+                )
+        except sqlite3.Error as exc:
+            self._fail(exc)
+        self._upserts, self._confirms, self._deletes = [], [], []
+
+    def close(self) -> None:
+        """Write what is pending, forget folders that are gone, and close the store."""
+        if self._store is None:
+            return
+        self._leave()
+        self.flush()
+        if self._store is None:  # the flush failed
+            return
+        try:
+            folders = [
+                row[0] for row in self._store.db.execute("SELECT DISTINCT folder FROM parse_cache")
+            ]
+            gone = [(f,) for f in folders if f not in self._visited and not os.path.isdir(f)]
+            if gone:
+                with self._store.transaction() as db:
+                    db.executemany("DELETE FROM parse_cache WHERE folder = ?", gone)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _fail(self, exc: sqlite3.Error) -> None:
+        log.warning("working without the parse cache from here on: %s", _reason(exc))
+        if self._store is not None:
+            self._store.close()
+        self._store = None
+        self._rows = {}
+
+
+def clear(path: Path) -> int | None:
+    """Empty the cache in the store at ``path``; the number of entries removed, or ``None`` when
+    there is no store there."""
+    if not path.exists():
+        return None
+    with Store(path) as store:
+        store.migrate(COMPONENT, SCHEMA_STEPS)
+        with store.transaction() as db:
+            removed = db.execute("DELETE FROM parse_cache").rowcount
+            db.execute("DELETE FROM parse_cache_settings")
+    return int(removed)
+
+
+@contextmanager
+def opened(path: Path | None, fingerprint: str, stamp_ns: int) -> Iterator[ParseCache]:
+    """The cache at ``path`` (none when ``path`` is ``None``), closed at the end."""
+    cache = ParseCache.open(path, fingerprint, stamp_ns) if path is not None else ParseCache.off()
+    try:
+        yield cache
+    finally:
+        cache.close()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,233 @@
+"""Reading the documents the cache cannot answer for: in this process, or in a pool of worker
+processes when there are many.
+
+Each file is loaded, validated and routed, and comes back as text (see :mod:`scheduler.facts`);
+a file whose digest matches the one the cache holds comes back as "unchanged" without being
+parsed. Work goes to the workers in chunks, a bounded number at a time, and results come back in
+the order the files were handed in, whatever the number of workers. Workers never touch the state
+store: the main process records what they read.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, Protocol, TypeVar
+
+from scheduler.config import Settings
+from scheduler.facts import DocumentFacts, FactsRow, establish, facts_row, route_text
+from scheduler.loader import SourceFile, head_digest, load_document
+from scheduler.metadata import validate
+from scheduler.problems import error
+from scheduler.routing import Router
+
+log = logging.getLogger(__name__)
+
+CHUNK = 250  # documents per piece of work sent to a worker
+
+
+class Progress(Protocol):
+    """Told how many documents there are to read, and how many have been read."""
+
+    def expect(self, count: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
+class Outcome(NamedTuple):
+    """What reading one file gave: its facts and its editors (see :mod:`scheduler.facts`).
+    ``facts`` is ``None`` when its digest matched the one expected; ``digest`` is ``None`` when
+    the result must not be cached (the file could not be read)."""
+
+    digest: bytes | None
+    facts: FactsRow | None = None
+    route: str | None = None
+
+
+class _Context:
+    """Everything needed to read a document, built once per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_bytes = settings.content.max_file_bytes
+        self.rules = settings.metadata
+        self.names = settings.fields
+        self.router = Router(settings.routing, settings.fields.owner)
+
+    def read(self, file: SourceFile, expect: bytes | None) -> Outcome:
+        try:
+            if expect is not None and head_digest(file, self.max_bytes) == expect:
+                return Outcome(expect)
+            loaded = load_document(file, self.max_bytes)
+            validated = validate(loaded, self.rules, self.names)
+            facts = establish(validated, self.names)
+            editors, problems = self.router.route(validated)
+            return Outcome(loaded.digest, facts_row(facts), route_text(editors, problems))
+        except Exception as exc:  # one broken file must never stop the run
+            log.exception("unexpected failure reading %s", file.display)
+            problem = error(
+                file.display,
+                None,
+                None,
+                f"could not be checked: {exc!r}",
+                "this is a bug in review-scheduler; please report it",
+            )
+            editors, problems = self.router.route_owners(file.display, file.rel, None, None, {})
+            return Outcome(
+                None, facts_row(DocumentFacts(problems=(problem,))), route_text(editors, problems)
+            )
+
+
+_WORKER: _Context | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    global _WORKER
+    _WORKER = _Context(settings)
+
+
+def _read_chunk(work: list[tuple[SourceFile, bytes | None]]) -> list[Outcome]:
+    assert _WORKER is not None, "worker process started without its settings"
+    return [_WORKER.read(file, expect) for file, expect in work]
+
+
+def worker_count(configured: int) -> int:
+    """``[performance] workers``, where 0 means one per core this process may use."""
+    if configured:
+        return configured
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Piece(Generic[T]):
+    tasks: list[T]
+    work: list[tuple[SourceFile, bytes | None]]
+    future: Future[list[Outcome]] | None = None
+    outcomes: list[Outcome] | None = None
+
+
+class Reader(Generic[T]):
+    """Reads files handed in with :meth:`add`, yielding ``(task, outcome)`` pairs in the order
+    they were added from :meth:`ready` (whatever is done) and :meth:`finish` (the rest).
+
+    Up to ``threshold`` files are held back; if no more come, they are read in this process,
+    where starting workers would cost more than it saves. From the ``threshold``-th file on,
+    files go to ``workers`` worker processes in chunks (or, with one worker, are read here as
+    they come). ``task`` is the caller's own record of each file and never leaves this process.
+    """
+
+    def __init__(
+        self, settings: Settings, workers: int, threshold: int, progress: Progress | None = None
+    ) -> None:
+        self._settings = settings
+        self._workers = workers
+        self._threshold = threshold
+        self._progress = progress
+        self._context: _Context | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._streaming = False  # past the threshold: work is no longer held back
+        self._held: _Piece[T] = _Piece([], [])
+        self._pieces: deque[_Piece[T]] = deque()  # in order; done ones until they are taken
+        self._in_flight = 0
+        self._max_in_flight = 3 * max(workers, 1)
+
+    def __enter__(self) -> Reader[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def add(self, task: T, file: SourceFile, expect: bytes | None) -> None:
+        self._held.tasks.append(task)
+        self._held.work.append((file, expect))
+        if not self._streaming and len(self._held.tasks) >= self._threshold:
+            self._streaming = True
+            if self._workers > 1:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self._workers,
+                    mp_context=multiprocessing.get_context(_START_METHOD),
+                    initializer=_start_worker,
+                    initargs=(self._settings,),
+                )
+            self._dispatch()  # with a pool, this starts the workers
+        elif self._streaming and len(self._held.tasks) >= CHUNK:
+            self._dispatch()
+        # Only now, after any worker has started: a progress display runs a thread, and a
+        # process should not fork while other threads may hold locks.
+        if self._progress is not None:
+            self._progress.expect(1)
+
+    @property
+    def busy(self) -> bool:
+        """Whether results are on their way (so :meth:`ready` may have some)."""
+        return bool(self._pieces)
+
+    def ready(self) -> Iterator[tuple[T, Outcome]]:
+        """Results that are done, without waiting."""
+        while self._pieces and (
+            self._pieces[0].outcomes is not None
+            or (self._pieces[0].future is not None and self._pieces[0].future.done())
+        ):
+            yield from self._take()
+
+    def finish(self) -> Iterator[tuple[T, Outcome]]:
+        """Every remaining result, waiting for them."""
+        if self._held.tasks:
+            self._dispatch()
+        while self._pieces:
+            yield from self._take()
+
+    def _dispatch(self) -> None:
+        """Send the held files off in chunks (or read them here without a pool)."""
+        held, self._held = self._held, _Piece([], [])
+        for start in range(0, len(held.tasks), CHUNK):
+            piece = _Piece(held.tasks[start : start + CHUNK], held.work[start : start + CHUNK])
+            while self._in_flight >= self._max_in_flight:  # bounded: wait for the oldest
+                self._wait(next(p for p in self._pieces if p.future is not None))
+            if self._pool is not None:
+                piece.future = self._pool.submit(_read_chunk, piece.work)
+                self._in_flight += 1
+            else:
+                if self._context is None:
+                    self._context = _Context(self._settings)
+                piece.outcomes = [self._context.read(f, expect) for f, expect in piece.work]
+                if self._progress is not None:
+                    self._progress.advance(len(piece.work))
+            self._pieces.append(piece)
+
+    def _wait(self, piece: _Piece[T]) -> None:
+        if piece.outcomes is None:
+            assert piece.future is not None
+            piece.outcomes = piece.future.result()
+            piece.future = None
+            self._in_flight -= 1
+            if self._progress is not None:
+                self._progress.advance(len(piece.work))
+
+    def _take(self) -> Iterator[tuple[T, Outcome]]:
+        piece = self._pieces[0]
+        self._wait(piece)
+        self._pieces.popleft()
+        assert piece.outcomes is not None
+        yield from zip(piece.tasks, piece.outcomes, strict=True)
+
+
+# Forked workers start at once and share the parent's memory until they write to it; elsewhere
+# (macOS, Windows) forking is unsafe or missing and workers start afresh.
+_START_METHOD = "fork" if sys.platform == "linux" else "spawn"
