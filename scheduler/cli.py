@@ -14,7 +14,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +265,202 @@ def check_command(**kwargs: Any) -> int:
 def check_reviews(**kwargs: Any) -> int:
     _setup_logging(0)
     return _run_check(**kwargs)
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _print_digest(message: Any) -> None:
+    from email import message_from_bytes, policy
+
+    parsed = message_from_bytes(message.data, policy=policy.default)
+    click.echo(f"To: {parsed['To']}")
+    if parsed["Cc"]:
+        click.echo(f"Cc: {parsed['Cc']}")
+    click.echo(f"Subject: {parsed['Subject']}")
+    body = parsed.get_body(preferencelist=("plain",))
+    click.echo("")
+    click.echo(body.get_content() if body is not None else "")
+
+
+@cli.command(
+    epilog="Exit codes: 0 cycle done (deliveries may wait for a retry); 1 a delivery "
+    "failed for good; 2 usage or configuration error; 3 unexpected failure."
+)
+@config_option
+@as_of_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Render and print the digests that would be sent; write and send nothing.",
+)
+def send(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
+    """Run one reminder cycle: check, decide, queue the digests, deliver them.
+
+    Each editor gets at most one digest per day, listing everything outstanding for them; a
+    second run on the same day sends nothing new. With no [smtp] host configured, messages are
+    written as .eml files to [mail] outbox_dir.
+    """
+    import asyncio
+
+    from scheduler.cycle import dry_run_cycle, run_cycle
+    from scheduler.mail import make_sender
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    settings = settings_for(config_path)
+    today = today_for(settings, as_of)
+    if dry_run:
+        ledger = {}
+        if settings.store.path.exists():
+            with Store(settings.store.path) as store:
+                ledger = Reminders(store).ledger()
+        report = dry_run_cycle(settings, Path.cwd(), today, _now(), ledger)
+        for message in report.messages.values():
+            _print_digest(message)
+            click.echo("-" * 72)
+        click.echo(
+            f"Dry run for {today.isoformat()}: {report.documents} documents, "
+            f"{report.outstanding} outstanding; {len(report.messages)} digests would be sent."
+        )
+        return 0
+    with Store(settings.store.path) as store:
+        reminders = Reminders(store)
+        sender = make_sender(settings.smtp, settings.mail.outbox_dir)
+        report = asyncio.run(run_cycle(settings, Path.cwd(), today, _now, reminders, sender))
+    delivery = report.delivery
+    assert delivery is not None
+    click.echo(
+        f"Reminder cycle for {today.isoformat()}: {report.documents} documents, "
+        f"{report.outstanding} outstanding."
+    )
+    skipped = (
+        f" ({len(report.skipped)} already queued earlier this cycle)" if report.skipped else ""
+    )
+    click.echo(f"Queued {len(report.queued)} digests{skipped}.")
+    click.echo(
+        f"Delivered via {report.destination}: {delivery.delivered} delivered, "
+        f"{delivery.retrying} waiting for a retry, {delivery.failed} failed."
+    )
+    # Failed deliveries and refused digests have already been logged, one line each.
+    return 1 if delivery.failed or report.refused else 0
+
+
+@cli.command()
+@config_option
+@as_of_option
+@click.option("--editor", required=True, metavar="EMAIL", help="Whose digest to show.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "html"]),
+    default="text",
+    show_default=True,
+    help="The plain-text part (with its subject) or the HTML part.",
+)
+def preview(config_path: Path | None, as_of: date | None, editor: str, fmt: str) -> int:
+    """Show the digest an editor would get today, listing all they have outstanding.
+
+    Nothing is written or sent. Documents the editor has not been told about yet are marked new.
+    """
+    from scheduler.cycle import preview_digest
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    settings = settings_for(config_path)
+    today = today_for(settings, as_of)
+    ledger = {}
+    if settings.store.path.exists():
+        with Store(settings.store.path) as store:
+            ledger = Reminders(store).ledger()
+    rendered = preview_digest(settings, Path.cwd(), today, editor, ledger)
+    if rendered is None:
+        click.echo(f"Nothing outstanding for {editor} on {today.isoformat()}.", err=True)
+        return 0
+    if fmt == "html":
+        click.echo(rendered.html, nl=False)
+    else:
+        click.echo(f"Subject: {rendered.subject}\n\n{rendered.text}", nl=False)
+    return 0
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@click.option(
+    "--state",
+    "status",
+    type=click.Choice(["pending", "failed", "sent"]),
+    help="Only messages in this state.",
+)
+@click.pass_context
+def outbox(ctx: click.Context, config_path: Path | None, status: str | None) -> int:
+    """List the messages in the outbox with each recipient's delivery state.
+
+    Exit code 1 when failed messages wait (see 'outbox retry').
+    """
+    ctx.obj = config_path
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    settings = settings_for(config_path)
+    with Store(settings.store.path) as store:
+        reminders = Reminders(store)
+        rows = reminders.rows(status)
+        counts = reminders.counts()
+    for row in rows:
+        click.echo(
+            f"#{row.id} {row.status} {row.created_at.isoformat(timespec='seconds')} "
+            f"attempts={row.attempts} {row.subject}"
+        )
+        for address, state, code, reply in row.recipients:
+            detail = "" if state == "sent" else " ".join(str(x) for x in (code, reply) if x)
+            click.echo(f"    {address}: {state}{' ' + detail if detail else ''}")
+    click.echo(f"{counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent.")
+    return 1 if counts["failed"] else 0
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@click.option("--all", "all_failed", is_flag=True, help="Every failed message.")
+@click.pass_obj
+def outbox_retry(config_path: Path | None, ids: tuple[int, ...], all_failed: bool) -> int:
+    """Queue failed messages again and deliver them now.
+
+    Only the recipients that failed are tried again; the give-up window starts afresh.
+    """
+    import asyncio
+
+    from scheduler.delivery import deliver_pending
+    from scheduler.mail import make_sender
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    if not ids and not all_failed:
+        raise click.UsageError("name the messages to retry, or use --all")
+    settings = settings_for(config_path)
+    with Store(settings.store.path) as store:
+        reminders = Reminders(store)
+        chosen = reminders.requeue(None if all_failed else ids, _now())
+        unknown = sorted(set(ids) - set(chosen))
+        if unknown:
+            click.echo(f"not failed or not found: {', '.join(map(str, unknown))}", err=True)
+        sender = make_sender(settings.smtp, settings.mail.outbox_dir)
+        report = asyncio.run(
+            deliver_pending(
+                reminders, sender, settings.delivery, settings.smtp.message_deadline_seconds, _now
+            )
+        )
+    click.echo(
+        f"Queued {len(chosen)} again: {report.delivered} delivered, {report.retrying} waiting "
+        f"for a retry, {report.failed} failed."
+    )
+    return 1 if report.failed or unknown else 0
 
 
 # --------------------------------------------------------------------------- entry points

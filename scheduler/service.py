@@ -110,6 +110,7 @@ def build_report(
         editors=editors,
         problems=tuple(sorted(problems, key=lambda p: p.sort_key)),
         line=doc.lines.get("last_reviewed"),
+        url=meta.url if meta else None,
     )
 
 
