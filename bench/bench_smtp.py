@@ -24,16 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scheduler.config import DeliverySettings, SmtpSettings  # noqa: E402
-from scheduler.delivery import deliver_pending  # noqa: E402
-from scheduler.digest import DigestRenderer, digest_context  # noqa: E402
-from scheduler.mail import Result, SmtpSender, build_message  # noqa: E402
-from scheduler.outbox import Reminders  # noqa: E402
-from scheduler.reminders import Digest, DigestItem, Plan  # noqa: E402
-from scheduler.report import DocumentReport  # noqa: E402
-from scheduler.review import State  # noqa: E402
-from scheduler.state import Store  # noqa: E402
-from tests.smtp_server import PASSWORD, running_server  # noqa: E402
+from scheduler.config import DeliverySettings, SmtpSettings
+from scheduler.delivery import deliver_pending
+from scheduler.digest import DigestRenderer, digest_context
+from scheduler.mail import Result, SmtpSender, build_message
+from scheduler.outbox import Reminders
+from scheduler.reminders import Digest, DigestItem, Plan
+from scheduler.report import DocumentReport
+from scheduler.review import State
+from scheduler.state import Store
+from tests.smtp_server import PASSWORD, running_server
 
 
 class ConnectionPerMessage(SmtpSender):

@@ -85,9 +85,9 @@ DUE SOON (1)
 When you have reviewed a document, update its lastReviewed date. Documents
 stay in this list until then.
 
--- 
+--\x20
 review-scheduler
-"""
+"""  # "-- " (with its space) is the standard signature separator
 
 
 class _Audit(HTMLParser):
@@ -157,11 +157,12 @@ def test_missing_template_folder_is_an_error(tmp_path: Path) -> None:
 
 def _message(**overrides: object) -> EmailMessage:
     subject, text, html = render()
-    args: dict[str, object] = dict(
-        key=DIGEST.key, from_address="reviews@example.org", from_name="Review Scheduler",
-        to="ed@example.org", cc=["boss@example.org"], subject=subject, text=text, html=html,
-        date=datetime(2026, 5, 1, 9, 0, tzinfo=UTC),
-    ) | overrides
+    args: dict[str, object] = {
+        "key": DIGEST.key, "from_address": "reviews@example.org",
+        "from_name": "Review Scheduler", "to": "ed@example.org", "cc": ["boss@example.org"],
+        "subject": subject, "text": text, "html": html,
+        "date": datetime(2026, 5, 1, 9, 0, tzinfo=UTC),
+    } | overrides
     outgoing = build_message(**args)  # type: ignore[arg-type]
     parsed = message_from_bytes(outgoing.data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)

@@ -33,7 +33,8 @@ def library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
               frontmatter(title="Late page", lastReviewed="2026-01-15", owner="ed@example.org"))
     write_doc(tmp_path / "docs" / "soon.md",
               frontmatter(title="Soon page", lastReviewed="2026-02-20", owner="ed@example.org"))
-    write_doc(tmp_path / "docs" / "fine.md", frontmatter(title="Fine page", lastReviewed="2026-04-01"))
+    write_doc(tmp_path / "docs" / "fine.md",
+              frontmatter(title="Fine page", lastReviewed="2026-04-01"))
     write_doc(tmp_path / "docs" / "old.md", frontmatter(title="Very old page",
                                                        lastReviewed="2025-10-01"))
     monkeypatch.chdir(tmp_path)
