@@ -7,6 +7,7 @@ printed).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -92,7 +93,22 @@ def output_options() -> RenderOptions:
 _LOG_HANDLER_NAME = "review-scheduler"
 
 
-def _setup_logging(verbose: int) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the error, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(verbose: int, fmt: str = "plain", base: int = logging.WARNING) -> None:
     """Log lines go to stderr through one handler on the package logger."""
     logger = logging.getLogger("scheduler")
     for handler in list(logger.handlers):
@@ -100,9 +116,12 @@ def _setup_logging(verbose: int) -> None:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_LOG_HANDLER_NAME)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    logger.setLevel(max(logging.DEBUG, base - 10 * verbose))
 
 
 # --------------------------------------------------------------------------- commands
@@ -461,6 +480,103 @@ def outbox_retry(config_path: Path | None, ids: tuple[int, ...], all_failed: boo
         f"for a retry, {report.failed} failed."
     )
     return 1 if report.failed or unknown else 0
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+@cli.command(epilog="Exit codes: 0 stopped by SIGTERM or SIGINT; 2 configuration error or "
+             "another daemon already running on the same state store; 3 unexpected failure.")
+@config_option
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
+              show_default=True, help="One line per event on stderr, as text or JSON.")
+@click.pass_context
+def daemon(ctx: click.Context, config_path: Path | None, log_format: str) -> int:
+    """Run in the foreground: reminder cycles on the [daemon] schedule, outbox drains between.
+
+    For systemd, containers and terminals alike. Stop it with SIGTERM or Ctrl-C: the message
+    being sent is finished and everything else waits in the outbox for the next start.
+    """
+    import asyncio
+
+    from scheduler.daemon import Daemon
+
+    verbose = ctx.parent.params.get("verbose", 0) if ctx.parent else 0
+    _setup_logging(verbose, log_format, base=logging.INFO)
+    settings = settings_for(config_path)
+    return asyncio.run(Daemon(settings, Path.cwd()).run())
+
+
+@cli.command(epilog="Exit codes: 0 healthy; 1 the last cycle failed or was interrupted, or "
+             "failed deliveries wait; 2 configuration error.")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Human-readable lines, or one JSON object.")
+def status(config_path: Path | None, fmt: str) -> int:
+    """Show the last cycle, the next scheduled one, the outbox, and whether a daemon runs.
+
+    Usable as a health check: the exit code is non-zero when something needs attention.
+    """
+    from scheduler.daemon import cycle_trigger
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store, StoreLock
+
+    settings = settings_for(config_path)
+    now = _now()
+    holder = StoreLock(settings.store.path).holder()
+    last = None
+    counts = {"pending": 0, "failed": 0, "sent": 0}
+    if settings.store.path.exists():
+        with Store(settings.store.path) as store:
+            reminders = Reminders(store)
+            last = reminders.last_run("cycle")
+            counts = reminders.counts()
+    outcome = None
+    if last is not None:
+        outcome = last.outcome or ("running" if holder else "interrupted")
+    next_cycle = cycle_trigger(settings).next_after(now)
+    zone = settings.review.zone
+    healthy = outcome not in ("failed", "interrupted") and not counts["failed"]
+    if fmt == "json":
+        click.echo(json.dumps({
+            "healthy": healthy,
+            "daemon": {"running": holder is not None, "pid": holder if holder != -1 else None},
+            "last_cycle": None if last is None else {
+                "started_at": last.started_at.isoformat(),
+                "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                "as_of": last.as_of.isoformat() if last.as_of else None,
+                "outcome": outcome, "counts": last.detail,
+            },
+            "next_cycle": next_cycle.isoformat() if next_cycle else None,
+            "schedule": settings.daemon.schedule, "timezone": zone.key,
+            "outbox": counts,
+        }, indent=2))
+        return 0 if healthy else 1
+    if last is None:
+        click.echo("Last cycle: none recorded")
+    else:
+        when = last.started_at.astimezone(zone).isoformat(sep=" ", timespec="seconds")
+        detail = last.detail
+        if outcome == "ok":
+            numbers = (f"{detail.get('documents', 0)} documents, {detail.get('outstanding', 0)} "
+                       f"outstanding, {detail.get('queued', 0)} digests queued, "
+                       f"{detail.get('delivered', 0)} delivered, {detail.get('retrying', 0)} "
+                       f"waiting for a retry, {detail.get('failed', 0)} failed")
+        else:
+            numbers = str(detail.get("error", "")) or "no counts"
+        click.echo(f"Last cycle: {when} {zone.key}: {outcome}: {numbers}")
+    click.echo(
+        "Next cycle: "
+        + (next_cycle.isoformat(sep=" ", timespec="minutes") if next_cycle else "never")
+        + f" {zone.key} (schedule {settings.daemon.schedule!r})"
+    )
+    click.echo(f"Outbox: {counts['pending']} pending, {counts['failed']} failed, "
+               f"{counts['sent']} sent")
+    if holder is None:
+        click.echo("Daemon: not running")
+    else:
+        click.echo("Daemon: running" + (f" (pid {holder})" if holder > 0 else ""))
+    return 0 if healthy else 1
 
 
 # --------------------------------------------------------------------------- entry points

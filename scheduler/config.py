@@ -294,6 +294,26 @@ class DeliverySettings(_Section):
     lease_seconds: float = Field(default=600, gt=0)
 
 
+class DaemonSettings(_Section):
+    """[daemon]: when the background service runs its jobs."""
+
+    # Cron schedule of reminder cycles, in the [review] time zone: minute hour day month
+    # weekday (a sixth field in front, if present, is seconds). Default: weekdays at 09:00.
+    schedule: str = "0 9 * * mon-fri"
+    # How often the outbox is drained of messages waiting for a retry.
+    drain_interval_seconds: float = Field(default=300, gt=0)
+    # On SIGTERM/SIGINT, how long to let the message being sent finish before giving up on it.
+    shutdown_grace_seconds: float = Field(default=60, gt=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        from scheduler.schedule import parse_schedule  # imports APScheduler: only when set
+
+        parse_schedule(value)
+        return value
+
+
 class StoreSettings(_Section):
     """[store]: the SQLite file that remembers reminders, the outbox and runs."""
 
@@ -319,6 +339,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     smtp: SmtpSettings = SmtpSettings()
     delivery: DeliverySettings = DeliverySettings()
+    daemon: DaemonSettings = DaemonSettings()
     store: StoreSettings = StoreSettings()
 
     @model_validator(mode="after")

@@ -27,6 +27,16 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def retry_policy(settings: DeliverySettings) -> RetryPolicy:
     return RetryPolicy(
         settings.retry_initial_seconds,
@@ -60,24 +70,30 @@ async def deliver_pending(
     finished and the rest are released for the next run.
     """
     owner = owner or worker_id()
+    freed = reminders.release_dead(socket.gethostname(), _alive)
+    if freed:
+        log.info("took over %d messages from processes that are gone", freed)
     lease = timedelta(seconds=settings.lease_seconds)
     per_claim = max(1, int(settings.lease_seconds // message_deadline) - 1)
     policy = retry_policy(settings)
     report = DeliveryReport()
     attempted: set[int] = set()
+    held: list[int] = []  # claimed and not yet recorded
     try:
         while not (stop is not None and stop.is_set()):
             claimed = reminders.claim(clock(), owner, lease, per_claim, exclude=attempted)
             if not claimed:
                 break
-            for index, message in enumerate(claimed):
+            held = [m.id for m in claimed]
+            for message in claimed:
                 if stop is not None and stop.is_set():
-                    reminders.release([m.id for m in claimed[index:]], owner)
-                    report.interrupted = True
                     break
                 attempted.add(message.id)
                 await _deliver_one(reminders, sender, message, clock, policy, report)
+                held.remove(message.id)
     finally:
+        if held:  # stopped or cancelled: what was not finished is free for the next run
+            reminders.release(held, owner)
         await sender.close()
     if stop is not None and stop.is_set():
         report.interrupted = True

@@ -9,7 +9,7 @@ as the ledger decisions that produced them, claimed under a lease by the process
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -275,6 +275,23 @@ class Reminders:
                 [(i, owner) for i in ids],
             )
 
+    def release_dead(self, host: str, is_alive: Callable[[int], bool]) -> int:
+        """Free the leases of processes on ``host`` that no longer exist (killed, crashed), so
+        their messages need not wait for the lease to run out. Returns how many were freed."""
+        freed = 0
+        with self.store.transaction() as db:
+            owners = [o for (o,) in db.execute(
+                "SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL"
+            )]
+            for owner in owners:
+                owner_host, _, pid = owner.rpartition(":")
+                if owner_host == host and pid.isdigit() and not is_alive(int(pid)):
+                    freed += db.execute(
+                        "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
+                        " WHERE lease_owner = ?", (owner,)
+                    ).rowcount
+        return freed
+
     def record(
         self, message: Claimed, results: Mapping[str, Result], now: datetime, policy: RetryPolicy
     ) -> Recorded:
@@ -416,6 +433,14 @@ class Reminders:
                 "UPDATE runs SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
                 (ts(now), outcome, json.dumps(detail, sort_keys=True), run_id),
             )
+
+    def mark_interrupted(self, kind: str, now: datetime) -> int:
+        """Close the runs a dead process left unfinished. Returns how many there were."""
+        with self.store.transaction() as db:
+            return db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = 'interrupted'"
+                " WHERE kind = ? AND finished_at IS NULL", (ts(now), kind)
+            ).rowcount
 
     def last_run(self, kind: str) -> Run | None:
         row = self.store.db.execute(

@@ -53,6 +53,16 @@ class Handler:
         self.faults = Faults()
         self.sessions: list[Any] = []
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        """Block until the server has accepted ``count`` messages (or fail after ``timeout``)."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.received) >= count, timeout):
+                raise AssertionError(
+                    f"only {len(self.received)} of {count} messages arrived within {timeout} s"
+                )
+            return list(self.received)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -100,7 +110,7 @@ class Handler:
             return "421 4.4.2 connection dropped"
         if reply:
             return reply
-        with self.lock:
+        with self.arrived:
             self.received.append(
                 Received(
                     envelope.mail_from,
@@ -109,6 +119,7 @@ class Handler:
                     session.peer,
                 )
             )
+            self.arrived.notify_all()
         if delay:
             await asyncio.sleep(delay)  # the message is stored; the client waits in vain
         return "250 2.0.0 Queued"
