@@ -83,8 +83,7 @@ def today_for(settings: Settings, as_of: date | None) -> date:
 
 
 def output_options() -> RenderOptions:
-    stream = click.get_text_stream("stdout")
-    tty = stream.isatty()
+    tty = sys.stdout.isatty()
     color = tty and "NO_COLOR" not in os.environ
     width = shutil.get_terminal_size().columns if tty else None
     return RenderOptions(color=color, width=width)
