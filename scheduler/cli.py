@@ -107,6 +107,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class OneLineFormatter(logging.Formatter):
+    """``LEVEL logger: message``, one line per event; an error is named on the same line, and
+    its traceback follows only when asked for (-v)."""
+
+    def __init__(self, traceback: bool = False) -> None:
+        super().__init__()
+        self.traceback = traceback
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            line += f": {type(error).__name__}: " + " ".join(str(error).split())
+            if self.traceback:
+                line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def _setup_logging(verbose: int, fmt: str = "plain", base: int = logging.WARNING) -> None:
     """Log lines go to stderr through one handler on the package logger."""
     logger = logging.getLogger("scheduler")
@@ -118,7 +136,7 @@ def _setup_logging(verbose: int, fmt: str = "plain", base: int = logging.WARNING
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter(traceback=verbose > 0))
     logger.addHandler(handler)
     logger.setLevel(max(logging.DEBUG, base - 10 * verbose))
 
