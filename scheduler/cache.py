@@ -60,6 +60,7 @@ SCHEMA_STEPS = (
         review_frequency TEXT,
         due TEXT,
         last_reviewed_line INTEGER,
+        url TEXT,
         problems TEXT,
         route TEXT NOT NULL,
         PRIMARY KEY (folder, name)
@@ -89,6 +90,7 @@ class CacheEntry(NamedTuple):
     review_frequency: str | None
     due: str | None
     last_reviewed_line: int | None
+    url: str | None
     problems: str | None
 
     @property
@@ -200,7 +202,7 @@ class ParseCache:
         try:
             rows = self._store.db.execute(
                 "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, route, title, status,"
-                " last_reviewed, review_frequency, due, last_reviewed_line, problems"
+                " last_reviewed, review_frequency, due, last_reviewed_line, url, problems"
                 " FROM parse_cache WHERE folder = ?",
                 (key,),
             ).fetchall()
@@ -270,8 +272,8 @@ class ParseCache:
                 db.executemany(
                     "INSERT OR REPLACE INTO parse_cache (folder, name, size, mtime_ns, ctime_ns,"
                     " stamp_ns, digest, route, title, status, last_reviewed, review_frequency,"
-                    " due, last_reviewed_line, problems)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " due, last_reviewed_line, url, problems)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     self._upserts,
                 )
                 db.executemany(

@@ -8,6 +8,7 @@ printed).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,11 +90,21 @@ def no_cache_option(func: Callable[..., Any]) -> Callable[..., Any]:
 def reading(
     settings: Settings, no_cache: bool
 ) -> Iterator[tuple[ParseCache | None, Progress | None]]:
-    """The parse cache (unless ``no_cache``) and, on a terminal, a progress bar for long runs."""
+    """The parse cache (unless ``no_cache``) and, on a terminal, a progress bar for long runs.
+
+    Meanwhile, cyclic garbage is collected rarely: a run keeps a few small objects per document,
+    none in cycles, and with Python's defaults (a collection every 700 allocations) the
+    collector would re-examine them over and over, costing more than building them.
+    """
     from scheduler.progress import terminal_progress
     from scheduler.service import parse_cache
 
+    thresholds = gc.get_threshold()
+    gc.freeze()  # what is loaded so far is never garbage
+    gc.set_threshold(100_000, 50, 100)
     with ExitStack() as stack:
+        stack.callback(gc.unfreeze)
+        stack.callback(gc.set_threshold, *thresholds)
         cache = (
             None
             if no_cache
@@ -117,8 +128,7 @@ def today_for(settings: Settings, as_of: date | None) -> date:
 
 
 def output_options() -> RenderOptions:
-    stream = sys.stdout
-    tty = stream.isatty()
+    tty = sys.stdout.isatty()
     color = tty and "NO_COLOR" not in os.environ
     width = shutil.get_terminal_size().columns if tty else None
     return RenderOptions(color=color, width=width)
@@ -127,7 +137,40 @@ def output_options() -> RenderOptions:
 _LOG_HANDLER_NAME = "review-scheduler"
 
 
-def _setup_logging(verbose: int) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the error, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class OneLineFormatter(logging.Formatter):
+    """``LEVEL logger: message``, one line per event; an error is named on the same line, and
+    its traceback follows only when asked for (-v)."""
+
+    def __init__(self, traceback: bool = False) -> None:
+        super().__init__()
+        self.traceback = traceback
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            line += f": {type(error).__name__}: " + " ".join(str(error).split())
+            if self.traceback:
+                line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _setup_logging(verbose: int, fmt: str = "plain", base: int = logging.WARNING) -> None:
     """Log lines go to stderr through one handler on the package logger."""
     logger = logging.getLogger("scheduler")
     for handler in list(logger.handlers):
@@ -135,9 +178,12 @@ def _setup_logging(verbose: int) -> None:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_LOG_HANDLER_NAME)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(OneLineFormatter(traceback=verbose > 0))
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    logger.setLevel(max(logging.DEBUG, base - 10 * verbose))
 
 
 # --------------------------------------------------------------------------- commands
@@ -338,6 +384,299 @@ def cache_clear(config_path: Path | None) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- reminders
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _print_digest(message: Any) -> None:
+    from email import message_from_bytes, policy
+
+    parsed = message_from_bytes(message.data, policy=policy.default)
+    click.echo(f"To: {parsed['To']}")
+    if parsed["Cc"]:
+        click.echo(f"Cc: {parsed['Cc']}")
+    click.echo(f"Subject: {parsed['Subject']}")
+    body = parsed.get_body(preferencelist=("plain",))
+    click.echo("")
+    click.echo(body.get_content() if body is not None else "")
+
+
+@cli.command(
+    epilog="Exit codes: 0 cycle done (deliveries may wait for a retry); 1 a delivery "
+    "failed for good; 2 usage or configuration error; 3 unexpected failure."
+)
+@config_option
+@as_of_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Render and print the digests that would be sent; write and send nothing.",
+)
+def send(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
+    """Run one reminder cycle: check, decide, queue the digests, deliver them.
+
+    Each editor gets at most one digest per day, listing everything outstanding for them; a
+    second run on the same day sends nothing new. With no [smtp] host configured, messages are
+    written as .eml files to [mail] outbox_dir.
+    """
+    import asyncio
+
+    from scheduler.cycle import dry_run_cycle, run_cycle
+    from scheduler.mail import make_sender
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    settings = settings_for(config_path)
+    today = today_for(settings, as_of)
+    if dry_run:
+        ledger = {}
+        if settings.store.path.exists():
+            with Store(settings.store.path) as store:
+                ledger = Reminders(store).ledger()
+        report = dry_run_cycle(settings, Path.cwd(), today, _now(), ledger)
+        for message in report.messages.values():
+            _print_digest(message)
+            click.echo("-" * 72)
+        click.echo(
+            f"Dry run for {today.isoformat()}: {report.documents} documents, "
+            f"{report.outstanding} outstanding; {len(report.messages)} digests would be sent."
+        )
+        return 0
+    with Store(settings.store.path) as store:
+        reminders = Reminders(store)
+        sender = make_sender(settings.smtp, settings.mail.outbox_dir)
+        report = asyncio.run(run_cycle(settings, Path.cwd(), today, _now, reminders, sender))
+    delivery = report.delivery
+    assert delivery is not None
+    click.echo(
+        f"Reminder cycle for {today.isoformat()}: {report.documents} documents, "
+        f"{report.outstanding} outstanding."
+    )
+    skipped = (
+        f" ({len(report.skipped)} already queued earlier this cycle)" if report.skipped else ""
+    )
+    click.echo(f"Queued {len(report.queued)} digests{skipped}.")
+    click.echo(
+        f"Delivered via {report.destination}: {delivery.delivered} delivered, "
+        f"{delivery.retrying} waiting for a retry, {delivery.failed} failed."
+    )
+    # Failed deliveries and refused digests have already been logged, one line each.
+    return 1 if delivery.failed or report.refused else 0
+
+
+@cli.command()
+@config_option
+@as_of_option
+@click.option("--editor", required=True, metavar="EMAIL", help="Whose digest to show.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "html"]),
+    default="text",
+    show_default=True,
+    help="The plain-text part (with its subject) or the HTML part.",
+)
+def preview(config_path: Path | None, as_of: date | None, editor: str, fmt: str) -> int:
+    """Show the digest an editor would get today, listing all they have outstanding.
+
+    Nothing is written or sent. Documents the editor has not been told about yet are marked new.
+    """
+    from scheduler.cycle import preview_digest
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    settings = settings_for(config_path)
+    today = today_for(settings, as_of)
+    ledger = {}
+    if settings.store.path.exists():
+        with Store(settings.store.path) as store:
+            ledger = Reminders(store).ledger()
+    rendered = preview_digest(settings, Path.cwd(), today, editor, ledger)
+    if rendered is None:
+        click.echo(f"Nothing outstanding for {editor} on {today.isoformat()}.", err=True)
+        return 0
+    if fmt == "html":
+        click.echo(rendered.html, nl=False)
+    else:
+        click.echo(f"Subject: {rendered.subject}\n\n{rendered.text}", nl=False)
+    return 0
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@click.option(
+    "--state",
+    "status",
+    type=click.Choice(["pending", "failed", "sent"]),
+    help="Only messages in this state.",
+)
+@click.pass_context
+def outbox(ctx: click.Context, config_path: Path | None, status: str | None) -> int:
+    """List the messages in the outbox with each recipient's delivery state.
+
+    Exit code 1 when failed messages wait (see 'outbox retry').
+    """
+    ctx.obj = config_path
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    settings = settings_for(config_path)
+    with Store(settings.store.path) as store:
+        reminders = Reminders(store)
+        rows = reminders.rows(status)
+        counts = reminders.counts()
+    for row in rows:
+        click.echo(
+            f"#{row.id} {row.status} {row.created_at.isoformat(timespec='seconds')} "
+            f"attempts={row.attempts} {row.subject}"
+        )
+        for address, state, code, reply in row.recipients:
+            detail = "" if state == "sent" else " ".join(str(x) for x in (code, reply) if x)
+            click.echo(f"    {address}: {state}{' ' + detail if detail else ''}")
+    click.echo(f"{counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent.")
+    return 1 if counts["failed"] else 0
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@click.option("--all", "all_failed", is_flag=True, help="Every failed message.")
+@click.pass_obj
+def outbox_retry(config_path: Path | None, ids: tuple[int, ...], all_failed: bool) -> int:
+    """Queue failed messages again and deliver them now.
+
+    Only the recipients that failed are tried again; the give-up window starts afresh.
+    """
+    import asyncio
+
+    from scheduler.delivery import deliver_pending
+    from scheduler.mail import make_sender
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store
+
+    if not ids and not all_failed:
+        raise click.UsageError("name the messages to retry, or use --all")
+    settings = settings_for(config_path)
+    with Store(settings.store.path) as store:
+        reminders = Reminders(store)
+        chosen = reminders.requeue(None if all_failed else ids, _now())
+        unknown = sorted(set(ids) - set(chosen))
+        if unknown:
+            click.echo(f"not failed or not found: {', '.join(map(str, unknown))}", err=True)
+        sender = make_sender(settings.smtp, settings.mail.outbox_dir)
+        report = asyncio.run(
+            deliver_pending(
+                reminders, sender, settings.delivery, settings.smtp.message_deadline_seconds, _now
+            )
+        )
+    click.echo(
+        f"Queued {len(chosen)} again: {report.delivered} delivered, {report.retrying} waiting "
+        f"for a retry, {report.failed} failed."
+    )
+    return 1 if report.failed or unknown else 0
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+@cli.command(epilog="Exit codes: 0 stopped by SIGTERM or SIGINT; 2 configuration error or "
+             "another daemon already running on the same state store; 3 unexpected failure.")
+@config_option
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
+              show_default=True, help="One line per event on stderr, as text or JSON.")
+@click.pass_context
+def daemon(ctx: click.Context, config_path: Path | None, log_format: str) -> int:
+    """Run in the foreground: reminder cycles on the [daemon] schedule, outbox drains between.
+
+    For systemd, containers and terminals alike. Stop it with SIGTERM or Ctrl-C: the message
+    being sent is finished and everything else waits in the outbox for the next start.
+    """
+    import asyncio
+
+    from scheduler.daemon import Daemon
+
+    verbose = ctx.parent.params.get("verbose", 0) if ctx.parent else 0
+    _setup_logging(verbose, log_format, base=logging.INFO)
+    settings = settings_for(config_path)
+    return asyncio.run(Daemon(settings, Path.cwd()).run())
+
+
+@cli.command(epilog="Exit codes: 0 healthy; 1 the last cycle failed or was interrupted, or "
+             "failed deliveries wait; 2 configuration error.")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Human-readable lines, or one JSON object.")
+def status(config_path: Path | None, fmt: str) -> int:
+    """Show the last cycle, the next scheduled one, the outbox, and whether a daemon runs.
+
+    Usable as a health check: the exit code is non-zero when something needs attention.
+    """
+    from scheduler.daemon import cycle_trigger
+    from scheduler.outbox import Reminders
+    from scheduler.state import Store, StoreLock
+
+    settings = settings_for(config_path)
+    now = _now()
+    holder = StoreLock(settings.store.path).holder()
+    last = None
+    counts = {"pending": 0, "failed": 0, "sent": 0}
+    if settings.store.path.exists():
+        with Store(settings.store.path) as store:
+            reminders = Reminders(store)
+            last = reminders.last_run("cycle")
+            counts = reminders.counts()
+    outcome = None
+    if last is not None:
+        outcome = last.outcome or ("running" if holder else "interrupted")
+    next_cycle = cycle_trigger(settings).next_after(now)
+    zone = settings.review.zone
+    healthy = outcome not in ("failed", "interrupted") and not counts["failed"]
+    if fmt == "json":
+        click.echo(json.dumps({
+            "healthy": healthy,
+            "daemon": {"running": holder is not None, "pid": holder if holder != -1 else None},
+            "last_cycle": None if last is None else {
+                "started_at": last.started_at.isoformat(),
+                "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                "as_of": last.as_of.isoformat() if last.as_of else None,
+                "outcome": outcome, "counts": last.detail,
+            },
+            "next_cycle": next_cycle.isoformat() if next_cycle else None,
+            "schedule": settings.daemon.schedule, "timezone": zone.key,
+            "outbox": counts,
+        }, indent=2))
+        return 0 if healthy else 1
+    if last is None:
+        click.echo("Last cycle: none recorded")
+    else:
+        when = last.started_at.astimezone(zone).isoformat(sep=" ", timespec="seconds")
+        detail = last.detail
+        if outcome == "ok":
+            numbers = (f"{detail.get('documents', 0)} documents, {detail.get('outstanding', 0)} "
+                       f"outstanding, {detail.get('queued', 0)} digests queued, "
+                       f"{detail.get('delivered', 0)} delivered, {detail.get('retrying', 0)} "
+                       f"waiting for a retry, {detail.get('failed', 0)} failed")
+        else:
+            numbers = str(detail.get("error", "")) or "no counts"
+        click.echo(f"Last cycle: {when} {zone.key}: {outcome}: {numbers}")
+    click.echo(
+        "Next cycle: "
+        + (next_cycle.isoformat(sep=" ", timespec="minutes") if next_cycle else "never")
+        + f" {zone.key} (schedule {settings.daemon.schedule!r})"
+    )
+    click.echo(f"Outbox: {counts['pending']} pending, {counts['failed']} failed, "
+               f"{counts['sent']} sent")
+    if holder is None:
+        click.echo("Daemon: not running")
+    else:
+        click.echo("Daemon: running" + (f" (pid {holder})" if holder > 0 else ""))
+    return 0 if healthy else 1
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -377,20 +716,9 @@ def _write_crash_log(prog_name: str) -> str:
     return name
 
 
-def _tune_garbage_collection() -> None:
-    """A run keeps one small tree of objects per document, and they form no cycles. With
-    Python's defaults, collecting cycles every 700 allocations would re-examine them all again
-    and again and cost more than building them; the objects of the modules loaded so far are
-    never garbage and are set aside for good."""
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    _tune_garbage_collection()
     sys.exit(run(cli, argv, "review-scheduler"))
 
 
 def check_reviews_main(argv: Sequence[str] | None = None) -> None:
-    _tune_garbage_collection()
     sys.exit(run(check_reviews, argv, "check-reviews"))

@@ -10,6 +10,7 @@ taken from the current directory.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -216,6 +217,103 @@ class RoutingSettings(_Section):
         return self
 
 
+class RemindersSettings(_Section):
+    """[reminders]: when editors hear about their documents."""
+
+    remind_every_days: int = Field(default=7, ge=1)
+    escalate_after_days: int = Field(default=30, ge=0)
+    # Copied on digests with documents overdue for escalate_after_days, and sent the documents
+    # nobody else is responsible for. Addresses or aliases.
+    escalate_to: tuple[str, ...] = ()
+
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpSettings(_Section):
+    """[smtp]: the mail server. With no host, messages are written to [mail] outbox_dir."""
+
+    host: str = ""
+    port: int | None = Field(default=None, ge=1, le=65535)  # default by security: 587/465/25
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: SecretStr | None = None  # only from SCHEDULER_SMTP__PASSWORD
+    ca_file: Path | None = None  # extra certificate authorities to trust, PEM
+    timeout_seconds: float = Field(default=30, gt=0)
+    message_deadline_seconds: float = Field(default=120, gt=0)
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> SmtpSettings:
+        if self.host and self.security == "none" and not is_loopback_host(self.host):
+            raise ValueError(
+                f"security = \"none\" sends mail unencrypted and is only allowed to a loopback "
+                f"host, not {self.host!r}; use \"starttls\" or \"tls\""
+            )
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class MailSettings(_Section):
+    """[mail]: what reminder digests look like and who they come from."""
+
+    from_address: EmailAddress = "review-scheduler@localhost"
+    from_name: str = "Review Scheduler"
+
+    @field_validator("from_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if re.search(r"[\x00-\x1f\x7f]|=\?", value):
+            raise ValueError("must not contain control characters or '=?'")
+        return value
+    # A folder of templates overriding the built-in ones (subject.txt, digest.txt, digest.html).
+    templates: Path | None = None
+    # Where messages go when [smtp] host is empty: one .eml file per message.
+    outbox_dir: Path = Path(".review-scheduler/outbox")
+
+
+class DeliverySettings(_Section):
+    """[delivery]: retrying messages the server did not accept."""
+
+    retry_initial_seconds: float = Field(default=60, ge=0)
+    retry_max_seconds: float = Field(default=3600, ge=0)
+    give_up_after_hours: float = Field(default=48, gt=0)
+    lease_seconds: float = Field(default=600, gt=0)
+
+
+class DaemonSettings(_Section):
+    """[daemon]: when the background service runs its jobs."""
+
+    # Cron schedule of reminder cycles, in the [review] time zone: minute hour day month
+    # weekday (a sixth field in front, if present, is seconds). Default: weekdays at 09:00.
+    schedule: str = "0 9 * * mon-fri"
+    # How often the outbox is drained of messages waiting for a retry.
+    drain_interval_seconds: float = Field(default=300, gt=0)
+    # On SIGTERM/SIGINT, how long to let the message being sent finish before giving up on it.
+    shutdown_grace_seconds: float = Field(default=60, gt=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        from scheduler.schedule import parse_schedule  # imports APScheduler: only when set
+
+        parse_schedule(value)
+        return value
+
+
 class StoreSettings(_Section):
     """[store]: the SQLite file that remembers reminders, the outbox and runs."""
 
@@ -244,8 +342,23 @@ class Settings(BaseSettings):
     metadata: MetadataRules = MetadataRules()
     review: ReviewSettings = ReviewSettings()
     routing: RoutingSettings = RoutingSettings()
+    reminders: RemindersSettings = RemindersSettings()
+    mail: MailSettings = MailSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    daemon: DaemonSettings = DaemonSettings()
     store: StoreSettings = StoreSettings()
     performance: PerformanceSettings = PerformanceSettings()
+
+    @model_validator(mode="after")
+    def _escalation_contacts_resolve(self) -> Settings:
+        for contact in self.reminders.escalate_to:
+            if contact not in self.routing.aliases and not is_email_address(contact):
+                raise ValueError(
+                    f"[reminders] escalate_to: {contact!r} is neither an email address nor an "
+                    "alias from [routing] aliases"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -338,20 +451,3 @@ def _suggest_key(loc: tuple[str, ...]) -> str | None:
         model = annotation
     matches = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
     return matches[0] if matches else None
-
-
-__all__ = [
-    "ContentSettings",
-    "FieldNames",
-    "MetadataRules",
-    "PerformanceSettings",
-    "ReviewSettings",
-    "RoutingRule",
-    "RoutingSettings",
-    "SecretStr",
-    "Settings",
-    "StoreSettings",
-    "find_config",
-    "is_email_address",
-    "load_settings",
-]

@@ -29,8 +29,10 @@ FORMAT_VERSION = 1
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text survives storage
 _decode = json.JSONDecoder().decode
 
-# title, status, last_reviewed, review_frequency, due, last_reviewed_line, problems
-FactsRow = tuple[str | None, str | None, str | None, str | None, str | None, int | None, str | None]
+# title, status, last_reviewed, review_frequency, due, last_reviewed_line, url, problems
+FactsRow = tuple[
+    str | None, str | None, str | None, str | None, str | None, int | None, str | None, str | None
+]
 
 
 class DocumentFacts(NamedTuple):
@@ -43,6 +45,7 @@ class DocumentFacts(NamedTuple):
     review_frequency: str | None = None  # as written, for the report
     due: date | None = None
     last_reviewed_line: int | None = None
+    url: str | None = None  # the published page
     problems: tuple[Problem, ...] = ()
 
     @property
@@ -61,6 +64,7 @@ def establish(doc: ValidatedDocument, names: FieldNames) -> DocumentFacts:
         review_frequency=None if frequency is None else str(frequency),
         due=due_date(meta.last_reviewed, meta.review_frequency) if meta else None,
         last_reviewed_line=doc.lines.get("last_reviewed"),
+        url=meta.url if meta else None,
         problems=doc.problems,
     )
 
@@ -73,6 +77,7 @@ def facts_row(facts: DocumentFacts) -> FactsRow:
         facts.review_frequency,
         _iso(facts.due),
         facts.last_reviewed_line,
+        facts.url,
         encode_problems(facts.problems),
     )
 
@@ -96,7 +101,7 @@ class FactsDecoder:
         self._routes: dict[str, tuple[str, ...]] = {}
 
     def facts(self, row: FactsRow, path: str) -> DocumentFacts:
-        title, status, last, frequency, due, line, problems = row
+        title, status, last, frequency, due, line, url, problems = row
         texts, dates = self._texts, self._dates
         return DocumentFacts(
             title,
@@ -105,6 +110,7 @@ class FactsDecoder:
             texts.setdefault(frequency, frequency),
             dates[due] if due in dates else self._date(due),
             line,
+            url,
             () if problems is None else _problems(problems, path),
         )
 

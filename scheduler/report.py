@@ -38,6 +38,7 @@ class DocumentReport:
     editors: tuple[str, ...]
     problems: tuple[Problem, ...]
     line: int | None = None  # where lastReviewed is written, for annotations
+    url: str | None = None  # the published page, for links in digests
 
     @property
     def urgency(self) -> tuple[int, int, date, str]:

@@ -31,6 +31,15 @@ def as_texts(value: Any) -> list[str]:
     return []
 
 
+def expand(handles: Iterable[str], aliases: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Addresses for ``handles``: aliases replaced by their addresses, each address once."""
+    out: dict[str, str] = {}
+    for handle in handles:
+        for address in aliases.get(handle, (handle,)):
+            out.setdefault(address.casefold(), address)
+    return tuple(out.values())
+
+
 class _Rule:
     def __init__(
         self,
@@ -67,11 +76,7 @@ class Router:
         self._default = self._expand(settings.default)
 
     def _expand(self, handles: Iterable[str]) -> tuple[str, ...]:
-        out: dict[str, str] = {}
-        for handle in handles:
-            for address in self._aliases.get(handle, (handle,)):
-                out.setdefault(address.casefold(), address)
-        return tuple(out.values())
+        return expand(handles, self._aliases)
 
     def route(self, doc: ValidatedDocument) -> tuple[tuple[str, ...], tuple[Problem, ...]]:
         """The editors of ``doc`` and any problems with its owner field."""

@@ -186,6 +186,7 @@ def build_report(
         doc.editors,
         problems,
         facts.last_reviewed_line,
+        facts.url,
     )
 
 

@@ -332,3 +332,28 @@ def test_exit_codes_are_documented_in_help_and_readme(run: Any) -> None:
         assert f"| {text.strip()} |" in readme
     assert "Exit codes: 0 no errors" in run("validate", "--help").out
     assert "Exit codes: 0 nothing matched --fail-on" in run("--help", prog="check-reviews").out
+
+
+def test_log_lines_are_one_per_event(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    cli._setup_logging(0)
+    log = logging.getLogger("scheduler.test")
+    try:
+        raise ValueError("bad\nthing")
+    except ValueError:
+        log.exception("cycle failed")
+    err = capsys.readouterr().err
+    assert err == "ERROR scheduler.test: cycle failed: ValueError: bad thing\n"
+    cli._setup_logging(0, "json")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("cycle failed")
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1
+    entry = json.loads(line)
+    assert (entry["level"], entry["logger"], entry["message"]) == (
+        "error", "scheduler.test", "cycle failed")
+    assert "ValueError: boom" in entry["error"]
+    cli._setup_logging(0)

@@ -222,3 +222,21 @@ def test_unowned_documents_are_listed(corpus: Path, run: Any) -> None:
         "Problems:\n  content/ok.md: warning: no editor is responsible for this document (add an "
         "'owner' field, a [[routing.rules]] entry, or [routing] default)\n"
     )
+
+
+def test_colour_only_on_a_terminal(corpus: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+                                   ) -> None:
+    from scheduler import cli
+    from scheduler.report import render_check_text
+    from scheduler.service import check
+
+    assert "\x1b[" not in run("--as-of", "2026-05-01", prog="check-reviews").out  # a pipe
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    options = cli.output_options()
+    assert options.color and options.width
+    settings = cli.settings_for(None)
+    result = check(settings, [], corpus, cli.today_for(settings, None))
+    coloured = render_check_text(result, options)
+    assert "\x1b[1;31m" in coloured  # overdue rows in bold red
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli.output_options().color

@@ -1,0 +1,165 @@
+"""The reminder cycle, shared by ``review-scheduler send`` and the daemon: check every document,
+decide today's digests, render them, write decisions and messages in one transaction, deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from scheduler.config import Settings
+from scheduler.delivery import Clock, DeliveryReport, deliver_pending
+from scheduler.digest import DigestRenderer, RenderedDigest, digest_context
+from scheduler.errors import HeaderInjectionError
+from scheduler.mail import OutgoingMessage, Sender, build_message
+from scheduler.outbox import Reminders
+from scheduler.reminders import (
+    OUTSTANDING,
+    Digest,
+    LedgerEntry,
+    Plan,
+    ReminderPolicy,
+    plan_reminders,
+)
+from scheduler.report import CheckResult
+from scheduler.routing import expand
+from scheduler.service import check
+
+log = logging.getLogger(__name__)
+
+Ledger = Mapping[tuple[str, str], LedgerEntry]
+
+
+def reminder_policy(settings: Settings) -> ReminderPolicy:
+    r = settings.reminders
+    return ReminderPolicy(
+        r.remind_every_days, r.escalate_after_days, expand(r.escalate_to, settings.routing.aliases)
+    )
+
+
+def render(settings: Settings, renderer: DigestRenderer, digest: Digest) -> RenderedDigest:
+    return renderer.render(
+        digest_context(
+            digest,
+            escalate_after_days=settings.reminders.escalate_after_days,
+            last_reviewed_key=settings.fields.last_reviewed,
+        )
+    )
+
+
+def compose(settings: Settings, plan: Plan, now: datetime
+            ) -> tuple[dict[str, OutgoingMessage], dict[str, str]]:
+    """Every digest of the plan as a finished message, keyed by its idempotency key.
+
+    A digest whose headers would carry line breaks or encoded words is refused, not sent; the
+    others go ahead. Returns (messages, refused: key -> reason).
+    """
+    renderer = DigestRenderer(settings.mail.templates)
+    messages: dict[str, OutgoingMessage] = {}
+    refused: dict[str, str] = {}
+    for digest in plan.digests:
+        rendered = render(settings, renderer, digest)
+        try:
+            messages[digest.key] = build_message(
+                key=digest.key,
+                from_address=settings.mail.from_address,
+                from_name=settings.mail.from_name,
+                to=digest.recipient,
+                cc=digest.cc,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                date=now,
+            )
+        except HeaderInjectionError as exc:
+            log.error("not sending the digest for %s: %s", digest.recipient, exc)
+            refused[digest.key] = str(exc)
+    return messages, refused
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    as_of: date
+    documents: int
+    outstanding: int
+    plan: Plan
+    messages: dict[str, OutgoingMessage]
+    refused: dict[str, str] = field(default_factory=dict)
+    queued: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    delivery: DeliveryReport | None = None
+    destination: str = ""
+
+    def summary(self) -> dict[str, int]:
+        delivery = self.delivery or DeliveryReport()
+        return {
+            "documents": self.documents,
+            "outstanding": self.outstanding,
+            "digests": len(self.plan.digests),
+            "queued": len(self.queued),
+            "skipped": len(self.skipped),
+            "refused": len(self.refused),
+            "delivered": delivery.delivered,
+            "retrying": delivery.retrying,
+            "failed": delivery.failed,
+        }
+
+
+def plan_cycle(settings: Settings, cwd: Path, today: date, ledger: Ledger,
+               recipients: Sequence[str] | None = None) -> tuple[CheckResult, Plan]:
+    result = check(settings, [], cwd, today)
+    plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
+    return result, plan
+
+
+def _outstanding(result: CheckResult) -> int:
+    return sum(doc.state in OUTSTANDING for doc in result.documents)
+
+
+def preview_digest(settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger
+                   ) -> RenderedDigest | None:
+    """The digest ``editor`` would get today, listing all they have outstanding."""
+    _, plan = plan_cycle(settings, cwd, today, ledger, recipients=[editor])
+    if not plan.digests:
+        return None
+    return render(settings, DigestRenderer(settings.mail.templates), plan.digests[0])
+
+
+def dry_run_cycle(settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger
+                  ) -> CycleReport:
+    """What a cycle would send, rendered, with nothing written or sent."""
+    result, plan = plan_cycle(settings, cwd, today, ledger)
+    messages, refused = compose(settings, plan, now)
+    return CycleReport(today, len(result.documents), _outstanding(result), plan, messages,
+                       refused)
+
+
+async def run_cycle(settings: Settings, cwd: Path, today: date, clock: Clock,
+                    reminders: Reminders, sender: Sender,
+                    stop: asyncio.Event | None = None) -> CycleReport:
+    """One reminder cycle: compute, decide, enqueue (one transaction), deliver.
+
+    The run is recorded in the run history, whether it succeeds or fails.
+    """
+    now = clock()
+    run_id = reminders.start_run("cycle", today, now)
+    try:
+        result, plan = plan_cycle(settings, cwd, today, reminders.ledger())
+        messages, refused = compose(settings, plan, now)
+        queued, skipped = reminders.enqueue(plan, messages, now)
+        delivery = await deliver_pending(
+            reminders, sender, settings.delivery, settings.smtp.message_deadline_seconds, clock,
+            stop=stop,
+        )
+    except BaseException as exc:
+        reminders.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"},
+                             clock())
+        raise
+    report = CycleReport(today, len(result.documents), _outstanding(result), plan, messages,
+                         refused, tuple(queued), tuple(skipped), delivery, sender.description)
+    reminders.finish_run(run_id, "ok", report.summary(), clock())
+    return report

@@ -1,0 +1,188 @@
+"""The background service: APScheduler runs the reminder cycle on its schedule and drains the
+outbox between cycles, around the same use cases the command line calls.
+
+All lasting state is in the state store: jobs live in APScheduler's memory job store and are
+added again, with fixed ids, at every start. One daemon per store (an exclusive lock). A cycle
+missed while the daemon was down runs once at start-up, decided from the run history. SIGTERM
+and SIGINT stop new work, let the message being sent finish within a grace period, and leave
+everything unfinished in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from scheduler.config import Settings
+from scheduler.cycle import run_cycle
+from scheduler.delivery import deliver_pending
+from scheduler.mail import Sender, make_sender
+from scheduler.outbox import Reminders
+from scheduler.schedule import LocalCronTrigger, missed_cycle
+from scheduler.state import Store, StoreLock
+
+log = logging.getLogger(__name__)
+
+CYCLE_JOB = "reminder-cycle"
+DRAIN_JOB = "outbox-drain"
+CATCH_UP_JOB = "catch-up-cycle"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def cycle_trigger(settings: Settings) -> LocalCronTrigger:
+    return LocalCronTrigger(settings.daemon.schedule, settings.review.zone)
+
+
+def catch_up_due(reminders: Reminders, trigger: LocalCronTrigger, now: datetime
+                 ) -> tuple[bool, str]:
+    """Whether a cycle must run at start-up, and why. From the run history only."""
+    last = reminders.last_run("cycle")
+    if last is None:
+        return False, "no cycle has run yet"
+    if last.outcome == "interrupted":
+        return True, f"the cycle started {last.started_at.isoformat(timespec='seconds')} " \
+            "was interrupted"
+    missed = missed_cycle(trigger, last.started_at, now)
+    if missed is not None:
+        return True, f"the cycle due {missed.isoformat(timespec='seconds')} was missed"
+    return False, "no cycle was missed"
+
+
+class Daemon:
+    def __init__(self, settings: Settings, cwd: Path,
+                 sender_factory: Callable[[], Sender] | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.cwd = cwd
+        self.clock = clock
+        self.sender_factory = sender_factory or (
+            lambda: make_sender(settings.smtp, settings.mail.outbox_dir)
+        )
+        self.trigger = cycle_trigger(settings)
+        self.stop = asyncio.Event()
+        self._work = asyncio.Lock()  # one job at a time: cycles and drains both deliver
+        self._running: asyncio.Task[None] | None = None
+        self._reminders: Reminders | None = None
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop.is_set():
+            log.info("shutdown requested (%s): finishing the message in flight", reason)
+            self.stop.set()
+
+    async def run(self) -> int:
+        lock = StoreLock(self.settings.store.path).acquire()
+        try:
+            with Store(self.settings.store.path) as store:
+                self._reminders = Reminders(store)
+                return await self._serve(self._reminders)
+        finally:
+            lock.release()
+
+    async def _serve(self, reminders: Reminders) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
+        now = self.clock()
+        interrupted = reminders.mark_interrupted("cycle", now)
+        if interrupted:
+            log.warning("%d cycle(s) left unfinished by a stopped process were closed",
+                        interrupted)
+        zone = self.settings.review.zone
+        scheduler = AsyncIOScheduler(timezone=zone)
+        options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None,
+                   "replace_existing": True}
+        scheduler.add_job(self._cycle, self.trigger, id=CYCLE_JOB, name="reminder cycle",
+                          kwargs={"reason": "scheduled"}, **options)
+        scheduler.add_job(self._drain, IntervalTrigger(
+            seconds=self.settings.daemon.drain_interval_seconds, timezone=zone),
+            id=DRAIN_JOB, name="outbox drain", next_run_time=now, **options)
+        catch_up, why = catch_up_due(reminders, self.trigger, now)
+        if catch_up:
+            scheduler.add_job(self._cycle, DateTrigger(now, timezone=zone), id=CATCH_UP_JOB,
+                              name="catch-up cycle", kwargs={"reason": f"catch-up: {why}"},
+                              **options)
+        scheduler.start()
+        next_cycle = self.trigger.next_after(now)
+        log.info(
+            "daemon started: store %s, schedule %r in %s, next cycle %s, %s",
+            self.settings.store.path, self.settings.daemon.schedule, zone.key,
+            next_cycle.isoformat(timespec="seconds") if next_cycle else "never",
+            f"catching up ({why})" if catch_up else why,
+        )
+        try:
+            await self.stop.wait()
+        finally:
+            scheduler.pause()  # no new jobs (shutting down now would cancel the running one)
+            await self._finish_running_job()
+            scheduler.shutdown(wait=False)
+            loop.remove_signal_handler(signal.SIGTERM)
+            loop.remove_signal_handler(signal.SIGINT)
+        log.info("daemon stopped")
+        return 0
+
+    async def _finish_running_job(self) -> None:
+        task = self._running
+        if task is None or task.done():
+            return
+        grace = self.settings.daemon.shutdown_grace_seconds
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            log.warning("the job did not finish within %.0f s; abandoning it (its messages stay "
+                        "in the outbox)", grace)
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _cycle(self, reason: str) -> None:
+        async with self._work:
+            if self.stop.is_set():
+                return
+            self._running = asyncio.current_task()
+            assert self._reminders is not None
+            today = self.clock().astimezone(self.settings.review.zone).date()
+            log.info("cycle begun for %s (%s)", today.isoformat(), reason)
+            try:
+                report = await run_cycle(self.settings, self.cwd, today, self.clock,
+                                         self._reminders, self.sender_factory(), self.stop)
+            except Exception:
+                log.exception("cycle for %s failed", today.isoformat())
+                return
+            finally:
+                self._running = None
+            counts = report.summary()
+            log.info(
+                "cycle ended for %s: %d documents, %d outstanding, %d digests queued, "
+                "%d delivered, %d waiting for a retry, %d failed",
+                today.isoformat(), counts["documents"], counts["outstanding"], counts["queued"],
+                counts["delivered"], counts["retrying"], counts["failed"],
+            )
+
+    async def _drain(self) -> None:
+        async with self._work:
+            if self.stop.is_set():
+                return
+            self._running = asyncio.current_task()
+            assert self._reminders is not None
+            try:
+                report = await deliver_pending(
+                    self._reminders, self.sender_factory(), self.settings.delivery,
+                    self.settings.smtp.message_deadline_seconds, self.clock, stop=self.stop,
+                )
+            except Exception:
+                log.exception("draining the outbox failed")
+                return
+            finally:
+                self._running = None
+            if report.delivered or report.failed or report.retrying:
+                log.info("outbox drained: %d delivered, %d waiting for a retry, %d failed",
+                         report.delivered, report.retrying, report.failed)

@@ -1,0 +1,173 @@
+"""Render a reminder digest with Jinja2: subject, plain text and HTML.
+
+Templates are ``subject.txt``, ``digest.txt`` and ``digest.html``: the built-in ones from the
+project's ``templates/`` folder, each overridable by a file of the same name in the folder set as
+``[mail] templates``. Editors may edit templates, so they run sandboxed; undefined variables are
+errors; the HTML environment autoescapes, the text one does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from scheduler.errors import TemplateError
+from scheduler.reminders import Digest, DigestItem
+from scheduler.review import State
+
+TEMPLATE_NAMES = ("subject.txt", "digest.txt", "digest.html")
+
+_GROUPS = (
+    (State.OVERDUE, "Overdue", "#b10e1e"),
+    (State.INVALID, "Metadata errors", "#7a0000"),
+    (State.DUE_SOON, "Due soon", "#594d00"),
+)
+
+
+def builtin_templates() -> Path:
+    """The templates/ folder shipped with the tool: beside the package in a checkout or an
+    editable install, installed as ``scheduler.templates`` from a wheel."""
+    source_tree = Path(__file__).resolve().parent.parent / "templates"
+    if source_tree.is_dir():
+        return source_tree
+    return Path(str(resources.files("scheduler.templates")))
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    subject: str
+    text: str
+    html: str
+
+
+def _http_url(url: str | None) -> str | None:
+    """Only http(s) links are ever emitted."""
+    if url and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
+        return url
+    return None
+
+
+def _status_line(item: DigestItem) -> str:
+    doc = item.document
+    due = doc.due.isoformat() if doc.due else None
+    if doc.state is State.OVERDUE and due is not None:
+        days = item.days_overdue or 0
+        return f"Overdue: was due {due}, {days} day{'s' if days != 1 else ''} ago"
+    if doc.state is State.DUE_SOON and due is not None:
+        days = doc.days_until_due or 0
+        when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+        return f"Due soon: due {due}, {when}"
+    return "The metadata has errors, so its review cannot be scheduled" + (
+        f" (due {due})" if due else ""
+    )
+
+
+def _item_context(item: DigestItem) -> dict[str, Any]:
+    doc = item.document
+    return {
+        "title": doc.title or doc.path,
+        "path": doc.path,
+        "url": _http_url(doc.url),
+        "state": doc.state.value,
+        "state_label": doc.state.label,
+        "status_line": _status_line(item),
+        "due": doc.due.isoformat() if doc.due else None,
+        "days_until_due": doc.days_until_due,
+        "days_overdue": item.days_overdue,
+        "new": item.new,
+        "escalated": item.escalated,
+        "editors": list(doc.editors),
+        "problems": [
+            {
+                "line": p.line,
+                "field": p.field,
+                "severity": p.severity.value,
+                "message": p.message,
+                "hint": p.hint,
+                "text": p.describe(),
+            }
+            for p in doc.problems
+            if p.is_error
+        ],
+    }
+
+
+def digest_context(
+    digest: Digest, *, escalate_after_days: int, last_reviewed_key: str
+) -> dict[str, Any]:
+    groups = []
+    for state, heading, colour in _GROUPS:
+        items = [_item_context(i) for i in digest.items if i.document.state is state]
+        if items:
+            groups.append(
+                {"state": state.value, "heading": heading, "colour": colour, "documents": items}
+            )
+    return {
+        "recipient": digest.recipient,
+        "as_of": digest.cycle.isoformat(),
+        "summary": digest.summary,
+        "counts": {s.value: digest.count(s) for s, _, _ in _GROUPS},
+        "groups": groups,
+        "escalated": any(i.escalated for i in digest.items),
+        "escalate_after_days": escalate_after_days,
+        "cc": list(digest.cc),
+        "last_reviewed_key": last_reviewed_key,
+        "product": "review-scheduler",
+        "subject": "",
+    }
+
+
+class DigestRenderer:
+    """Renders digests from the built-in templates, overridden by those in ``override``."""
+
+    def __init__(self, override: Path | None = None) -> None:
+        if override is not None and not override.is_dir():
+            raise TemplateError(f"[mail] templates: {override} is not a folder")
+        folders = [str(override)] if override is not None else []
+        folders.append(str(builtin_templates()))
+        loader = jinja2.FileSystemLoader(folders)
+        options: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": True,
+        }
+        self._html = ImmutableSandboxedEnvironment(
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+            **options,
+        )
+        self._text = ImmutableSandboxedEnvironment(autoescape=False, **options)
+
+    @cached_property
+    def _templates(self) -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
+        try:
+            return (
+                self._text.get_template("subject.txt"),
+                self._text.get_template("digest.txt"),
+                self._html.get_template("digest.html"),
+            )
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}"
+            ) from None
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {exc.name} not found") from None
+
+    def render(self, context: dict[str, Any]) -> RenderedDigest:
+        subject_t, text_t, html_t = self._templates
+        try:
+            subject = " ".join(subject_t.render(digest=context).split())
+            context = context | {"subject": subject}
+            return RenderedDigest(
+                subject, text_t.render(digest=context), html_t.render(digest=context)
+            )
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"a digest template failed to render: {exc}") from None

@@ -1,0 +1,300 @@
+"""The daemon as a real process: scheduled cycles against a real SMTP server, SIGTERM, SIGKILL,
+one daemon per store, catch-up after downtime, and the status command."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.outbox import Reminders
+from scheduler.state import Store
+
+from .conftest import REPO, frontmatter, write_doc
+from .smtp_server import PASSWORD, SmtpServer, running_server
+
+Event = dict[str, Any]
+
+
+class DaemonProcess:
+    """``review-scheduler daemon`` in a subprocess, its JSON log lines read as they come."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "daemon", "--log-format", "json", *args],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: queue.Queue[Event | None] = queue.Queue()
+        self.seen: list[Event] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                self.lines.put(json.loads(line))
+            except json.JSONDecodeError:
+                self.lines.put({"level": "raw", "message": line.rstrip()})
+        self.lines.put(None)
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 30) -> Event:
+        """The next log event matching ``predicate`` (events are read as the daemon logs)."""
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+        while True:
+            remaining = (deadline - datetime.now(UTC)).total_seconds()
+            try:
+                event = self.lines.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                raise AssertionError(f"no matching log line within {timeout} s; saw "
+                                     f"{[e['message'] for e in self.seen]}") from None
+            if event is None:
+                raise AssertionError(f"the daemon exited ({self.proc.wait()}) first; saw "
+                                     f"{[e['message'] for e in self.seen]}")
+            self.seen.append(event)
+            if predicate(event):
+                return event
+
+    def message(self, text: str, timeout: float = 30) -> Event:
+        return self.wait_for(lambda e: text in e["message"], timeout)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.proc.send_signal(signum)
+        return self.proc.wait(timeout)
+
+    def rest(self) -> list[str]:
+        """Every remaining log message, after the process has exited."""
+        messages = []
+        while (event := self.lines.get(timeout=10)) is not None:
+            self.seen.append(event)
+            messages.append(event["message"])
+        return messages
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(cwd: Path, env: dict[str, str], *args: str) -> DaemonProcess:
+        daemon = DaemonProcess(cwd, env, *args)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+def library(root: Path, server: SmtpServer | None, schedule: str, editors: int = 2,
+            drain: float = 300) -> dict[str, str]:
+    """Documents overdue for ``editors`` editors, a config, and the daemon's environment."""
+    for i in range(editors):
+        write_doc(root / "docs" / f"page-{i}.md",
+                  frontmatter(title=f"Page {i}", lastReviewed="2025-01-10",
+                              owner=f"editor{i}@example.org"))
+    smtp = ""
+    if server is not None:
+        smtp = (f'[smtp]\nhost = "{server.host}"\nport = {server.port}\n'
+                f'username = "scheduler"\nca_file = "{server.ca_file}"\n'
+                "message_deadline_seconds = 10\n")
+    write_doc(root / "config" / "scheduler.toml", f"""\
+[content]
+root = "docs"
+[mail]
+from_address = "reviews@example.org"
+[delivery]
+retry_initial_seconds = 0
+[daemon]
+schedule = "{schedule}"
+drain_interval_seconds = {drain}
+shutdown_grace_seconds = 20
+{smtp}""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env |= {"HOME": str(root), "SCHEDULER_SMTP__PASSWORD": PASSWORD, "PYTHONPATH": str(REPO)}
+    return env
+
+
+def recipients(server: SmtpServer) -> Counter[str]:
+    return Counter(r for m in server.handler.received for r in m.recipients)
+
+
+def runs(root: Path) -> list[tuple[str, str | None]]:
+    db = sqlite3.connect(root / ".review-scheduler" / "state.sqlite3")
+    try:
+        return db.execute("SELECT as_of, outcome FROM runs ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_scheduled_cycles_deliver_then_sigterm_exits_cleanly(tmp_path: Path, spawn: Any) -> None:
+    with running_server(tmp_path) as server:
+        env = library(tmp_path, server, "*/2 * * * * *")
+        daemon = spawn(tmp_path, env)
+        started = daemon.message("daemon started")
+        assert "schedule '*/2 * * * * *' in UTC" in started["message"]
+        ended = daemon.message("cycle ended")
+        assert "2 digests queued, 2 delivered, 0 waiting for a retry, 0 failed" in \
+            ended["message"]
+        assert recipients(server) == Counter({"editor0@example.org": 1, "editor1@example.org": 1})
+        message = server.handler.received[0].message
+        assert message["Subject"] == "Review reminder: 1 overdue"
+        # the next scheduled cycle, a couple of seconds later, sends nothing new
+        again = daemon.message("cycle ended")
+        assert "0 digests queued" in again["message"]
+        assert daemon.stop(signal.SIGTERM) == 0
+        tail = daemon.rest()
+        assert tail[-1] == "daemon stopped"
+        assert any("shutdown requested (SIGTERM)" in m for m in
+                   [e["message"] for e in daemon.seen])
+        assert len(server.handler.received) == 2
+    assert daemon.proc.stdout is not None and daemon.proc.stdout.read() == ""  # logs: stderr
+    assert all(PASSWORD not in json.dumps(e) for e in daemon.seen)
+
+
+def test_sigkill_mid_batch_loses_nothing(tmp_path: Path, spawn: Any) -> None:
+    editors = 6
+    with running_server(tmp_path) as server:
+        env = library(tmp_path, server, "*/2 * * * * *", editors=editors)
+        server.handler.faults.slow_data = [0.5] * 100  # each message stored, then a slow reply
+        first = spawn(tmp_path, env)
+        first.message("cycle begun")
+        server.handler.wait_for(2)
+        first.proc.kill()  # SIGKILL while the batch is being delivered
+        first.proc.wait(10)
+        delivered_before_restart = len(server.handler.received)
+        assert delivered_before_restart < editors
+        server.handler.faults.slow_data = []
+
+        second = spawn(tmp_path, env)
+        started = second.message("daemon started")
+        assert "catching up" in started["message"]  # the killed cycle never finished
+        server.handler.wait_for(editors)
+        second.message("cycle ended")
+        assert second.stop() == 0
+    counts = recipients(server)
+    assert set(counts) == {f"editor{i}@example.org" for i in range(editors)}  # none lost
+    assert sum(counts.values()) - editors <= 1  # at most the message in flight, twice
+    with Store(tmp_path / ".review-scheduler" / "state.sqlite3") as store:
+        assert Reminders(store).counts() == {"pending": 0, "sent": editors, "failed": 0}
+    assert runs(tmp_path)[0][1] == "interrupted"
+
+
+def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(tmp_path: Path,
+                                                                    spawn: Any) -> None:
+    with running_server(tmp_path) as server:
+        env = library(tmp_path, server, "*/2 * * * * *", editors=5)
+        server.handler.faults.slow_data = [1.0] * 100
+        daemon = spawn(tmp_path, env)
+        daemon.message("cycle begun")
+        server.handler.wait_for(1)  # the first message is in flight (stored, reply pending)
+        assert daemon.stop(signal.SIGTERM) == 0
+        messages = daemon.rest()
+        assert messages[-1] == "daemon stopped"
+        assert any("1 delivered, 0 waiting for a retry" in m for m in messages), "\n".join(messages)
+    with Store(tmp_path / ".review-scheduler" / "state.sqlite3") as store:
+        reminders = Reminders(store)
+        assert reminders.counts() == {"pending": 4, "sent": 1, "failed": 0}
+        leased = store.db.execute(
+            "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL").fetchone()[0]
+        assert leased == 0  # every unfinished message is free for the next run
+    assert runs(tmp_path)[-1][1] == "ok"
+
+
+def test_one_daemon_per_store(tmp_path: Path, spawn: Any, run: Any,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    env = library(tmp_path, None, "0 9 * * mon-fri")
+    first = spawn(tmp_path, env)
+    first.message("daemon started")
+    second = subprocess.run([sys.executable, "-m", "scheduler", "daemon"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 2
+    assert (f"another review-scheduler daemon (pid {first.proc.pid}) is already running on the "
+            "state store .review-scheduler/state.sqlite3") in second.stderr
+    monkeypatch.chdir(tmp_path)
+    status = run("status")
+    assert f"Daemon: running (pid {first.proc.pid})" in status.out
+
+    first.proc.kill()  # the lock goes with the process
+    first.proc.wait(10)
+    third = spawn(tmp_path, env)
+    third.message("daemon started")
+    assert third.stop() == 0
+
+
+def _record_cycle(root: Path, started: datetime) -> None:
+    with Store(root / ".review-scheduler" / "state.sqlite3") as store:
+        reminders = Reminders(store)
+        run_id = reminders.start_run("cycle", started.date(), started)
+        reminders.finish_run(run_id, "ok", {"documents": 2}, started + timedelta(seconds=1))
+
+
+def test_a_missed_cycle_runs_once_at_start_up(tmp_path: Path, spawn: Any) -> None:
+    env = library(tmp_path, None, "0 9 * * *")  # daily at 09:00 UTC
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    _record_cycle(tmp_path, three_days_ago)  # then the daemon was down for three days
+    daemon = spawn(tmp_path, env)
+    started = daemon.message("daemon started")
+    assert "catching up (the cycle due" in started["message"]
+    begun = daemon.message("cycle begun")
+    assert "(catch-up: the cycle due" in begun["message"]
+    daemon.message("cycle ended")
+    assert daemon.stop() == 0
+    messages = daemon.rest()
+    assert not any("cycle begun" in m for m in messages)
+    history = runs(tmp_path)
+    assert len(history) == 2  # the old one and exactly one catch-up, not one per missed day
+    assert history[1] == (datetime.now(UTC).date().isoformat(), "ok")
+    assert len(list((tmp_path / ".review-scheduler" / "outbox").glob("*.eml"))) == 2
+
+
+def test_no_catch_up_when_nothing_was_missed(tmp_path: Path, spawn: Any) -> None:
+    env = library(tmp_path, None, "0 9 * * *")
+    _record_cycle(tmp_path, datetime.now(UTC) - timedelta(minutes=1))
+    daemon = spawn(tmp_path, env)
+    assert daemon.message("daemon started")["message"].endswith("no cycle was missed")
+    assert daemon.stop() == 0
+    assert not any("cycle begun" in m for m in daemon.rest())
+    assert len(runs(tmp_path)) == 1
+
+
+def test_status_health_check(tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    library(tmp_path, None, "0 9 * * mon-fri")
+    monkeypatch.chdir(tmp_path)
+    fresh = run("status")
+    assert fresh.code == 0
+    assert fresh.out.startswith("Last cycle: none recorded\nNext cycle: ")
+    assert fresh.out.endswith("Outbox: 0 pending, 0 failed, 0 sent\nDaemon: not running\n")
+    assert run("send", "--as-of", date.today().isoformat()).code == 0
+    ok = run("status", "--format", "json")
+    data = json.loads(ok.out)
+    assert ok.code == 0 and data["healthy"] is True
+    assert data["last_cycle"]["outcome"] == "ok"
+    assert data["last_cycle"]["counts"]["delivered"] == 2
+    assert data["daemon"] == {"running": False, "pid": None}
+    # a cycle that died half-way is unhealthy until a new one completes
+    with Store(tmp_path / ".review-scheduler" / "state.sqlite3") as store:
+        Reminders(store).start_run("cycle", date.today(), datetime.now(UTC))
+    broken = run("status")
+    assert broken.code == 1
+    assert ": interrupted: " in broken.out

@@ -1,0 +1,327 @@
+"""Delivery against a real SMTP server on loopback (aiosmtpd, STARTTLS with a test CA, AUTH),
+with the faults real servers produce. Every reminder ends delivered or failed and reported."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from scheduler.config import DeliverySettings, SmtpSettings
+from scheduler.delivery import DeliveryReport, deliver_pending
+from scheduler.mail import FileSender, OutgoingMessage, Sender, SmtpSender, build_message
+from scheduler.outbox import Reminders
+from scheduler.reminders import Digest, Plan
+from scheduler.state import Store
+
+from .smtp_server import PASSWORD, SmtpServer, running_server
+
+FAST_RETRY = DeliverySettings(retry_initial_seconds=0, retry_max_seconds=0)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    with running_server(tmp_path) as smtp:
+        yield smtp
+
+
+@pytest.fixture
+def reminders(tmp_path: Path) -> Any:
+    with Store(tmp_path / "state.sqlite3") as store:
+        yield Reminders(store)
+
+
+def queue(reminders: Reminders, *recipients: str | tuple[str, ...]) -> list[OutgoingMessage]:
+    """Put one digest per entry in the outbox; a tuple is (to, cc...)."""
+    digests, messages = [], {}
+    for entry in recipients:
+        to, *cc = (entry,) if isinstance(entry, str) else entry
+        digest = Digest(to, date(2026, 5, 1), (), tuple(cc))
+        digests.append(digest)
+        messages[digest.key] = build_message(
+            key=digest.key,
+            from_address="reviews@example.org",
+            from_name="Reviews",
+            to=to,
+            cc=cc,
+            subject="Review reminder: 1 overdue",
+            text="text\n",
+            html="<p>html</p>\n",
+            date=datetime(2026, 5, 1, 9, tzinfo=UTC),
+        )
+    reminders.enqueue(Plan(tuple(digests), (), ()), messages, now())
+    return list(messages.values())
+
+
+def smtp_sender(server: SmtpServer, **overrides: Any) -> SmtpSender:
+    return SmtpSender(SmtpSettings(**server.settings(**overrides), password=PASSWORD))
+
+
+def deliver(
+    reminders: Reminders,
+    sender: Sender,
+    settings: DeliverySettings = FAST_RETRY,
+    deadline: float = 5,
+) -> DeliveryReport:
+    return asyncio.run(deliver_pending(reminders, sender, settings, deadline, now))
+
+
+def delivered_to(server: SmtpServer) -> Counter[tuple[str, str]]:
+    """(recipient, Message-ID) -> how many times the server accepted it."""
+    return Counter(
+        (rcpt, r.message["Message-ID"]) for r in server.handler.received for rcpt in r.recipients
+    )
+
+
+def statuses(reminders: Reminders) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    return [
+        (row.status, tuple((a, s) for a, s, _, _ in row.recipients)) for row in reminders.rows()
+    ]
+
+
+def test_batch_over_one_starttls_connection(server: SmtpServer, reminders: Reminders) -> None:
+    messages = queue(reminders, "a@example.org", "b@example.org", "c@example.org")
+    report = deliver(reminders, smtp_sender(server))
+    assert (report.delivered, report.retrying, report.failed) == (3, 0, 0)
+    assert delivered_to(server) == Counter({(m.recipients[0], m.message_id): 1 for m in messages})
+    assert len(set(server.handler.sessions)) == 1  # one connection reused for the batch
+    received = server.handler.received[0]
+    assert received.sender == "reviews@example.org"
+    assert received.message["Subject"] == "Review reminder: 1 overdue"
+    assert statuses(reminders) == [("sent", ((m.recipients[0], "sent"),)) for m in messages]
+    assert deliver(reminders, smtp_sender(server)).delivered == 0  # nothing left to send
+
+
+def test_421_reconnects_and_the_message_is_retried(
+    server: SmtpServer, reminders: Reminders
+) -> None:
+    messages = queue(reminders, "a@example.org", "b@example.org")
+    server.handler.faults.mail_replies = ["421 4.3.2 Service shutting down"]
+    first = deliver(reminders, smtp_sender(server))
+    assert (first.delivered, first.retrying) == (1, 1)
+    assert len(set(server.handler.sessions)) == 2  # reconnected after the 421
+    second = deliver(reminders, smtp_sender(server))
+    assert (second.delivered, second.retrying) == (1, 0)
+    assert delivered_to(server) == Counter({(m.recipients[0], m.message_id): 1 for m in messages})
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"rcpt_replies": {"a@example.org": ["450 4.2.1 Mailbox busy"]}},
+        {"data_replies": ["451 4.3.0 Local error, try again"]},
+        {"mail_replies": ["452 4.3.1 Insufficient storage"]},
+        {"drop_in_data": 1},
+    ],
+    ids=["450-rcpt", "451-data", "452-mail", "dropped-in-data"],
+)
+def test_temporary_failures_are_retried_until_delivered_once(
+    server: SmtpServer, reminders: Reminders, fault: dict[str, Any]
+) -> None:
+    (message,) = queue(reminders, "a@example.org")
+    for name, value in fault.items():
+        setattr(server.handler.faults, name, value)
+    first = deliver(reminders, smtp_sender(server))
+    assert (first.delivered, first.retrying, first.failed) == (0, 1, 0)
+    assert statuses(reminders) == [("pending", (("a@example.org", "pending"),))]
+    second = deliver(reminders, smtp_sender(server))
+    assert (second.delivered, second.retrying, second.failed) == (1, 0, 0)
+    assert delivered_to(server) == Counter({("a@example.org", message.message_id): 1})
+    assert reminders.rows()[0].attempts == 2
+
+
+def test_550_fails_permanently_and_is_reported(server: SmtpServer, reminders: Reminders) -> None:
+    queue(reminders, "gone@example.org")
+    server.handler.faults.rcpt_replies = {"gone@example.org": ["550 5.1.1 No such user"]}
+    report = deliver(reminders, smtp_sender(server))
+    assert (report.delivered, report.retrying, report.failed) == (0, 0, 1)
+    assert report.failures == [
+        ("digest:gone@example.org:2026-05-01", "gone@example.org", "5.1.1 No such user")
+    ]
+    row = reminders.rows()[0]
+    assert (row.status, row.recipients) == (
+        "failed",
+        (("gone@example.org", "failed", 550, "5.1.1 No such user"),),
+    )
+    assert deliver(reminders, smtp_sender(server)).failed == 0  # not tried again by itself
+    assert server.handler.received == []
+
+
+def test_some_recipients_refused_others_accepted(server: SmtpServer, reminders: Reminders) -> None:
+    (message,) = queue(reminders, ("editor@example.org", "gone@example.org", "busy@example.org"))
+    server.handler.faults.rcpt_replies = {
+        "gone@example.org": ["550 5.1.1 No such user"],
+        "busy@example.org": ["450 4.2.1 Mailbox busy"],
+    }
+    first = deliver(reminders, smtp_sender(server))
+    assert (first.delivered, first.retrying, first.failed) == (0, 1, 0)
+    assert statuses(reminders) == [
+        (
+            "pending",
+            (
+                ("editor@example.org", "sent"),
+                ("gone@example.org", "failed"),
+                ("busy@example.org", "pending"),
+            ),
+        )
+    ]
+    second = deliver(reminders, smtp_sender(server))
+    assert (second.delivered, second.retrying, second.failed) == (0, 0, 1)
+    # the retry went to the busy recipient only
+    assert [r.recipients for r in server.handler.received] == [
+        ["editor@example.org"],
+        ["busy@example.org"],
+    ]
+    assert delivered_to(server) == Counter(
+        {("editor@example.org", message.message_id): 1, ("busy@example.org", message.message_id): 1}
+    )
+    assert statuses(reminders) == [
+        (
+            "failed",
+            (
+                ("editor@example.org", "sent"),
+                ("gone@example.org", "failed"),
+                ("busy@example.org", "sent"),
+            ),
+        )
+    ]
+
+
+def test_server_slower_than_the_deadline_is_retried_with_the_same_message_id(
+    server: SmtpServer, reminders: Reminders
+) -> None:
+    warm, slow = queue(reminders, "a@example.org", "b@example.org")
+    # The first message opens the connection; the second is stored by the server, which then
+    # answers too late: the sender cannot know whether it arrived.
+    server.handler.faults.slow_data = [0.0, 3.0]
+    first = deliver(reminders, smtp_sender(server, message_deadline_seconds=1), deadline=1)
+    assert (first.delivered, first.retrying) == (1, 1)
+    row = reminders.rows()[1]
+    assert row.recipients[0][3] is not None and row.recipients[0][3].startswith("timed out")
+    second = deliver(reminders, smtp_sender(server))
+    assert second.delivered == 1
+    # At-least-once: the ambiguous attempt arrived too, with the same Message-ID.
+    assert delivered_to(server) == Counter({("a@example.org", warm.message_id): 1,
+                                            ("b@example.org", slow.message_id): 2})
+
+
+def test_giving_up_after_the_window_fails_and_reports(
+    server: SmtpServer, reminders: Reminders
+) -> None:
+    queue(reminders, "a@example.org")
+    server.handler.faults.data_replies = ["451 4.3.0 try later"]
+    settings = DeliverySettings(retry_initial_seconds=0, give_up_after_hours=1e-9)
+    report = deliver(reminders, smtp_sender(server), settings)
+    assert (report.delivered, report.retrying, report.failed) == (0, 0, 1)
+    assert report.failures[0][2] == "gave up after 1 attempts: 451 4.3.0 try later"
+
+
+def test_backoff_schedules_the_next_attempt(server: SmtpServer, reminders: Reminders) -> None:
+    queue(reminders, "a@example.org")
+    server.handler.faults.data_replies = ["451 4.3.0 try later"] * 2
+    settings = DeliverySettings(retry_initial_seconds=60, retry_max_seconds=90)
+    before = now()
+    deliver(reminders, smtp_sender(server), settings)
+    assert reminders.rows()[0].next_attempt_at >= before + timedelta(seconds=60)
+    assert deliver(reminders, smtp_sender(server), settings).retrying == 0  # not due yet
+    t1 = now() + timedelta(seconds=61)
+    asyncio.run(deliver_pending(reminders, smtp_sender(server), settings, 5, lambda: t1))
+    row = reminders.rows()[0]
+    assert row.attempts == 2
+    assert timedelta(seconds=90) <= row.next_attempt_at - t1 < timedelta(seconds=91)  # capped
+
+
+def test_a_crashed_holders_lease_expires(server: SmtpServer, reminders: Reminders) -> None:
+    (message,) = queue(reminders, "a@example.org")
+    t0 = now()
+    lease = timedelta(seconds=600)
+    assert [c.key for c in reminders.claim(t0, "crashed:1", lease, 10)] == [message.key]
+    # held: nobody else may take it
+    assert reminders.claim(t0 + timedelta(seconds=599), "other:2", lease, 10) == []
+    later = t0 + timedelta(seconds=601)
+    report = asyncio.run(
+        deliver_pending(
+            reminders, smtp_sender(server), FAST_RETRY, 5, lambda: later, owner="other:2"
+        )
+    )
+    assert report.delivered == 1
+    assert delivered_to(server) == Counter({("a@example.org", message.message_id): 1})
+
+
+def test_starttls_fails_closed_without_starttls(tmp_path: Path, reminders: Reminders) -> None:
+    queue(reminders, "a@example.org")
+    with running_server(tmp_path, tls="none", auth=False) as plain:
+        report = deliver(reminders, SmtpSender(SmtpSettings(**plain.settings(username=""))))
+        assert (report.delivered, report.retrying) == (0, 1)
+        assert "STARTTLS" in (reminders.rows()[0].recipients[0][3] or "")
+        assert plain.handler.received == []
+
+
+def test_certificates_are_verified(tmp_path: Path, reminders: Reminders) -> None:
+    queue(reminders, "a@example.org")
+    with running_server(tmp_path, ca=trustme.CA()) as impostor:
+        # trust a different CA than the one that signed the server's certificate
+        trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
+        settings = impostor.settings(ca_file=str(tmp_path / "other-ca.pem"))
+        report = deliver(reminders, SmtpSender(SmtpSettings(**settings, password=PASSWORD)))
+        assert (report.delivered, report.retrying) == (0, 1)
+        assert "CERTIFICATE_VERIFY_FAILED" in (reminders.rows()[0].recipients[0][3] or "")
+        assert impostor.handler.received == []
+
+
+def test_implicit_tls(tmp_path: Path, reminders: Reminders) -> None:
+    queue(reminders, "a@example.org")
+    with running_server(tmp_path, tls="implicit") as tls:
+        report = deliver(reminders, smtp_sender(tls, security="tls"))
+        assert report.delivered == 1 and len(tls.handler.received) == 1
+
+
+def test_plaintext_to_loopback(tmp_path: Path, reminders: Reminders) -> None:
+    queue(reminders, "a@example.org")
+    with running_server(tmp_path, tls="none", auth=False) as plain:
+        settings = SmtpSettings(**plain.settings(security="none", username="", ca_file=None))
+        assert deliver(reminders, SmtpSender(settings)).delivered == 1
+
+
+def test_password_never_appears_even_when_the_server_echoes_it(
+    server: SmtpServer, reminders: Reminders, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue(reminders, "a@example.org")
+    server.handler.faults.auth_reply = f"535 5.7.8 Bad credentials for password {PASSWORD}"
+    caplog.set_level(logging.DEBUG)
+    report = deliver(reminders, smtp_sender(server))
+    assert report.retrying == 1  # a settings problem: kept for later, not dropped
+    reply = reminders.rows()[0].recipients[0][3] or ""
+    assert "535" in reply and "***" in reply
+    assert PASSWORD not in reply
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("scheduler"))
+    assert "deferred" in ours  # the failure was logged...
+    assert PASSWORD not in ours  # ...without the secret (the test server's own log has it)
+    reminders.store.db.execute("PRAGMA wal_checkpoint(FULL)")
+    for path in tmp_path.glob("state.sqlite3*"):
+        assert PASSWORD.encode() not in path.read_bytes()
+    assert PASSWORD not in repr(SmtpSettings(**server.settings(), password=PASSWORD))
+
+
+def test_file_sender_writes_each_message_once(tmp_path: Path, reminders: Reminders) -> None:
+    messages = queue(reminders, "a@example.org", ("b@example.org", "boss@example.org"))
+    outbox = tmp_path / "outbox"
+    report = deliver(reminders, FileSender(outbox))
+    assert report.delivered == 2
+    files = sorted(outbox.glob("*.eml"))
+    assert len(files) == 2
+    contents = b"".join(f.read_bytes() for f in files)
+    for message in messages:
+        assert message.data in contents
+    assert b"X-Envelope-To: b@example.org, boss@example.org" in contents
+    assert not list(outbox.glob("*.tmp"))

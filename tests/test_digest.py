@@ -1,0 +1,219 @@
+"""Digest templates and messages: escaping, sandboxing, strictness, overrides, header safety."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from scheduler.digest import DigestRenderer, digest_context
+from scheduler.errors import HeaderInjectionError, TemplateError
+from scheduler.mail import build_message, check_header, message_id_for
+from scheduler.problems import error
+from scheduler.reminders import Digest, DigestItem
+from scheduler.report import DocumentReport
+from scheduler.review import State
+
+
+def report(path: str, title: str, state: State, days: int | None, url: str | None = None,
+           problems: tuple = ()) -> DocumentReport:  # type: ignore[type-arg]
+    due = date(2026, 5, 1) if days is not None else None
+    return DocumentReport(path, title, state, "active", date(2026, 2, 1), "quarterly", due, days,
+                          ("ed@example.org",), problems, 3, url)
+
+
+DIGEST = Digest(
+    "ed@example.org",
+    date(2026, 5, 1),
+    (
+        DigestItem(report("a.md", "Chemo <script>alert(1)</script> & you", State.OVERDUE, -40,
+                          "https://example.org/chemo?a=1&b=2"), True, True),
+        DigestItem(report("b.md", "Broken page", State.INVALID, None, "javascript:alert(1)",
+                          (error("b.md", 3, "lastReviewed", "'2026-02-30' is not a real date",
+                                 "use YYYY-MM-DD"),)), False, False),
+        DigestItem(report("c.md", "Soon page", State.DUE_SOON, 0), False, False),
+    ),
+    ("boss@example.org",),
+)
+
+
+def render(override: Path | None = None) -> tuple[str, str, str]:
+    rendered = DigestRenderer(override).render(
+        digest_context(DIGEST, escalate_after_days=30, last_reviewed_key="lastReviewed"))
+    return rendered.subject, rendered.text, rendered.html
+
+
+def test_subject_carries_counts_never_titles() -> None:
+    subject, _, _ = render()
+    assert subject == "Review reminder: 1 overdue, 1 invalid, 1 due soon"
+
+
+def test_text_part() -> None:
+    _, text, _ = render()
+    assert text == """\
+Hello,
+
+These documents in your care need attention (2026-05-01): 1 overdue, 1 invalid, 1 due soon.
+
+Some have been overdue for 30 days or more, so this reminder is
+also sent to boss@example.org.
+
+OVERDUE (1)
+
+* [NEW] Chemo <script>alert(1)</script> & you
+  Overdue: was due 2026-05-01, 40 days ago
+  File: a.md
+  Page: https://example.org/chemo?a=1&b=2
+
+METADATA ERRORS (1)
+
+* Broken page
+  The metadata has errors, so its review cannot be scheduled
+  File: b.md
+  - line 3: lastReviewed: '2026-02-30' is not a real date (use YYYY-MM-DD)
+
+DUE SOON (1)
+
+* Soon page
+  Due soon: due 2026-05-01, today
+  File: c.md
+
+When you have reviewed a document, update its lastReviewed date. Documents
+stay in this list until then.
+
+--\x20
+review-scheduler
+"""  # "-- " (with its space) is the standard signature separator
+
+
+class _Audit(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.links: list[str] = []
+        self.sources: list[str] = []
+        self.styled = 0
+        self.text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        values = dict(attrs)
+        if tag == "a":
+            self.links.append(values.get("href") or "")
+        if "src" in values:
+            self.sources.append(values["src"] or "")
+        if "style" in values:
+            self.styled += 1
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def test_html_is_escaped_self_contained_and_links_only_http() -> None:
+    _, _, html = render()
+    assert "<script>" not in html
+    assert "Chemo &lt;script&gt;alert(1)&lt;/script&gt; &amp; you" in html
+    audit = _Audit()
+    audit.feed(html)
+    assert "Chemo <script>alert(1)</script> & you" in audit.text  # reads right once decoded
+    assert not {"script", "link", "style", "img", "iframe", "object", "form"} & set(audit.tags)
+    assert audit.sources == []  # no external assets
+    assert audit.links == ["https://example.org/chemo?a=1&b=2"]  # not the javascript: one
+    assert audit.styled > 10  # inline styles carry the layout
+    assert "NEW" in audit.text and "boss@example.org" in audit.text
+
+
+def test_templates_can_be_overridden_one_at_a_time(tmp_path: Path) -> None:
+    (tmp_path / "subject.txt").write_text("[{{ digest.counts.overdue }} late] reviews\n")
+    subject, text, _ = render(tmp_path)
+    assert subject == "[1 late] reviews"
+    assert text.startswith("Hello,")  # the built-in body is still used
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ digest.nonexistent }}", "has no attribute 'nonexistent'"),
+        ("{{ ''.__class__.__mro__ }}", "unsafe"),
+        ("{{ digest.cc.append('evil@example.org') }}", "unsafe"),
+        ("{% for %}", r"subject.txt, line 1: Expected an expression"),
+    ],
+    ids=["undefined", "dunder", "mutation", "syntax"],
+)
+def test_bad_or_hostile_templates_are_errors(tmp_path: Path, template: str, message: str) -> None:
+    (tmp_path / "subject.txt").write_text(template)
+    with pytest.raises(TemplateError, match=message):
+        render(tmp_path)
+
+
+def test_missing_template_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="is not a folder"):
+        DigestRenderer(tmp_path / "nope")
+
+
+def _message(**overrides: object) -> EmailMessage:
+    subject, text, html = render()
+    args: dict[str, object] = {
+        "key": DIGEST.key, "from_address": "reviews@example.org",
+        "from_name": "Review Scheduler", "to": "ed@example.org", "cc": ["boss@example.org"],
+        "subject": subject, "text": text, "html": html,
+        "date": datetime(2026, 5, 1, 9, 0, tzinfo=UTC),
+    } | overrides
+    outgoing = build_message(**args)  # type: ignore[arg-type]
+    parsed = message_from_bytes(outgoing.data, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_message_structure_and_stable_id() -> None:
+    msg = _message()
+    assert msg["From"] == "Review Scheduler <reviews@example.org>"
+    assert (msg["To"], msg["Cc"]) == ("ed@example.org", "boss@example.org")
+    assert msg["Date"] == "Fri, 01 May 2026 09:00:00 +0000"
+    assert msg["Message-ID"] == message_id_for(DIGEST.key, "example.org")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    html = msg.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert _message().as_bytes() == msg.as_bytes()  # pure: same input, same bytes
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Reminder\r\nBcc: evil@example.org", "Reminder\nBcc: evil@example.org",
+     "=?UTF-8?Q?=0A?=Bcc: evil@example.org", "Reminder\x00", "Reminder\x1b[31m"],
+)
+def test_header_values_with_breaks_or_encoded_words_are_refused(value: str) -> None:
+    with pytest.raises(HeaderInjectionError):
+        check_header("Subject", value)
+    with pytest.raises(HeaderInjectionError):
+        _message(subject=value)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [{"to": "ed@example.org\r\nBcc: evil@example.org"},
+     {"to": "=?UTF-8?Q?=0A?=Bcc:evil@example.org"},
+     {"cc": ["boss@example.org\nBcc: evil@example.org"]},
+     {"from_name": "Reviews\r\nBcc: evil@example.org"},
+     {"from_name": "=?UTF-8?B?Cg==?=Bcc: evil@example.org"}],
+)
+def test_addresses_and_names_cannot_add_headers(field: dict[str, object]) -> None:
+    with pytest.raises(HeaderInjectionError):
+        _message(**field)
+
+
+def test_subject_template_that_leaks_a_hostile_title_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "subject.txt").write_text("{{ digest.groups[0].documents[0].title }}")
+    hostile = Digest("ed@example.org", date(2026, 5, 1), (DigestItem(
+        report("a.md", "=?UTF-8?Q?=0A?=Bcc: evil@example.org", State.OVERDUE, -1), True, False),))
+    rendered = DigestRenderer(tmp_path).render(
+        digest_context(hostile, escalate_after_days=30, last_reviewed_key="lastReviewed"))
+    with pytest.raises(HeaderInjectionError):
+        _message(subject=rendered.subject)

@@ -1,0 +1,155 @@
+"""The cycle schedule through daylight-saving changes: exactly once per scheduled local day."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from scheduler.schedule import LocalCronTrigger, ScheduleError, missed_cycle, parse_schedule
+
+
+def transitions(zone: ZoneInfo, year: int) -> list[date]:
+    """Local dates on which the zone's UTC offset changes."""
+    days = []
+    day = date(year, 1, 1)
+    while day.year == year:
+        before = datetime.combine(day, time(0), zone).utcoffset()
+        after = datetime.combine(day + timedelta(days=1), time(0), zone).utcoffset()
+        if before != after or (datetime.combine(day, time(23, 59), zone).utcoffset() != before):
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def fires(trigger: LocalCronTrigger, start: datetime, end: datetime) -> list[datetime]:
+    out: list[datetime] = []
+    previous = None
+    now = start
+    while True:
+        fire = trigger.get_next_fire_time(previous, now)
+        assert fire is not None
+        if fire > end:
+            return out
+        assert previous is None or fire > previous
+        out.append(fire)
+        previous, now = fire, fire
+
+
+ZONES = ["Europe/London", "America/New_York", "Australia/Sydney", "America/Havana",
+         "Europe/Madrid"]
+TIMES = ["0 0", "30 0", "30 1", "30 2", "59 2", "0 3", "30 3", "0 9", "45 23"]
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+@pytest.mark.parametrize("minute_hour", TIMES)
+def test_daily_schedule_fires_once_per_local_day_across_changes(zone_name: str,
+                                                                minute_hour: str) -> None:
+    zone = ZoneInfo(zone_name)
+    changes = transitions(zone, 2026)
+    assert len(changes) >= 2, f"{zone_name} should change twice in 2026"
+    trigger = LocalCronTrigger(f"{minute_hour} * * *", zone)
+    minute, hour = (int(x) for x in minute_hour.split())
+    for change in changes:
+        start = datetime.combine(change - timedelta(days=3), time(0), zone)
+        end = datetime.combine(change + timedelta(days=4), time(0), zone)
+        got = fires(trigger, start, end)
+        per_day = Counter(f.astimezone(zone).date() for f in got)
+        expected_days = [change + timedelta(days=d) for d in range(-3, 4)]
+        assert [per_day[d] for d in expected_days] == [1] * 7, (zone_name, minute_hour, got)
+        for fire in got:
+            local = fire.astimezone(zone)
+            wanted = datetime.combine(local.date(), time(hour, minute))
+            shift = local.replace(tzinfo=None) - wanted
+            # on time, or (in a spring gap) pushed past the gap by its length, never earlier
+            assert timedelta(0) <= shift <= timedelta(hours=1), (local, wanted)
+            if shift:
+                assert local.date() in changes
+
+
+def test_the_madrid_case_that_plain_apscheduler_skips() -> None:
+    # CronTrigger(hour=0, minute=30) in Europe/Madrid skipped 2024-04-01 in APScheduler 3.11.
+    zone = ZoneInfo("Europe/Madrid")
+    trigger = LocalCronTrigger("30 0 * * *", zone)
+    got = fires(trigger, datetime(2024, 3, 29, tzinfo=zone), datetime(2024, 4, 3, tzinfo=zone))
+    assert [f.astimezone(zone).strftime("%m-%d %H:%M %z") for f in got] == [
+        "03-29 00:30 +0100", "03-30 00:30 +0100", "03-31 00:30 +0100", "04-01 00:30 +0200",
+        "04-02 00:30 +0200",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "day", "expr", "expected"),
+    [
+        # spring: 02:30 does not exist in Madrid on 2024-03-31; it fires once, at 03:30
+        ("Europe/Madrid", date(2024, 3, 31), "30 2 * * *", ["03:30 +0200"]),
+        # autumn: 02:30 happens twice in Madrid on 2024-10-27; it fires once, the first time
+        ("Europe/Madrid", date(2024, 10, 27), "30 2 * * *", ["02:30 +0200"]),
+        # a zone that changes at midnight: 00:30 does not exist in Havana on 2026-03-08
+        ("America/Havana", date(2026, 3, 8), "30 0 * * *", ["01:30 -0400"]),
+        # ...and happens twice on 2026-11-01
+        ("America/Havana", date(2026, 11, 1), "30 0 * * *", ["00:30 -0400"]),
+        # Sydney's autumn is in April: 02:30 twice on 2026-04-05
+        ("Australia/Sydney", date(2026, 4, 5), "30 2 * * *", ["02:30 +1100"]),
+        ("Australia/Sydney", date(2026, 10, 4), "30 2 * * *", ["03:30 +1100"]),
+        # hourly through the autumn fold: each wall-clock hour once
+        ("Europe/London", date(2026, 10, 25), "0 * * * *",
+         [f"{h:02d}:00 {'+0100' if h < 2 else '+0000'}" for h in range(24)]),
+        # hourly through the spring gap: the missing hour is not invented twice
+        ("America/New_York", date(2026, 3, 8), "0 * * * *",
+         [f"{h:02d}:00 {'-0500' if h < 2 else '-0400'}" for h in range(24) if h != 2]),
+    ],
+)
+def test_gap_and_fold_days(zone_name: str, day: date, expr: str, expected: list[str]) -> None:
+    zone = ZoneInfo(zone_name)
+    trigger = LocalCronTrigger(expr, zone)
+    got = [f.astimezone(zone) for f in fires(trigger, datetime.combine(day, time(0), zone),
+                                              datetime.combine(day, time(23, 59), zone))]
+    assert [f.strftime("%H:%M %z") for f in got if f.date() == day] == expected
+
+
+def test_weekdays_only_by_default_and_in_standard_cron_numbers() -> None:
+    zone = ZoneInfo("Europe/London")
+    start = datetime(2026, 11, 23, tzinfo=zone)  # a Monday
+    end = start + timedelta(days=14)
+    by_name = fires(LocalCronTrigger("0 9 * * mon-fri", zone), start, end)
+    by_number = fires(LocalCronTrigger("0 9 * * 1-5", zone), start, end)
+    assert by_name == by_number
+    assert [f.strftime("%a") for f in by_name] == ["Mon", "Tue", "Wed", "Thu", "Fri"] * 2
+    sundays = fires(LocalCronTrigger("0 9 * * 0", zone), start, end)
+    assert [f.strftime("%a %d") for f in sundays] == ["Sun 29", "Sun 06"]
+    assert fires(LocalCronTrigger("0 9 * * 7", zone), start, end) == sundays
+
+
+def test_seconds_field() -> None:
+    trigger = LocalCronTrigger("*/15 * * * * *", ZoneInfo("UTC"))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert [f.second for f in fires(trigger, start, start + timedelta(seconds=59))] == [
+        0, 15, 30, 45]
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [("0 9 * *", "expected 5 fields"), ("0 25 * * *", "not a valid cron schedule"),
+     ("0 9 * * 8", "day of week 8 is not 0-7"), ("every day", "expected 5 fields")],
+)
+def test_bad_schedules(expr: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        parse_schedule(expr)
+
+
+def test_missed_cycles_coalesce_into_one() -> None:
+    zone = ZoneInfo("Europe/London")
+    trigger = LocalCronTrigger("0 9 * * mon-fri", zone)
+    friday_run = datetime(2026, 11, 20, 9, 0, 2, tzinfo=zone)
+    # down over the weekend, back on Monday 08:00: nothing missed
+    assert missed_cycle(trigger, friday_run, datetime(2026, 11, 23, 8, tzinfo=zone)) is None
+    # back on Wednesday 10:00: Monday, Tuesday and Wednesday missed; one catch-up, the latest
+    assert missed_cycle(trigger, friday_run, datetime(2026, 11, 25, 10, tzinfo=zone)) == \
+        datetime(2026, 11, 25, 9, tzinfo=zone)
+    # exactly at the slot counts as due
+    assert missed_cycle(trigger, friday_run, datetime(2026, 11, 23, 9, tzinfo=zone)) == \
+        datetime(2026, 11, 23, 9, tzinfo=zone)
+    assert missed_cycle(trigger, None, datetime(2026, 11, 25, 10, tzinfo=zone)) is None
