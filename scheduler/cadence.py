@@ -14,11 +14,18 @@ relativedelta): 2026-05-31 + 6 months = 2026-11-30.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
 
 from dateutil.relativedelta import relativedelta
+
+
+@functools.lru_cache(maxsize=1024)
+def _interval(years: int, months: int, weeks: int, days: int) -> relativedelta:
+    """The interval as a relativedelta, built once per distinct cadence: a library has few."""
+    return relativedelta(years=years, months=months, weeks=weeks, days=days)
 
 
 class CadenceError(ValueError):
@@ -41,9 +48,8 @@ class Cadence:
 
     def after(self, start: date) -> date:
         """The date one interval after ``start``, computed in one step."""
-        return start + relativedelta(
-            years=self.years, months=self.months, weeks=self.weeks, days=self.days
-        )
+        result: date = start + _interval(self.years, self.months, self.weeks, self.days)
+        return result
 
     @property
     def label(self) -> str:

@@ -132,7 +132,9 @@ class Discovery:
         for target in targets:
             absolute = os.path.normpath(os.path.join(self._cwd, target))
             shown = self._display(absolute)
-            if os.path.isdir(absolute):
+            if os.path.isdir(absolute) and len(targets) == 1:
+                yield from self._walk(absolute)  # one walk never meets a file twice
+            elif os.path.isdir(absolute):
                 for item in self._walk(absolute):
                     key = item.path
                     if key not in seen:

@@ -159,6 +159,7 @@ class Reader(Generic[T]):
         if not self._streaming and len(self._held.tasks) >= self._threshold:
             self._streaming = True
             if self._workers > 1:
+                log.info("reading documents in %d worker processes", self._workers)
                 self._pool = ProcessPoolExecutor(
                     max_workers=self._workers,
                     mp_context=multiprocessing.get_context(_START_METHOD),

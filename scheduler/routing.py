@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date
-from fnmatch import fnmatchcase
 from typing import Any
 
 from wcmatch import glob as wcglob
@@ -47,19 +48,31 @@ class _Rule:
         paths: tuple[str, ...],
         editors: tuple[str, ...],
     ) -> None:
+        # Each key's patterns as one regular expression (what fnmatchcase would try one by one),
+        # and the path globs as wcmatch translates them: rules are tried for every document.
         self.match = {
-            key: tuple(p.casefold() for p in ((pats,) if isinstance(pats, str) else pats))
+            key: re.compile(
+                "|".join(
+                    fnmatch.translate(p.casefold())
+                    for p in ((pats,) if isinstance(pats, str) else pats)
+                )
+            ).match
             for key, pats in match.items()
         }
-        self.paths = wcglob.compile(list(paths), flags=_GLOB_FLAGS) if paths else None
+        self.paths = (
+            re.compile(
+                "|".join(f"(?:{p})" for p in wcglob.translate(list(paths), flags=_GLOB_FLAGS)[0])
+            ).fullmatch
+            if paths
+            else None
+        )
         self.editors = editors
 
     def applies(self, rel: str, fields: Mapping[str, Any]) -> bool:
-        for key, patterns in self.match.items():
-            values = [v.casefold() for v in as_texts(fields.get(key))]
-            if not any(fnmatchcase(v, p) for v in values for p in patterns):
+        for key, matches in self.match.items():
+            if not any(matches(v.casefold()) for v in as_texts(fields.get(key))):
                 return False
-        return self.paths is None or bool(self.paths.match(rel))
+        return self.paths is None or self.paths(rel) is not None
 
 
 class Router:

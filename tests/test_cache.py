@@ -1,0 +1,302 @@
+"""The parse cache: real SQLite files in tmp_path, the commands run in-process."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scheduler.cache as cache_module
+import scheduler.reading as reading
+from scheduler.cache import RACY_NS, CacheEntry, ParseCache
+from scheduler.config import load_settings
+from scheduler.loader import SourceFile
+from scheduler.service import check, parse_cache
+
+from .conftest import frontmatter, write_doc
+
+AS_OF = ("--as-of", "2026-05-01")
+STORE = Path(".review-scheduler/state.sqlite3")
+
+
+@pytest.fixture
+def library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small library with every kind of document: valid, warnings, errors, exempt, unreadable,
+    reviewed "in the future", owned through an alias or by nobody known."""
+    write_doc(
+        tmp_path / "config" / "scheduler.toml",
+        '[content]\nroot = "docs"\n'
+        '[routing]\ndefault = ["team@example.org"]\n'
+        '[routing.aliases]\n"#web" = ["web@example.org"]\n'
+        '[[routing.rules]]\nmatch = { source = "NCI" }\neditors = ["nci@example.org"]\n',
+    )
+    docs = tmp_path / "docs"
+    write_doc(docs / "good.md", frontmatter(source="NCI"))
+    write_doc(docs / "warn.md", frontmatter(url=None, title="Ünïcode “quotes” – 日本語"))
+    write_doc(docs / "bad.md", frontmatter(lastReviewed="2025-02-30", reviewFrequency="biannually"))
+    write_doc(docs / "draft.md", frontmatter(status="draft", license=None))
+    write_doc(docs / "future.md", frontmatter(lastReviewed="2026-12-01"))
+    write_doc(docs / "owned.md", frontmatter(owner="['#web', 'not an address']"))
+    write_doc(docs / "typo.md", frontmatter(lastReveiwed="2026-01-01", lastReviewed=None))
+    write_doc(docs / "sub" / "deeper" / "page.md", frontmatter(reviewFrequency="P90D"))
+    write_doc(docs / "sub" / "empty.md", "")
+    write_doc(docs / "sub" / "nofm.md", "# Just a heading\n")
+    (docs / "sub" / "latin1.md").write_bytes(b"---\ntitle: caf\xe9\n---\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts how often documents are parsed, and how often a digest alone is taken."""
+    counts = {"parsed": 0, "digested": 0}
+
+    def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
+            counts[name] += 1
+            return real(*args)
+
+        return wrapper
+
+    monkeypatch.setattr(reading, "load_document", counting("parsed", reading.load_document))
+    monkeypatch.setattr(reading, "head_digest", counting("digested", reading.head_digest))
+    return counts
+
+
+def rows(path: Path = STORE) -> dict[str, tuple[int, int]]:
+    """name -> (size, mtime_ns) of every cache entry."""
+    with sqlite3.connect(path) as db:
+        found = db.execute("SELECT folder, name, size, mtime_ns FROM parse_cache").fetchall()
+    return {os.fsdecode(f + b"/" + n): (size, mtime) for f, n, size, mtime in found}
+
+
+def same_size_edit(path: Path, old: str, new: str) -> None:
+    """Change ``path``'s text keeping its size and modification time."""
+    assert len(old) == len(new)
+    stat = path.stat()
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "csv", "markdown", "github"])
+def test_cold_warm_and_changed_runs_give_the_reports_of_a_fresh_read(
+    library: Path, run: Any, reads: dict[str, int], fmt: str
+) -> None:
+    args = ("check", *AS_OF, "--format", fmt, "--fail-on", "never")
+    cold = run(*args)
+    assert cold.code == 0 and cold.err == ""
+    assert reads["parsed"] == 11  # every document, once
+    assert STORE.is_file()
+
+    reads["parsed"] = 0
+    warm = run(*args)
+    assert (warm.code, warm.out, warm.err) == (0, cold.out, "")
+    assert reads["parsed"] == 0  # everything came from the cache
+
+    same_size_edit(library / "docs" / "good.md", "2026-01-15", "2025-01-15")  # now overdue
+    (library / "docs" / "bad.md").unlink()
+    write_doc(library / "docs" / "sub" / "new.md", frontmatter(title="Added"))
+    reads["parsed"] = 0
+    changed = run(*args)
+    fresh = run(*args, "--no-cache")
+    assert changed.out == fresh.out and changed.err == ""
+    assert changed.out != cold.out
+    assert reads["parsed"] == 2 + 11  # the edited and the added file; then the fresh run
+    assert "new.md" in changed.out and "bad.md" not in changed.out
+
+
+def test_validate_reads_through_the_same_cache(
+    library: Path, run: Any, reads: dict[str, int]
+) -> None:
+    cold = run("validate", *AS_OF, "--format", "json")
+    parsed = reads["parsed"]
+    warm = run("validate", *AS_OF, "--format", "json")
+    assert (warm.code, warm.out) == (cold.code, cold.out)
+    assert reads["parsed"] == parsed  # nothing parsed again
+    assert '"2026-12-01 is after today (2026-05-01)"' in warm.out  # worked out on every run
+    later = run("validate", "--as-of", "2026-12-31", "--format", "json")
+    assert "is after today" not in later.out
+
+
+def test_deleted_files_and_folders_leave_the_cache(library: Path, run: Any) -> None:
+    run("check", *AS_OF)
+    before = rows()
+    assert str(library / "docs" / "sub" / "deeper" / "page.md") in before
+    (library / "docs" / "warn.md").unlink()
+    (library / "docs" / "sub" / "deeper" / "page.md").unlink()
+    (library / "docs" / "sub" / "deeper").rmdir()
+    run("check", *AS_OF)
+    after = rows()
+    assert set(before) - set(after) == {
+        str(library / "docs" / "warn.md"),
+        str(library / "docs" / "sub" / "deeper" / "page.md"),
+    }
+
+
+def test_checking_some_paths_keeps_the_entries_of_the_others(library: Path, run: Any) -> None:
+    run("check", *AS_OF)
+    before = rows()
+    result = run("check", *AS_OF, "docs/good.md", "--format", "json")
+    assert result.out.count('"path"') == 1
+    assert rows() == before
+
+
+def test_a_touched_but_unchanged_file_is_not_parsed_again(
+    library: Path, run: Any, reads: dict[str, int]
+) -> None:
+    cold = run("check", *AS_OF, "--format", "json")
+    page = library / "docs" / "good.md"
+    later = page.stat().st_mtime_ns + 5_000_000_000
+    os.utime(page, ns=(later, later))
+    reads["parsed"] = reads["digested"] = 0
+    touched = run("check", *AS_OF, "--format", "json")
+    assert touched.out == cold.out
+    assert reads["parsed"] == 0 and reads["digested"] > 0  # the digest settled it
+    assert rows()[str(page)] == (page.stat().st_size, later)  # the entry holds for the new time
+
+
+def test_same_size_and_time_but_new_content_is_seen(library: Path, run: Any) -> None:
+    cold = run("check", *AS_OF, "--format", "json")
+    same_size_edit(library / "docs" / "warn.md", "quarterly", "annually!")
+    result = run("check", *AS_OF, "--format", "json")
+    assert result.out == run("check", *AS_OF, "--format", "json", "--no-cache").out
+    assert result.out != cold.out
+    assert "annually!" in result.out
+
+
+def test_entries_are_trusted_only_for_files_changed_well_before_they_were_read() -> None:
+    file = SourceFile("/d/a.md", "a.md", "a.md", 100, 10_000_000_000, 10_000_000_000)
+    cache = ParseCache.off()
+
+    def entry(size: int = 100, mtime: int = file.mtime_ns, stamp: int = 0) -> CacheEntry:
+        return CacheEntry(b"a.md", size, mtime, file.ctime_ns, stamp, b"", "", *[None] * 8)
+
+    settled = file.mtime_ns + RACY_NS + 1
+    assert cache.holds(entry(stamp=settled), file)
+    assert not cache.holds(entry(stamp=settled - 2), file)  # changed as it was read: racy
+    assert not cache.holds(entry(stamp=file.mtime_ns - 1), file)  # dated after the read
+    assert not cache.holds(entry(size=99, stamp=settled), file)
+    assert not cache.holds(entry(mtime=file.mtime_ns - 1, stamp=settled), file)
+
+
+def test_settled_entries_are_not_even_digested(library: Path, reads: dict[str, int]) -> None:
+    """Runs started well after the files last changed trust the cache without reading."""
+    settings = load_settings(library / "config" / "scheduler.toml")
+    later = time.time_ns() + 10 * RACY_NS
+    with parse_cache(settings, library, later) as cache:
+        cold = check(settings, [], library, date(2026, 5, 1), cache=cache)
+    reads["parsed"] = reads["digested"] = 0
+    with parse_cache(settings, library, later + RACY_NS) as cache:
+        warm = check(settings, [], library, date(2026, 5, 1), cache=cache)
+    assert warm == cold
+    assert reads == {"parsed": 0, "digested": 0}
+
+
+def test_racy_entries_are_checked_by_digest(library: Path, reads: dict[str, int]) -> None:
+    """A file read in the same moment it was written is verified by its digest next time."""
+    settings = load_settings(library / "config" / "scheduler.toml")
+    now = time.time_ns()
+    with parse_cache(settings, library, now) as cache:
+        check(settings, [], library, date(2026, 5, 1), cache=cache)
+    reads["parsed"] = reads["digested"] = 0
+    with parse_cache(settings, library, now + 10 * RACY_NS) as cache:
+        check(settings, [], library, date(2026, 5, 1), cache=cache)
+    assert reads["parsed"] == 0 and reads["digested"] == 11
+
+
+def test_the_cache_is_dropped_when_the_version_changes(
+    library: Path, run: Any, reads: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cold = run("check", *AS_OF, "--format", "json")
+    monkeypatch.setattr(cache_module, "__version__", "99.0.0")
+    reads["parsed"] = 0
+    upgraded = run("check", *AS_OF, "--format", "json")
+    assert upgraded.out == cold.out
+    assert reads["parsed"] == 11  # every document read again
+    reads["parsed"] = 0
+    run("check", *AS_OF, "--format", "json")
+    assert reads["parsed"] == 0  # and cached again under the new version
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        '[metadata]\nrecommended = ["url", "source", "language", "owner"]\n',
+        '[fields]\nurl = "link"\n',
+        '[routing]\ndefault = ["other@example.org"]\n',
+        "[content]\nmax_file_bytes = 100\n",
+    ],
+)
+def test_the_cache_is_dropped_when_a_setting_that_shapes_it_changes(
+    library: Path, run: Any, setting: str
+) -> None:
+    cold = run("check", *AS_OF, "--format", "json")
+    config = library / "config" / "scheduler.toml"
+    text = config.read_text()
+    if setting.startswith("[routing]"):
+        text = text.replace('default = ["team@example.org"]', 'default = ["other@example.org"]')
+    elif setting.startswith("[content]"):
+        text = text.replace('root = "docs"', 'root = "docs"\nmax_file_bytes = 100')
+    else:
+        text += setting
+    config.write_text(text)
+    result = run("check", *AS_OF, "--format", "json")
+    assert result.out != cold.out
+    assert result.out == run("check", *AS_OF, "--format", "json", "--no-cache").out
+
+
+def test_cache_clear(library: Path, run: Any, reads: dict[str, int]) -> None:
+    assert run("cache", "clear").out == (f"No state store at {STORE}: nothing to clear.\n")
+    assert not STORE.exists()
+    run("check", *AS_OF)
+    cleared = run("cache", "clear")
+    assert (cleared.code, cleared.out) == (
+        0,
+        f"Cleared the parse cache in {STORE} (11 documents).\n",
+    )
+    assert rows() == {}
+    reads["parsed"] = 0
+    run("check", *AS_OF)
+    assert reads["parsed"] == 11
+
+
+def test_no_cache_neither_uses_nor_creates_the_store(library: Path, run: Any) -> None:
+    result = run("check", *AS_OF, "--no-cache", "--format", "json")
+    assert result.err == ""
+    assert not STORE.parent.exists()
+
+
+@pytest.mark.parametrize("kind", ["parent is a file", "not a database"])
+def test_an_unusable_store_only_costs_the_cache(library: Path, run: Any, kind: str) -> None:
+    if kind == "parent is a file":
+        write_doc(library / "blocker", "a file where the folder should be")
+        store = library / "blocker" / "state.sqlite3"
+    else:
+        store = write_doc(library / "garbage.sqlite3", "this is not SQLite " * 100)
+    config = library / "config" / "scheduler.toml"
+    config.write_text(config.read_text() + f'[store]\npath = "{store}"\n')
+    expected = run("check", *AS_OF, "--format", "json", "--no-cache").out
+    for _ in range(2):
+        result = run("check", *AS_OF, "--format", "json")
+        assert result.out == expected
+        warnings = result.err.splitlines()
+        assert len(warnings) == 1  # said once per run
+        assert warnings[0].startswith("WARNING scheduler.cache: working without the parse cache")
+
+
+def test_a_cache_written_by_a_newer_version_is_left_alone(library: Path, run: Any) -> None:
+    run("check", *AS_OF)
+    with sqlite3.connect(STORE) as db:
+        db.execute("UPDATE schema_steps SET version = 99 WHERE component = 'parse_cache'")
+    result = run("check", *AS_OF, "--format", "json")
+    assert result.out == run("check", *AS_OF, "--format", "json", "--no-cache").out
+    assert "written by a newer review-scheduler" in result.err
