@@ -81,7 +81,7 @@ class CacheEntry(NamedTuple):
     size: int
     mtime_ns: int
     ctime_ns: int
-    stamp_ns: int  # when the file was read (at the latest)
+    stamp_ns: int  # no later than when the file was read: the start of that run
     digest: bytes
     route: str
     title: str | None
@@ -167,10 +167,6 @@ class ParseCache:
                 store.close()
             return cls.off()
         return cls(store, stamp_ns)
-
-    @property
-    def enabled(self) -> bool:
-        return self._store is not None
 
     # ------------------------------------------------------------------ reading
 

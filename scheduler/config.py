@@ -324,7 +324,7 @@ class PerformanceSettings(_Section):
     """[performance]: how large libraries are read."""
 
     workers: int = Field(default=0, ge=0)  # 0: one per core
-    parallel_threshold: int = Field(default=2000, ge=1)
+    parallel_threshold: int = Field(default=1000, ge=1)
 
 
 class Settings(BaseSettings):

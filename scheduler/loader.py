@@ -491,6 +491,14 @@ class _Loader(SafeLoader):  # type: ignore[misc,valid-type]
         tag: str = super().resolve(kind, value, implicit)
         return tag
 
+    # Called for every node to track paths for path resolvers, of which the safe loader has
+    # none: doing nothing is what the inherited methods do, only slower.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
 
 _MEMO_LENGTH = 40
 

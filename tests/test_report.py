@@ -5,10 +5,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import astuple
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scheduler.problems import Problem, Severity
+from scheduler.report import (
+    CHECK_RENDERERS,
+    CheckResult,
+    DocumentReport,
+    RenderOptions,
+    document_json,
+    stream_check,
+)
+from scheduler.review import State
 
 from .conftest import frontmatter, write_doc
 
@@ -240,3 +255,73 @@ def test_colour_only_on_a_terminal(corpus: Path, run: Any, monkeypatch: pytest.M
     assert "\x1b[1;31m" in coloured  # overdue rows in bold red
     monkeypatch.setenv("NO_COLOR", "1")
     assert not cli.output_options().color
+
+
+# --------------------------------------------------------------------------- large reports
+
+_texts = st.text(max_size=30) | st.none()
+_problems = st.builds(
+    Problem,
+    path=st.text(max_size=20),
+    line=st.integers(1, 10_000) | st.none(),
+    field=_texts,
+    severity=st.sampled_from(Severity),
+    message=st.text(max_size=40),
+    hint=_texts,
+)
+_reports = st.builds(
+    DocumentReport,
+    path=st.text(min_size=1, max_size=40),
+    title=_texts,
+    state=st.sampled_from(State),
+    status=_texts,
+    last_reviewed=st.dates() | st.none(),
+    review_frequency=_texts,
+    due=st.dates() | st.none(),
+    days_until_due=st.integers(-100_000, 100_000) | st.none(),
+    editors=st.tuples(st.text(max_size=20)) | st.tuples(),
+    problems=st.lists(_problems, max_size=3).map(tuple),
+    line=st.integers(1, 99) | st.none(),
+    url=_texts,
+)
+
+
+@given(_reports)
+def test_each_document_is_written_as_the_json_encoder_would(doc: DocumentReport) -> None:
+    assert document_json(doc) == json.JSONEncoder(ensure_ascii=False).encode(doc.to_json())
+
+
+def _report_of(count: int) -> CheckResult:
+    doc = DocumentReport(
+        "a.md",
+        "A “title”",
+        State.OK,
+        "active",
+        date(2026, 1, 1),
+        "quarterly",
+        date(2026, 4, 1),
+        10,
+        ("a@example.org",),
+        (),
+        3,
+        None,
+    )
+    documents = [DocumentReport(f"p{i}.md", *astuple(doc)[1:]) for i in range(count)]
+    return CheckResult(date(2026, 2, 1), "UTC", 30, documents)
+
+
+@pytest.mark.parametrize("count", [0, 1, 499, 500, 1201])
+def test_large_reports_are_written_in_pieces_that_make_the_whole(count: int) -> None:
+    result = _report_of(count)
+    pieces = list(stream_check("json", result, RenderOptions()))
+    assert (len(pieces) > 1) == (count >= 499)  # the head and 499 documents make the first
+    assert "".join(pieces) == CHECK_RENDERERS["json"](result, RenderOptions())
+    data = json.loads("".join(pieces))
+    assert [d["path"] for d in data["documents"]] == [f"p{i}.md" for i in range(count)]
+    assert data["summary"]["documents"] == count
+    pieces = list(stream_check("csv", result, RenderOptions()))
+    assert len(pieces) == count // 500 + 1
+    assert len(list(csv.reader(io.StringIO("".join(pieces))))) == count + 1
+    assert list(stream_check("text", result, RenderOptions())) == [
+        CHECK_RENDERERS["text"](result, RenderOptions())
+    ]
