@@ -78,12 +78,11 @@ def paths_argument(func: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
-def no_cache_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--no-cache",
-        is_flag=True,
-        help="Read every document anew; the parse cache is neither used nor updated.",
-    )(func)
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every document anew; the parse cache is neither used nor updated.",
+)
 
 
 @contextmanager
@@ -273,45 +272,46 @@ _CHECK_EPILOG = (
 
 
 def _check_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    decorators: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-        paths_argument,
-        config_option,
-        as_of_option,
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(list(CHECK_RENDERERS)),
-            default="text",
-            show_default=True,
-            help="text: summary and table; json: machine-readable (schema_version 1); "
-            "markdown: a table for pull requests or wikis; csv: one row per document; "
-            "github: annotations for overdue and invalid documents.",
-        ),
-        click.option(
-            "--state",
-            "states",
-            callback=_parse_states,
-            metavar="STATE,...",
-            help="Only these states: overdue, due_soon, ok, exempt, invalid.",
-        ),
-        click.option(
-            "--editor",
-            "editors",
-            multiple=True,
-            metavar="EMAIL",
-            help="Only documents this editor is responsible for (repeatable).",
-        ),
-        click.option(
-            "--fail-on",
-            type=click.Choice(["overdue", "invalid", "never"]),
-            default="overdue",
-            show_default=True,
-            help="Exit 1 when a selected document is overdue or invalid (overdue), "
-            "invalid (invalid), or never.",
-        ),
-        no_cache_option,
-    ]
-    for decorator in reversed(decorators):
+    for decorator in reversed(
+        [
+            paths_argument,
+            config_option,
+            as_of_option,
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(list(CHECK_RENDERERS)),
+                default="text",
+                show_default=True,
+                help="text: summary and table; json: machine-readable (schema_version 1); "
+                "markdown: a table for pull requests or wikis; csv: one row per document; "
+                "github: annotations for overdue and invalid documents.",
+            ),
+            click.option(
+                "--state",
+                "states",
+                callback=_parse_states,
+                metavar="STATE,...",
+                help="Only these states: overdue, due_soon, ok, exempt, invalid.",
+            ),
+            click.option(
+                "--editor",
+                "editors",
+                multiple=True,
+                metavar="EMAIL",
+                help="Only documents this editor is responsible for (repeatable).",
+            ),
+            click.option(
+                "--fail-on",
+                type=click.Choice(["overdue", "invalid", "never"]),
+                default="overdue",
+                show_default=True,
+                help="Exit 1 when a selected document is overdue or invalid (overdue), "
+                "invalid (invalid), or never.",
+            ),
+            no_cache_option,
+        ]
+    ):
         func = decorator(func)
     return func
 
