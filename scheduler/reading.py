@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -162,7 +163,7 @@ class Reader(Generic[T]):
                 log.info("reading documents in %d worker processes", self._workers)
                 self._pool = ProcessPoolExecutor(
                     max_workers=self._workers,
-                    mp_context=multiprocessing.get_context(_START_METHOD),
+                    mp_context=multiprocessing.get_context(start_method()),
                     initializer=_start_worker,
                     initargs=(self._settings,),
                 )
@@ -229,6 +230,11 @@ class Reader(Generic[T]):
         yield from zip(piece.tasks, piece.outcomes, strict=True)
 
 
-# Forked workers start at once and share the parent's memory until they write to it; elsewhere
-# (macOS, Windows) forking is unsafe or missing and workers start afresh.
-_START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+def start_method() -> str:
+    """How to start workers. Forked ones start at once and share this process's memory until
+    they write to it; but a process with other threads (the daemon's scheduler) must not fork,
+    as a lock another thread holds would stay locked in the child for ever. There, and where
+    forking is unsafe or missing (macOS, Windows), workers start from a fresh interpreter."""
+    if sys.platform != "linux":
+        return "spawn"
+    return "fork" if threading.active_count() == 1 else "forkserver"

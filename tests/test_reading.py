@@ -119,3 +119,40 @@ def test_a_progress_bar_on_a_terminal_only(library: Path) -> None:
     assert b"Reading documents" in shown
     # Not a terminal: nothing at all on stderr, and the same report.
     assert check_reviews(library, "--no-cache", **env) == (code, out, "")
+
+
+THREADED = """
+import sys, threading
+from datetime import date
+from pathlib import Path
+from scheduler import reading
+from scheduler.config import load_settings
+from scheduler.report import render_check_json, RenderOptions
+from scheduler.service import check
+
+stop = threading.Event()
+threading.Thread(target=stop.wait, daemon=True).start()  # as in the daemon: another thread
+print(reading.start_method(), file=sys.stderr)
+settings = load_settings(Path("config/scheduler.toml"))
+result = check(settings, [], Path.cwd(), date(2026, 5, 1))
+sys.stdout.write(render_check_json(result, RenderOptions()))
+stop.set()
+"""
+
+
+def test_a_process_with_other_threads_starts_workers_afresh(library: Path) -> None:
+    env = {**os.environ, "SCHEDULER_PERFORMANCE__PARALLEL_THRESHOLD": "5"}
+    threaded = subprocess.run(
+        [sys.executable, "-c", THREADED],
+        cwd=library,
+        env={**env, "SCHEDULER_PERFORMANCE__WORKERS": "2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert threaded.returncode == 0, threaded.stderr
+    assert threaded.stderr == "forkserver\n"
+    assert (
+        threaded.stdout
+        == check_reviews(library, "--no-cache", SCHEDULER_PERFORMANCE__WORKERS="1")[1]
+    )

@@ -6,7 +6,7 @@ import tracemalloc
 from datetime import date
 from pathlib import Path
 
-from scheduler.config import ContentSettings, Settings
+from scheduler.config import ContentSettings, PerformanceSettings, Settings
 from scheduler.service import validate_files
 
 from .conftest import frontmatter
@@ -32,7 +32,9 @@ def test_ten_thousand_documents_validate_with_bounded_memory(tmp_path: Path) -> 
     corpus_bytes = sum(p.stat().st_size for p in root.rglob("*.md"))
     assert corpus_bytes > 128 * 1024 * 1024  # bodies dominate the library
 
-    settings = Settings(content=ContentSettings(root=Path("library")))
+    settings = Settings(  # one process, so that tracemalloc sees all the work
+        content=ContentSettings(root=Path("library")), performance=PerformanceSettings(workers=1)
+    )
     tracemalloc.start()
     result = validate_files(settings, [], tmp_path, date(2026, 12, 31))
     _, peak = tracemalloc.get_traced_memory()
