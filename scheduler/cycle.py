@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -27,7 +28,7 @@ from scheduler.reminders import (
 )
 from scheduler.report import CheckResult
 from scheduler.routing import expand
-from scheduler.service import check
+from scheduler.service import check, parse_cache
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,15 @@ class CycleReport:
 
 
 def plan_cycle(settings: Settings, cwd: Path, today: date, ledger: Ledger,
-               recipients: Sequence[str] | None = None) -> tuple[CheckResult, Plan]:
-    result = check(settings, [], cwd, today)
+               recipients: Sequence[str] | None = None, *, write: bool = True
+               ) -> tuple[CheckResult, Plan]:
+    """Check every document and decide the digests. With ``write`` false (previews, dry
+    runs) nothing is written, not even the parse cache."""
+    if write:
+        with parse_cache(settings, cwd, time.time_ns()) as cache:
+            result = check(settings, [], cwd, today, cache=cache)
+    else:
+        result = check(settings, [], cwd, today)
     plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
     return result, plan
 
@@ -123,7 +131,7 @@ def _outstanding(result: CheckResult) -> int:
 def preview_digest(settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger
                    ) -> RenderedDigest | None:
     """The digest ``editor`` would get today, listing all they have outstanding."""
-    _, plan = plan_cycle(settings, cwd, today, ledger, recipients=[editor])
+    _, plan = plan_cycle(settings, cwd, today, ledger, recipients=[editor], write=False)
     if not plan.digests:
         return None
     return render(settings, DigestRenderer(settings.mail.templates), plan.digests[0])
@@ -132,7 +140,7 @@ def preview_digest(settings: Settings, cwd: Path, today: date, editor: str, ledg
 def dry_run_cycle(settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger
                   ) -> CycleReport:
     """What a cycle would send, rendered, with nothing written or sent."""
-    result, plan = plan_cycle(settings, cwd, today, ledger)
+    result, plan = plan_cycle(settings, cwd, today, ledger, write=False)
     messages, refused = compose(settings, plan, now)
     return CycleReport(today, len(result.documents), _outstanding(result), plan, messages,
                        refused)
