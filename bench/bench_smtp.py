@@ -39,8 +39,7 @@ from tests.smtp_server import PASSWORD, running_server
 class ConnectionPerMessage(SmtpSender):
     """The baseline: what a script calling aiosmtplib.send() for each message does."""
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes
-                   ) -> dict[str, Result]:
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> dict[str, Result]:
         try:
             return await super().send(sender, recipients, data)
         finally:
@@ -52,31 +51,62 @@ def digests(count: int) -> tuple[Plan, dict[str, object]]:
     plan_digests, messages = [], {}
     for i in range(count):
         items = tuple(
-            DigestItem(DocumentReport(f"docs/page-{i}-{j}.md", f"Patient page {j} about topic {i}",
-                                      State.OVERDUE, "active", date(2026, 1, 1), "quarterly",
-                                      date(2026, 4, 1), -30 - j, (f"editor{i}@example.org",), (),
-                                      3, f"https://example.org/{i}/{j}"), j == 0, False)
+            DigestItem(
+                DocumentReport(
+                    f"docs/page-{i}-{j}.md",
+                    f"Patient page {j} about topic {i}",
+                    State.OVERDUE,
+                    "active",
+                    date(2026, 1, 1),
+                    "quarterly",
+                    date(2026, 4, 1),
+                    -30 - j,
+                    (f"editor{i}@example.org",),
+                    (),
+                    3,
+                    f"https://example.org/{i}/{j}",
+                ),
+                j == 0,
+                False,
+            )
             for j in range(5)
         )
         digest = Digest(f"editor{i}@example.org", date(2026, 5, 1), items)
-        rendered = renderer.render(digest_context(digest, escalate_after_days=30,
-                                                  last_reviewed_key="lastReviewed"))
+        rendered = renderer.render(
+            digest_context(digest, escalate_after_days=30, last_reviewed_key="lastReviewed")
+        )
         plan_digests.append(digest)
         messages[digest.key] = build_message(
-            key=digest.key, from_address="reviews@example.org", from_name="Reviews",
-            to=digest.recipient, cc=(), subject=rendered.subject, text=rendered.text,
-            html=rendered.html, date=datetime(2026, 5, 1, 9, tzinfo=UTC))
+            key=digest.key,
+            from_address="reviews@example.org",
+            from_name="Reviews",
+            to=digest.recipient,
+            cc=(),
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            date=datetime(2026, 5, 1, 9, tzinfo=UTC),
+        )
     return Plan(tuple(plan_digests), (), ()), messages
 
 
-def run(label: str, sender_class: type[SmtpSender], settings: SmtpSettings, plan: Plan,
-        messages: dict[str, object], folder: Path) -> float:
+def run(
+    label: str,
+    sender_class: type[SmtpSender],
+    settings: SmtpSettings,
+    plan: Plan,
+    messages: dict[str, object],
+    folder: Path,
+) -> float:
     with Store(folder / f"{label}.sqlite3") as store:
         reminders = Reminders(store)
         reminders.enqueue(plan, messages, datetime.now(UTC) - timedelta(seconds=1))  # type: ignore[arg-type]
         started = time.perf_counter()
-        report = asyncio.run(deliver_pending(reminders, sender_class(settings),
-                                             DeliverySettings(), 30, lambda: datetime.now(UTC)))
+        report = asyncio.run(
+            deliver_pending(
+                reminders, sender_class(settings), DeliverySettings(), 30, lambda: datetime.now(UTC)
+            )
+        )
         elapsed = time.perf_counter() - started
     assert report.delivered == len(plan.digests), report
     rate = report.delivered / elapsed
@@ -93,11 +123,12 @@ def main() -> None:
     size = sum(len(m.data) for m in messages.values()) / len(messages)  # type: ignore[attr-defined]
     print(f"{args.messages} digests of {size / 1024:.1f} KiB each, STARTTLS + AUTH on loopback")
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
-        settings = SmtpSettings(**server.settings(timeout_seconds=30,
-                                                  message_deadline_seconds=30),
-                                password=PASSWORD)
-        baseline = run("connection per message", ConnectionPerMessage, settings, plan, messages,
-                       Path(tmp))
+        settings = SmtpSettings(
+            **server.settings(timeout_seconds=30, message_deadline_seconds=30), password=PASSWORD
+        )
+        baseline = run(
+            "connection per message", ConnectionPerMessage, settings, plan, messages, Path(tmp)
+        )
         ours = run("review-scheduler", SmtpSender, settings, plan, messages, Path(tmp))
         assert len(server.handler.received) == 2 * args.messages
     print(f"ratio: review-scheduler delivers {ours / baseline:.1f}x the messages per second")

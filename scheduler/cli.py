@@ -583,11 +583,18 @@ def outbox_retry(config_path: Path | None, ids: tuple[int, ...], all_failed: boo
 # --------------------------------------------------------------------------- daemon
 
 
-@cli.command(epilog="Exit codes: 0 stopped by SIGTERM or SIGINT; 2 configuration error or "
-             "another daemon already running on the same state store; 3 unexpected failure.")
+@cli.command(
+    epilog="Exit codes: 0 stopped by SIGTERM or SIGINT; 2 configuration error or "
+    "another daemon already running on the same state store; 3 unexpected failure."
+)
 @config_option
-@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain",
-              show_default=True, help="One line per event on stderr, as text or JSON.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["plain", "json"]),
+    default="plain",
+    show_default=True,
+    help="One line per event on stderr, as text or JSON.",
+)
 @click.pass_context
 def daemon(ctx: click.Context, config_path: Path | None, log_format: str) -> int:
     """Run in the foreground: reminder cycles on the [daemon] schedule, outbox drains between.
@@ -605,11 +612,19 @@ def daemon(ctx: click.Context, config_path: Path | None, log_format: str) -> int
     return asyncio.run(Daemon(settings, Path.cwd()).run())
 
 
-@cli.command(epilog="Exit codes: 0 healthy; 1 the last cycle failed or was interrupted, or "
-             "failed deliveries wait; 2 configuration error.")
+@cli.command(
+    epilog="Exit codes: 0 healthy; 1 the last cycle failed or was interrupted, or "
+    "failed deliveries wait; 2 configuration error."
+)
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Human-readable lines, or one JSON object.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Human-readable lines, or one JSON object.",
+)
 def status(config_path: Path | None, fmt: str) -> int:
     """Show the last cycle, the next scheduled one, the outbox, and whether a daemon runs.
 
@@ -636,19 +651,31 @@ def status(config_path: Path | None, fmt: str) -> int:
     zone = settings.review.zone
     healthy = outcome not in ("failed", "interrupted") and not counts["failed"]
     if fmt == "json":
-        click.echo(json.dumps({
-            "healthy": healthy,
-            "daemon": {"running": holder is not None, "pid": holder if holder != -1 else None},
-            "last_cycle": None if last is None else {
-                "started_at": last.started_at.isoformat(),
-                "finished_at": last.finished_at.isoformat() if last.finished_at else None,
-                "as_of": last.as_of.isoformat() if last.as_of else None,
-                "outcome": outcome, "counts": last.detail,
-            },
-            "next_cycle": next_cycle.isoformat() if next_cycle else None,
-            "schedule": settings.daemon.schedule, "timezone": zone.key,
-            "outbox": counts,
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "healthy": healthy,
+                    "daemon": {
+                        "running": holder is not None,
+                        "pid": holder if holder != -1 else None,
+                    },
+                    "last_cycle": None
+                    if last is None
+                    else {
+                        "started_at": last.started_at.isoformat(),
+                        "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                        "as_of": last.as_of.isoformat() if last.as_of else None,
+                        "outcome": outcome,
+                        "counts": last.detail,
+                    },
+                    "next_cycle": next_cycle.isoformat() if next_cycle else None,
+                    "schedule": settings.daemon.schedule,
+                    "timezone": zone.key,
+                    "outbox": counts,
+                },
+                indent=2,
+            )
+        )
         return 0 if healthy else 1
     if last is None:
         click.echo("Last cycle: none recorded")
@@ -656,10 +683,12 @@ def status(config_path: Path | None, fmt: str) -> int:
         when = last.started_at.astimezone(zone).isoformat(sep=" ", timespec="seconds")
         detail = last.detail
         if outcome == "ok":
-            numbers = (f"{detail.get('documents', 0)} documents, {detail.get('outstanding', 0)} "
-                       f"outstanding, {detail.get('queued', 0)} digests queued, "
-                       f"{detail.get('delivered', 0)} delivered, {detail.get('retrying', 0)} "
-                       f"waiting for a retry, {detail.get('failed', 0)} failed")
+            numbers = (
+                f"{detail.get('documents', 0)} documents, {detail.get('outstanding', 0)} "
+                f"outstanding, {detail.get('queued', 0)} digests queued, "
+                f"{detail.get('delivered', 0)} delivered, {detail.get('retrying', 0)} "
+                f"waiting for a retry, {detail.get('failed', 0)} failed"
+            )
         else:
             numbers = str(detail.get("error", "")) or "no counts"
         click.echo(f"Last cycle: {when} {zone.key}: {outcome}: {numbers}")
@@ -668,8 +697,9 @@ def status(config_path: Path | None, fmt: str) -> int:
         + (next_cycle.isoformat(sep=" ", timespec="minutes") if next_cycle else "never")
         + f" {zone.key} (schedule {settings.daemon.schedule!r})"
     )
-    click.echo(f"Outbox: {counts['pending']} pending, {counts['failed']} failed, "
-               f"{counts['sent']} sent")
+    click.echo(
+        f"Outbox: {counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent"
+    )
     if holder is None:
         click.echo("Daemon: not running")
     else:

@@ -255,8 +255,8 @@ class SmtpSettings(_Section):
     def _plaintext_only_on_loopback(self) -> SmtpSettings:
         if self.host and self.security == "none" and not is_loopback_host(self.host):
             raise ValueError(
-                f"security = \"none\" sends mail unencrypted and is only allowed to a loopback "
-                f"host, not {self.host!r}; use \"starttls\" or \"tls\""
+                f'security = "none" sends mail unencrypted and is only allowed to a loopback '
+                f'host, not {self.host!r}; use "starttls" or "tls"'
             )
         return self
 
@@ -279,6 +279,7 @@ class MailSettings(_Section):
         if re.search(r"[\x00-\x1f\x7f]|=\?", value):
             raise ValueError("must not contain control characters or '=?'")
         return value
+
     # A folder of templates overriding the built-in ones (subject.txt, digest.txt, digest.html).
     templates: Path | None = None
     # Where messages go when [smtp] host is empty: one .eml file per message.

@@ -52,8 +52,9 @@ def render(settings: Settings, renderer: DigestRenderer, digest: Digest) -> Rend
     )
 
 
-def compose(settings: Settings, plan: Plan, now: datetime
-            ) -> tuple[dict[str, OutgoingMessage], dict[str, str]]:
+def compose(
+    settings: Settings, plan: Plan, now: datetime
+) -> tuple[dict[str, OutgoingMessage], dict[str, str]]:
     """Every digest of the plan as a finished message, keyed by its idempotency key.
 
     A digest whose headers would carry line breaks or encoded words is refused, not sent; the
@@ -110,9 +111,15 @@ class CycleReport:
         }
 
 
-def plan_cycle(settings: Settings, cwd: Path, today: date, ledger: Ledger,
-               recipients: Sequence[str] | None = None, *, write: bool = True
-               ) -> tuple[CheckResult, Plan]:
+def plan_cycle(
+    settings: Settings,
+    cwd: Path,
+    today: date,
+    ledger: Ledger,
+    recipients: Sequence[str] | None = None,
+    *,
+    write: bool = True,
+) -> tuple[CheckResult, Plan]:
     """Check every document and decide the digests. With ``write`` false (previews, dry
     runs) nothing is written, not even the parse cache."""
     if write:
@@ -128,8 +135,9 @@ def _outstanding(result: CheckResult) -> int:
     return sum(doc.state in OUTSTANDING for doc in result.documents)
 
 
-def preview_digest(settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger
-                   ) -> RenderedDigest | None:
+def preview_digest(
+    settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger
+) -> RenderedDigest | None:
     """The digest ``editor`` would get today, listing all they have outstanding."""
     _, plan = plan_cycle(settings, cwd, today, ledger, recipients=[editor], write=False)
     if not plan.digests:
@@ -137,18 +145,24 @@ def preview_digest(settings: Settings, cwd: Path, today: date, editor: str, ledg
     return render(settings, DigestRenderer(settings.mail.templates), plan.digests[0])
 
 
-def dry_run_cycle(settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger
-                  ) -> CycleReport:
+def dry_run_cycle(
+    settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger
+) -> CycleReport:
     """What a cycle would send, rendered, with nothing written or sent."""
     result, plan = plan_cycle(settings, cwd, today, ledger, write=False)
     messages, refused = compose(settings, plan, now)
-    return CycleReport(today, len(result.documents), _outstanding(result), plan, messages,
-                       refused)
+    return CycleReport(today, len(result.documents), _outstanding(result), plan, messages, refused)
 
 
-async def run_cycle(settings: Settings, cwd: Path, today: date, clock: Clock,
-                    reminders: Reminders, sender: Sender,
-                    stop: asyncio.Event | None = None) -> CycleReport:
+async def run_cycle(
+    settings: Settings,
+    cwd: Path,
+    today: date,
+    clock: Clock,
+    reminders: Reminders,
+    sender: Sender,
+    stop: asyncio.Event | None = None,
+) -> CycleReport:
     """One reminder cycle: compute, decide, enqueue (one transaction), deliver.
 
     The run is recorded in the run history, whether it succeeds or fails.
@@ -160,14 +174,27 @@ async def run_cycle(settings: Settings, cwd: Path, today: date, clock: Clock,
         messages, refused = compose(settings, plan, now)
         queued, skipped = reminders.enqueue(plan, messages, now)
         delivery = await deliver_pending(
-            reminders, sender, settings.delivery, settings.smtp.message_deadline_seconds, clock,
+            reminders,
+            sender,
+            settings.delivery,
+            settings.smtp.message_deadline_seconds,
+            clock,
             stop=stop,
         )
     except BaseException as exc:
-        reminders.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"},
-                             clock())
+        reminders.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"}, clock())
         raise
-    report = CycleReport(today, len(result.documents), _outstanding(result), plan, messages,
-                         refused, tuple(queued), tuple(skipped), delivery, sender.description)
+    report = CycleReport(
+        today,
+        len(result.documents),
+        _outstanding(result),
+        plan,
+        messages,
+        refused,
+        tuple(queued),
+        tuple(skipped),
+        delivery,
+        sender.description,
+    )
     reminders.finish_run(run_id, "ok", report.summary(), clock())
     return report

@@ -44,15 +44,18 @@ def cycle_trigger(settings: Settings) -> LocalCronTrigger:
     return LocalCronTrigger(settings.daemon.schedule, settings.review.zone)
 
 
-def catch_up_due(reminders: Reminders, trigger: LocalCronTrigger, now: datetime
-                 ) -> tuple[bool, str]:
+def catch_up_due(
+    reminders: Reminders, trigger: LocalCronTrigger, now: datetime
+) -> tuple[bool, str]:
     """Whether a cycle must run at start-up, and why. From the run history only."""
     last = reminders.last_run("cycle")
     if last is None:
         return False, "no cycle has run yet"
     if last.outcome == "interrupted":
-        return True, f"the cycle started {last.started_at.isoformat(timespec='seconds')} " \
-            "was interrupted"
+        return (
+            True,
+            f"the cycle started {last.started_at.isoformat(timespec='seconds')} was interrupted",
+        )
     missed = missed_cycle(trigger, last.started_at, now)
     if missed is not None:
         return True, f"the cycle due {missed.isoformat(timespec='seconds')} was missed"
@@ -60,9 +63,13 @@ def catch_up_due(reminders: Reminders, trigger: LocalCronTrigger, now: datetime
 
 
 class Daemon:
-    def __init__(self, settings: Settings, cwd: Path,
-                 sender_factory: Callable[[], Sender] | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cwd: Path,
+        sender_factory: Callable[[], Sender] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.settings = settings
         self.cwd = cwd
         self.clock = clock
@@ -96,27 +103,48 @@ class Daemon:
         now = self.clock()
         interrupted = reminders.mark_interrupted("cycle", now)
         if interrupted:
-            log.warning("%d cycle(s) left unfinished by a stopped process were closed",
-                        interrupted)
+            log.warning("%d cycle(s) left unfinished by a stopped process were closed", interrupted)
         zone = self.settings.review.zone
         scheduler = AsyncIOScheduler(timezone=zone)
-        options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None,
-                   "replace_existing": True}
-        scheduler.add_job(self._cycle, self.trigger, id=CYCLE_JOB, name="reminder cycle",
-                          kwargs={"reason": "scheduled"}, **options)
-        scheduler.add_job(self._drain, IntervalTrigger(
-            seconds=self.settings.daemon.drain_interval_seconds, timezone=zone),
-            id=DRAIN_JOB, name="outbox drain", next_run_time=now, **options)
+        options = {
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": None,
+            "replace_existing": True,
+        }
+        scheduler.add_job(
+            self._cycle,
+            self.trigger,
+            id=CYCLE_JOB,
+            name="reminder cycle",
+            kwargs={"reason": "scheduled"},
+            **options,
+        )
+        scheduler.add_job(
+            self._drain,
+            IntervalTrigger(seconds=self.settings.daemon.drain_interval_seconds, timezone=zone),
+            id=DRAIN_JOB,
+            name="outbox drain",
+            next_run_time=now,
+            **options,
+        )
         catch_up, why = catch_up_due(reminders, self.trigger, now)
         if catch_up:
-            scheduler.add_job(self._cycle, DateTrigger(now, timezone=zone), id=CATCH_UP_JOB,
-                              name="catch-up cycle", kwargs={"reason": f"catch-up: {why}"},
-                              **options)
+            scheduler.add_job(
+                self._cycle,
+                DateTrigger(now, timezone=zone),
+                id=CATCH_UP_JOB,
+                name="catch-up cycle",
+                kwargs={"reason": f"catch-up: {why}"},
+                **options,
+            )
         scheduler.start()
         next_cycle = self.trigger.next_after(now)
         log.info(
             "daemon started: store %s, schedule %r in %s, next cycle %s, %s",
-            self.settings.store.path, self.settings.daemon.schedule, zone.key,
+            self.settings.store.path,
+            self.settings.daemon.schedule,
+            zone.key,
             next_cycle.isoformat(timespec="seconds") if next_cycle else "never",
             f"catching up ({why})" if catch_up else why,
         )
@@ -138,8 +166,11 @@ class Daemon:
         grace = self.settings.daemon.shutdown_grace_seconds
         done, _ = await asyncio.wait({task}, timeout=grace)
         if not done:
-            log.warning("the job did not finish within %.0f s; abandoning it (its messages stay "
-                        "in the outbox)", grace)
+            log.warning(
+                "the job did not finish within %.0f s; abandoning it (its messages stay "
+                "in the outbox)",
+                grace,
+            )
             task.cancel()
             await asyncio.wait({task})
 
@@ -152,8 +183,15 @@ class Daemon:
             today = self.clock().astimezone(self.settings.review.zone).date()
             log.info("cycle begun for %s (%s)", today.isoformat(), reason)
             try:
-                report = await run_cycle(self.settings, self.cwd, today, self.clock,
-                                         self._reminders, self.sender_factory(), self.stop)
+                report = await run_cycle(
+                    self.settings,
+                    self.cwd,
+                    today,
+                    self.clock,
+                    self._reminders,
+                    self.sender_factory(),
+                    self.stop,
+                )
             except Exception:
                 log.exception("cycle for %s failed", today.isoformat())
                 return
@@ -163,8 +201,13 @@ class Daemon:
             log.info(
                 "cycle ended for %s: %d documents, %d outstanding, %d digests queued, "
                 "%d delivered, %d waiting for a retry, %d failed",
-                today.isoformat(), counts["documents"], counts["outstanding"], counts["queued"],
-                counts["delivered"], counts["retrying"], counts["failed"],
+                today.isoformat(),
+                counts["documents"],
+                counts["outstanding"],
+                counts["queued"],
+                counts["delivered"],
+                counts["retrying"],
+                counts["failed"],
             )
 
     async def _drain(self) -> None:
@@ -175,8 +218,12 @@ class Daemon:
             assert self._reminders is not None
             try:
                 report = await deliver_pending(
-                    self._reminders, self.sender_factory(), self.settings.delivery,
-                    self.settings.smtp.message_deadline_seconds, self.clock, stop=self.stop,
+                    self._reminders,
+                    self.sender_factory(),
+                    self.settings.delivery,
+                    self.settings.smtp.message_deadline_seconds,
+                    self.clock,
+                    stop=self.stop,
                 )
             except Exception:
                 log.exception("draining the outbox failed")
@@ -184,5 +231,9 @@ class Daemon:
             finally:
                 self._running = None
             if report.delivered or report.failed or report.retrying:
-                log.info("outbox drained: %d delivered, %d waiting for a retry, %d failed",
-                         report.delivered, report.retrying, report.failed)
+                log.info(
+                    "outbox drained: %d delivered, %d waiting for a retry, %d failed",
+                    report.delivered,
+                    report.retrying,
+                    report.failed,
+                )

@@ -425,6 +425,16 @@ def _needs_scan(block: str) -> bool:
     return openers > MAX_DEPTH
 
 
+def _too_deep(path: str, line: int) -> Problem:
+    return error(
+        path,
+        line,
+        None,
+        f"frontmatter is nested more than {MAX_DEPTH} levels deep",
+        "flatten the metadata",
+    )
+
+
 def _scan_events(block: str, path: str, offset: int) -> Problem | None:
     """Walk the YAML events (no nodes are built) for anchors, aliases and excessive depth."""
     loader = SafeLoader(block)
@@ -447,27 +457,14 @@ def _scan_events(block: str, path: str, offset: int) -> Problem | None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    return error(
-                        path,
-                        line,
-                        None,
-                        f"frontmatter is nested more than {MAX_DEPTH} levels deep",
-                        "flatten the metadata",
-                    )
+                    return _too_deep(path, line)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.YAMLError as exc:
         if getattr(exc, "problem", None) == _LIBYAML_TOO_DEEP:
             # libyaml (PyYAML 6.0.4 and later) stops scanning deep flow collections itself.
             mark = getattr(exc, "problem_mark", None)
-            line = mark.line + offset if mark is not None else offset - 1
-            return error(
-                path,
-                line,
-                None,
-                f"frontmatter is nested more than {MAX_DEPTH} levels deep",
-                "flatten the metadata",
-            )
+            return _too_deep(path, mark.line + offset if mark is not None else offset - 1)
         return None  # the syntax error is reported by the full parse
     finally:
         loader.dispose()

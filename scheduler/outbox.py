@@ -280,15 +280,19 @@ class Reminders:
         their messages need not wait for the lease to run out. Returns how many were freed."""
         freed = 0
         with self.store.transaction() as db:
-            owners = [o for (o,) in db.execute(
-                "SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL"
-            )]
+            owners = [
+                o
+                for (o,) in db.execute(
+                    "SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL"
+                )
+            ]
             for owner in owners:
                 owner_host, _, pid = owner.rpartition(":")
                 if owner_host == host and pid.isdigit() and not is_alive(int(pid)):
                     freed += db.execute(
                         "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
-                        " WHERE lease_owner = ?", (owner,)
+                        " WHERE lease_owner = ?",
+                        (owner,),
                     ).rowcount
         return freed
 
@@ -439,7 +443,8 @@ class Reminders:
         with self.store.transaction() as db:
             return db.execute(
                 "UPDATE runs SET finished_at = ?, outcome = 'interrupted'"
-                " WHERE kind = ? AND finished_at IS NULL", (ts(now), kind)
+                " WHERE kind = ? AND finished_at IS NULL",
+                (ts(now), kind),
             ).rowcount
 
     def last_run(self, kind: str) -> Run | None:

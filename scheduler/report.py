@@ -354,6 +354,16 @@ def github_annotation(level: str, path: str, line: int | None, title: str, messa
     return f"::{level} {props},title={_gh_prop(title)}::{_gh_data(message)}"
 
 
+def problem_annotation(problem: Problem) -> str:
+    if problem.is_error:
+        return github_annotation(
+            "error", problem.path, problem.line, "Invalid metadata", problem.describe()
+        )
+    return github_annotation(
+        "warning", problem.path, problem.line, "Metadata warning", problem.describe()
+    )
+
+
 def render_check_github(result: CheckResult, options: RenderOptions) -> str:
     lines = []
     for doc in result.documents:
@@ -371,17 +381,7 @@ def render_check_github(result: CheckResult, options: RenderOptions) -> str:
                 )
             )
         elif doc.state is State.INVALID:
-            for problem in doc.problems:
-                if problem.is_error:
-                    lines.append(
-                        github_annotation(
-                            "error",
-                            problem.path,
-                            problem.line,
-                            "Invalid metadata",
-                            problem.describe(),
-                        )
-                    )
+            lines.extend(problem_annotation(p) for p in doc.problems if p.is_error)
     lines.append(summary_line(result))
     return "\n".join(lines) + "\n"
 
@@ -443,17 +443,7 @@ def render_validate_json(result: ValidationResult, options: RenderOptions) -> st
 
 
 def render_validate_github(result: ValidationResult, options: RenderOptions) -> str:
-    lines = [
-        github_annotation(
-            p.severity.value if p.is_error else "warning",
-            p.path,
-            p.line,
-            "Invalid metadata" if p.is_error else "Metadata warning",
-            p.describe(),
-        )
-        for f in result.files
-        for p in f.problems
-    ]
+    lines = [problem_annotation(p) for f in result.files for p in f.problems]
     lines.append(_validation_summary(result))
     return "\n".join(lines) + "\n"
 

@@ -52,8 +52,15 @@ def parse_schedule(expr: str) -> CronTrigger:
         )
     second, minute, hour, day, month, weekday = fields
     try:
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=_weekday_names(weekday), timezone=UTC)
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_weekday_names(weekday),
+            timezone=UTC,
+        )
     except ValueError as exc:
         raise ScheduleError(f"{expr!r} is not a valid cron schedule: {exc}") from None
 
@@ -73,13 +80,15 @@ class LocalCronTrigger(BaseTrigger):
         self.zone = zone
         self._wall = parse_schedule(expr)
 
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime
-                           ) -> datetime | None:
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
         after = now if previous_fire_time is None else max(now, previous_fire_time)
         return self.next_after(after, strictly_after=previous_fire_time)
 
-    def next_after(self, moment: datetime, strictly_after: datetime | None = None
-                   ) -> datetime | None:
+    def next_after(
+        self, moment: datetime, strictly_after: datetime | None = None
+    ) -> datetime | None:
         """The first fire time at or after ``moment`` (and after ``strictly_after``)."""
         wall = moment.astimezone(self.zone).replace(tzinfo=UTC)
         previous = None
@@ -112,8 +121,9 @@ class LocalCronTrigger(BaseTrigger):
         return f"<LocalCronTrigger {self.expr!r} {self.zone.key}>"
 
 
-def missed_cycle(trigger: LocalCronTrigger, last_started: datetime | None, now: datetime
-                 ) -> datetime | None:
+def missed_cycle(
+    trigger: LocalCronTrigger, last_started: datetime | None, now: datetime
+) -> datetime | None:
     """The scheduled time of a cycle missed since the last one started, if any.
 
     Several missed slots count as one: a single catch-up cycle covers them all. With no

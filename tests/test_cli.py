@@ -354,6 +354,9 @@ def test_log_lines_are_one_per_event(capsys: pytest.CaptureFixture[str]) -> None
     assert line.count("\n") == 1
     entry = json.loads(line)
     assert (entry["level"], entry["logger"], entry["message"]) == (
-        "error", "scheduler.test", "cycle failed")
+        "error",
+        "scheduler.test",
+        "cycle failed",
+    )
     assert "ValueError: boom" in entry["error"]
     cli._setup_logging(0)

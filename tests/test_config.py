@@ -35,8 +35,19 @@ def test_built_in_defaults() -> None:
 def test_shipped_config_files_load_and_match_the_defaults_they_document() -> None:
     shipped = load_settings(REPO / "config" / "scheduler.toml")
     defaults = Settings()
-    for section in ("content", "fields", "metadata", "review", "reminders", "mail", "smtp",
-                    "delivery", "daemon", "store", "performance"):
+    for section in (
+        "content",
+        "fields",
+        "metadata",
+        "review",
+        "reminders",
+        "mail",
+        "smtp",
+        "delivery",
+        "daemon",
+        "store",
+        "performance",
+    ):
         assert getattr(shipped, section) == getattr(defaults, section), section
     govuk = load_settings(REPO / "config" / "examples" / "govuk-tech-docs.toml")
     assert govuk.fields.last_reviewed == "last_reviewed_on"

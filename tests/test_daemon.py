@@ -34,7 +34,11 @@ class DaemonProcess:
     def __init__(self, cwd: Path, env: dict[str, str], *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler", "daemon", "--log-format", "json", *args],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: queue.Queue[Event | None] = queue.Queue()
         self.seen: list[Event] = []
@@ -58,11 +62,15 @@ class DaemonProcess:
             try:
                 event = self.lines.get(timeout=max(remaining, 0.01))
             except queue.Empty:
-                raise AssertionError(f"no matching log line within {timeout} s; saw "
-                                     f"{[e['message'] for e in self.seen]}") from None
+                raise AssertionError(
+                    f"no matching log line within {timeout} s; saw "
+                    f"{[e['message'] for e in self.seen]}"
+                ) from None
             if event is None:
-                raise AssertionError(f"the daemon exited ({self.proc.wait()}) first; saw "
-                                     f"{[e['message'] for e in self.seen]}")
+                raise AssertionError(
+                    f"the daemon exited ({self.proc.wait()}) first; saw "
+                    f"{[e['message'] for e in self.seen]}"
+                )
             self.seen.append(event)
             if predicate(event):
                 return event
@@ -106,19 +114,27 @@ def spawn() -> Iterator[Callable[..., DaemonProcess]]:
         daemon.kill()
 
 
-def library(root: Path, server: SmtpServer | None, schedule: str, editors: int = 2,
-            drain: float = 300) -> dict[str, str]:
+def library(
+    root: Path, server: SmtpServer | None, schedule: str, editors: int = 2, drain: float = 300
+) -> dict[str, str]:
     """Documents overdue for ``editors`` editors, a config, and the daemon's environment."""
     for i in range(editors):
-        write_doc(root / "docs" / f"page-{i}.md",
-                  frontmatter(title=f"Page {i}", lastReviewed="2025-01-10",
-                              owner=f"editor{i}@example.org"))
+        write_doc(
+            root / "docs" / f"page-{i}.md",
+            frontmatter(
+                title=f"Page {i}", lastReviewed="2025-01-10", owner=f"editor{i}@example.org"
+            ),
+        )
     smtp = ""
     if server is not None:
-        smtp = (f'[smtp]\nhost = "{server.host}"\nport = {server.port}\n'
-                f'username = "scheduler"\nca_file = "{server.ca_file}"\n'
-                "message_deadline_seconds = 10\n")
-    write_doc(root / "config" / "scheduler.toml", f"""\
+        smtp = (
+            f'[smtp]\nhost = "{server.host}"\nport = {server.port}\n'
+            f'username = "scheduler"\nca_file = "{server.ca_file}"\n'
+            "message_deadline_seconds = 10\n"
+        )
+    write_doc(
+        root / "config" / "scheduler.toml",
+        f"""\
 [content]
 root = "docs"
 [mail]
@@ -129,7 +145,8 @@ retry_initial_seconds = 0
 schedule = "{schedule}"
 drain_interval_seconds = {drain}
 shutdown_grace_seconds = 20
-{smtp}""")
+{smtp}""",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
     env |= {"HOME": str(root), "SCHEDULER_SMTP__PASSWORD": PASSWORD, "PYTHONPATH": str(REPO)}
     return env
@@ -154,8 +171,7 @@ def test_scheduled_cycles_deliver_then_sigterm_exits_cleanly(tmp_path: Path, spa
         started = daemon.message("daemon started")
         assert "schedule '*/2 * * * * *' in UTC" in started["message"]
         ended = daemon.message("cycle ended")
-        assert "2 digests queued, 2 delivered, 0 waiting for a retry, 0 failed" in \
-            ended["message"]
+        assert "2 digests queued, 2 delivered, 0 waiting for a retry, 0 failed" in ended["message"]
         assert recipients(server) == Counter({"editor0@example.org": 1, "editor1@example.org": 1})
         message = server.handler.received[0].message
         assert message["Subject"] == "Review reminder: 1 overdue"
@@ -165,8 +181,7 @@ def test_scheduled_cycles_deliver_then_sigterm_exits_cleanly(tmp_path: Path, spa
         assert daemon.stop(signal.SIGTERM) == 0
         tail = daemon.rest()
         assert tail[-1] == "daemon stopped"
-        assert any("shutdown requested (SIGTERM)" in m for m in
-                   [e["message"] for e in daemon.seen])
+        assert any("shutdown requested (SIGTERM)" in m for m in [e["message"] for e in daemon.seen])
         assert len(server.handler.received) == 2
     assert daemon.proc.stdout is not None and daemon.proc.stdout.read() == ""  # logs: stderr
     assert all(PASSWORD not in json.dumps(e) for e in daemon.seen)
@@ -200,8 +215,9 @@ def test_sigkill_mid_batch_loses_nothing(tmp_path: Path, spawn: Any) -> None:
     assert runs(tmp_path)[0][1] == "interrupted"
 
 
-def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(tmp_path: Path,
-                                                                    spawn: Any) -> None:
+def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(
+    tmp_path: Path, spawn: Any
+) -> None:
     with running_server(tmp_path) as server:
         env = library(tmp_path, server, "*/2 * * * * *", editors=5)
         server.handler.faults.slow_data = [1.0] * 100
@@ -216,21 +232,31 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(tmp_path: Pa
         reminders = Reminders(store)
         assert reminders.counts() == {"pending": 4, "sent": 1, "failed": 0}
         leased = store.db.execute(
-            "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL").fetchone()[0]
+            "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL"
+        ).fetchone()[0]
         assert leased == 0  # every unfinished message is free for the next run
     assert runs(tmp_path)[-1][1] == "ok"
 
 
-def test_one_daemon_per_store(tmp_path: Path, spawn: Any, run: Any,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_daemon_per_store(
+    tmp_path: Path, spawn: Any, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = library(tmp_path, None, "0 9 * * mon-fri")
     first = spawn(tmp_path, env)
     first.message("daemon started")
-    second = subprocess.run([sys.executable, "-m", "scheduler", "daemon"], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=30)
+    second = subprocess.run(
+        [sys.executable, "-m", "scheduler", "daemon"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert second.returncode == 2
-    assert (f"another review-scheduler daemon (pid {first.proc.pid}) is already running on the "
-            "state store .review-scheduler/state.sqlite3") in second.stderr
+    assert (
+        f"another review-scheduler daemon (pid {first.proc.pid}) is already running on the "
+        "state store .review-scheduler/state.sqlite3"
+    ) in second.stderr
     monkeypatch.chdir(tmp_path)
     status = run("status")
     assert f"Daemon: running (pid {first.proc.pid})" in status.out

@@ -211,8 +211,9 @@ def test_server_slower_than_the_deadline_is_retried_with_the_same_message_id(
     second = deliver(reminders, smtp_sender(server))
     assert second.delivered == 1
     # At-least-once: the ambiguous attempt arrived too, with the same Message-ID.
-    assert delivered_to(server) == Counter({("a@example.org", warm.message_id): 1,
-                                            ("b@example.org", slow.message_id): 2})
+    assert delivered_to(server) == Counter(
+        {("a@example.org", warm.message_id): 1, ("b@example.org", slow.message_id): 2}
+    )
 
 
 def test_giving_up_after_the_window_fails_and_reports(

@@ -19,22 +19,66 @@ from scheduler.report import DocumentReport
 from scheduler.review import State
 
 
-def report(path: str, title: str, state: State, days: int | None, url: str | None = None,
-           problems: tuple = ()) -> DocumentReport:  # type: ignore[type-arg]
+def report(
+    path: str,
+    title: str,
+    state: State,
+    days: int | None,
+    url: str | None = None,
+    problems: tuple = (),
+) -> DocumentReport:  # type: ignore[type-arg]
     due = date(2026, 5, 1) if days is not None else None
-    return DocumentReport(path, title, state, "active", date(2026, 2, 1), "quarterly", due, days,
-                          ("ed@example.org",), problems, 3, url)
+    return DocumentReport(
+        path,
+        title,
+        state,
+        "active",
+        date(2026, 2, 1),
+        "quarterly",
+        due,
+        days,
+        ("ed@example.org",),
+        problems,
+        3,
+        url,
+    )
 
 
 DIGEST = Digest(
     "ed@example.org",
     date(2026, 5, 1),
     (
-        DigestItem(report("a.md", "Chemo <script>alert(1)</script> & you", State.OVERDUE, -40,
-                          "https://example.org/chemo?a=1&b=2"), True, True),
-        DigestItem(report("b.md", "Broken page", State.INVALID, None, "javascript:alert(1)",
-                          (error("b.md", 3, "lastReviewed", "'2026-02-30' is not a real date",
-                                 "use YYYY-MM-DD"),)), False, False),
+        DigestItem(
+            report(
+                "a.md",
+                "Chemo <script>alert(1)</script> & you",
+                State.OVERDUE,
+                -40,
+                "https://example.org/chemo?a=1&b=2",
+            ),
+            True,
+            True,
+        ),
+        DigestItem(
+            report(
+                "b.md",
+                "Broken page",
+                State.INVALID,
+                None,
+                "javascript:alert(1)",
+                (
+                    error(
+                        "b.md",
+                        3,
+                        "lastReviewed",
+                        "'2026-02-30' is not a real date",
+                        "use YYYY-MM-DD",
+                    ),
+                ),
+            ),
+            False,
+            False,
+        ),
         DigestItem(report("c.md", "Soon page", State.DUE_SOON, 0), False, False),
     ),
     ("boss@example.org",),
@@ -43,7 +87,8 @@ DIGEST = Digest(
 
 def render(override: Path | None = None) -> tuple[str, str, str]:
     rendered = DigestRenderer(override).render(
-        digest_context(DIGEST, escalate_after_days=30, last_reviewed_key="lastReviewed"))
+        digest_context(DIGEST, escalate_after_days=30, last_reviewed_key="lastReviewed")
+    )
     return rendered.subject, rendered.text, rendered.html
 
 
@@ -54,7 +99,9 @@ def test_subject_carries_counts_never_titles() -> None:
 
 def test_text_part() -> None:
     _, text, _ = render()
-    assert text == """\
+    assert (
+        text
+        == """\
 Hello,
 
 These documents in your care need attention (2026-05-01): 1 overdue, 1 invalid, 1 due soon.
@@ -87,7 +134,8 @@ stay in this list until then.
 
 --\x20
 review-scheduler
-"""  # "-- " (with its space) is the standard signature separator
+"""
+    )  # "-- " (with its space) is the standard signature separator
 
 
 class _Audit(HTMLParser):
@@ -158,9 +206,14 @@ def test_missing_template_folder_is_an_error(tmp_path: Path) -> None:
 def _message(**overrides: object) -> EmailMessage:
     subject, text, html = render()
     args: dict[str, object] = {
-        "key": DIGEST.key, "from_address": "reviews@example.org",
-        "from_name": "Review Scheduler", "to": "ed@example.org", "cc": ["boss@example.org"],
-        "subject": subject, "text": text, "html": html,
+        "key": DIGEST.key,
+        "from_address": "reviews@example.org",
+        "from_name": "Review Scheduler",
+        "to": "ed@example.org",
+        "cc": ["boss@example.org"],
+        "subject": subject,
+        "text": text,
+        "html": html,
         "date": datetime(2026, 5, 1, 9, 0, tzinfo=UTC),
     } | overrides
     outgoing = build_message(**args)  # type: ignore[arg-type]
@@ -186,8 +239,13 @@ def test_message_structure_and_stable_id() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["Reminder\r\nBcc: evil@example.org", "Reminder\nBcc: evil@example.org",
-     "=?UTF-8?Q?=0A?=Bcc: evil@example.org", "Reminder\x00", "Reminder\x1b[31m"],
+    [
+        "Reminder\r\nBcc: evil@example.org",
+        "Reminder\nBcc: evil@example.org",
+        "=?UTF-8?Q?=0A?=Bcc: evil@example.org",
+        "Reminder\x00",
+        "Reminder\x1b[31m",
+    ],
 )
 def test_header_values_with_breaks_or_encoded_words_are_refused(value: str) -> None:
     with pytest.raises(HeaderInjectionError):
@@ -198,11 +256,13 @@ def test_header_values_with_breaks_or_encoded_words_are_refused(value: str) -> N
 
 @pytest.mark.parametrize(
     "field",
-    [{"to": "ed@example.org\r\nBcc: evil@example.org"},
-     {"to": "=?UTF-8?Q?=0A?=Bcc:evil@example.org"},
-     {"cc": ["boss@example.org\nBcc: evil@example.org"]},
-     {"from_name": "Reviews\r\nBcc: evil@example.org"},
-     {"from_name": "=?UTF-8?B?Cg==?=Bcc: evil@example.org"}],
+    [
+        {"to": "ed@example.org\r\nBcc: evil@example.org"},
+        {"to": "=?UTF-8?Q?=0A?=Bcc:evil@example.org"},
+        {"cc": ["boss@example.org\nBcc: evil@example.org"]},
+        {"from_name": "Reviews\r\nBcc: evil@example.org"},
+        {"from_name": "=?UTF-8?B?Cg==?=Bcc: evil@example.org"},
+    ],
 )
 def test_addresses_and_names_cannot_add_headers(field: dict[str, object]) -> None:
     with pytest.raises(HeaderInjectionError):
@@ -211,9 +271,19 @@ def test_addresses_and_names_cannot_add_headers(field: dict[str, object]) -> Non
 
 def test_subject_template_that_leaks_a_hostile_title_is_refused(tmp_path: Path) -> None:
     (tmp_path / "subject.txt").write_text("{{ digest.groups[0].documents[0].title }}")
-    hostile = Digest("ed@example.org", date(2026, 5, 1), (DigestItem(
-        report("a.md", "=?UTF-8?Q?=0A?=Bcc: evil@example.org", State.OVERDUE, -1), True, False),))
+    hostile = Digest(
+        "ed@example.org",
+        date(2026, 5, 1),
+        (
+            DigestItem(
+                report("a.md", "=?UTF-8?Q?=0A?=Bcc: evil@example.org", State.OVERDUE, -1),
+                True,
+                False,
+            ),
+        ),
+    )
     rendered = DigestRenderer(tmp_path).render(
-        digest_context(hostile, escalate_after_days=30, last_reviewed_key="lastReviewed"))
+        digest_context(hostile, escalate_after_days=30, last_reviewed_key="lastReviewed")
+    )
     with pytest.raises(HeaderInjectionError):
         _message(subject=rendered.subject)

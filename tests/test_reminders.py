@@ -12,18 +12,40 @@ from scheduler.reminders import Digest, LedgerEntry, Plan, ReminderPolicy, plan_
 from scheduler.report import DocumentReport
 from scheduler.review import Review, ReviewPolicy, State, assess
 
-POLICY = ReminderPolicy(remind_every_days=7, escalate_after_days=30,
-                        escalate_to=("boss@example.org",))
+POLICY = ReminderPolicy(
+    remind_every_days=7, escalate_after_days=30, escalate_to=("boss@example.org",)
+)
 REVIEW = ReviewPolicy(30, frozenset({"active"}))
 
 
-def doc(path: str, last_reviewed: date | None, today: date, editors: tuple[str, ...] = (
-        "ed@example.org",), invalid: bool = False, months: int = 3) -> DocumentReport:
-    meta = Metadata(last_reviewed=last_reviewed, review_frequency=Cadence(months=months),
-                    status="active") if last_reviewed else None
+def doc(
+    path: str,
+    last_reviewed: date | None,
+    today: date,
+    editors: tuple[str, ...] = ("ed@example.org",),
+    invalid: bool = False,
+    months: int = 3,
+) -> DocumentReport:
+    meta = (
+        Metadata(
+            last_reviewed=last_reviewed, review_frequency=Cadence(months=months), status="active"
+        )
+        if last_reviewed
+        else None
+    )
     review: Review = assess(meta, invalid, today, REVIEW)
-    return DocumentReport(path, path.upper(), review.state, "active", last_reviewed, "quarterly",
-                          review.due, review.days_until_due, editors, ())
+    return DocumentReport(
+        path,
+        path.upper(),
+        review.state,
+        "active",
+        last_reviewed,
+        "quarterly",
+        review.due,
+        review.days_until_due,
+        editors,
+        (),
+    )
 
 
 class Ledger(dict[tuple[str, str], LedgerEntry]):
@@ -36,8 +58,9 @@ class Ledger(dict[tuple[str, str], LedgerEntry]):
             self.pop(key, None)
 
 
-def run_days(start: date, end: date, documents: callable, ledger: Ledger | None = None
-             ) -> dict[date, tuple[Digest, ...]]:  # type: ignore[valid-type]
+def run_days(
+    start: date, end: date, documents: callable, ledger: Ledger | None = None
+) -> dict[date, tuple[Digest, ...]]:  # type: ignore[valid-type]
     ledger = Ledger() if ledger is None else ledger
     sent = {}
     day = start
@@ -52,11 +75,14 @@ def run_days(start: date, end: date, documents: callable, ledger: Ledger | None 
 
 def test_due_soon_then_overdue_then_weekly_then_escalation() -> None:
     # last reviewed 2026-01-15, quarterly: due 2026-04-15, due soon from 2026-03-16
-    sent = run_days(date(2026, 3, 1), date(2026, 5, 31),
-                    lambda day: [doc("a.md", date(2026, 1, 15), day)])
+    sent = run_days(
+        date(2026, 3, 1), date(2026, 5, 31), lambda day: [doc("a.md", date(2026, 1, 15), day)]
+    )
     summary = {
-        day: [(d.recipient, [(i.document.state.value, i.new, i.escalated) for i in d.items], d.cc)
-              for d in digests]
+        day: [
+            (d.recipient, [(i.document.state.value, i.new, i.escalated) for i in d.items], d.cc)
+            for d in digests
+        ]
         for day, digests in sent.items()
     }
     assert summary == {
@@ -87,7 +113,8 @@ def test_digest_lists_everything_outstanding_in_order_and_marks_new() -> None:
     ledger = Ledger()
     # yesterday the editor heard about the slightly overdue document
     ledger[("ed@example.org", "late.md")] = LedgerEntry(
-        "ed@example.org", "late.md", date(2026, 4, 28), State.OVERDUE, date(2026, 4, 29))
+        "ed@example.org", "late.md", date(2026, 4, 28), State.OVERDUE, date(2026, 4, 29)
+    )
     docs = [
         doc("soon-b.md", date(2026, 2, 20), today),  # due 05-20
         doc("soon-a.md", date(2026, 2, 10), today),  # due 05-10
@@ -100,7 +127,10 @@ def test_digest_lists_everything_outstanding_in_order_and_marks_new() -> None:
     plan = plan_reminders(docs, ledger, today, POLICY)
     mine = next(d for d in plan.digests if d.recipient == "ed@example.org")
     assert [(i.document.path, i.new) for i in mine.items] == [
-        ("very-late.md", True), ("late.md", False), ("broken.md", True), ("soon-a.md", True),
+        ("very-late.md", True),
+        ("late.md", False),
+        ("broken.md", True),
+        ("soon-a.md", True),
         ("soon-b.md", True),
     ]
     assert mine.summary == "2 overdue, 1 invalid, 2 due soon"
@@ -114,7 +144,8 @@ def test_only_triggers_send_but_the_digest_lists_all() -> None:
     ledger = Ledger()
     docs = [doc("late.md", date(2026, 1, 28), today)]
     ledger[("ed@example.org", "late.md")] = LedgerEntry(
-        "ed@example.org", "late.md", date(2026, 4, 28), State.OVERDUE, date(2026, 4, 29))
+        "ed@example.org", "late.md", date(2026, 4, 28), State.OVERDUE, date(2026, 4, 29)
+    )
     assert plan_reminders(docs, ledger, today, POLICY).digests == ()  # reminded 2 days ago
     docs.append(doc("new-soon.md", date(2026, 2, 10), today))
     (digest,) = plan_reminders(docs, ledger, today, POLICY).digests
@@ -141,13 +172,15 @@ def test_a_re_reviewed_document_drops_out_and_starts_afresh() -> None:
     # when a.md is next due soon (2026-06-20), it is new again
     soon = plan_reminders(documents(date(2026, 6, 20)), ledger, date(2026, 6, 20), POLICY)
     assert [(i.document.path, i.new) for i in soon.digests[0].items] == [
-        ("b.md", False), ("a.md", True)
+        ("b.md", False),
+        ("a.md", True),
     ]
 
 
 def test_invalid_documents_are_reminded_like_overdue_ones() -> None:
-    sent = run_days(date(2026, 5, 1), date(2026, 5, 16),
-                    lambda day: [doc("broken.md", None, day, invalid=True)])
+    sent = run_days(
+        date(2026, 5, 1), date(2026, 5, 16), lambda day: [doc("broken.md", None, day, invalid=True)]
+    )
     assert list(sent) == [date(2026, 5, 1), date(2026, 5, 8), date(2026, 5, 15)]
 
 
@@ -162,8 +195,9 @@ def test_fixing_an_invalid_document_into_overdue_is_news() -> None:
 
 def test_unowned_documents_go_to_the_escalation_contacts() -> None:
     today = date(2026, 5, 1)
-    plan = plan_reminders([doc("orphan.md", date(2026, 1, 1), today, editors=())], Ledger(),
-                          today, POLICY)
+    plan = plan_reminders(
+        [doc("orphan.md", date(2026, 1, 1), today, editors=())], Ledger(), today, POLICY
+    )
     assert [(d.recipient, d.cc) for d in plan.digests] == [("boss@example.org", ())]
 
 

@@ -239,8 +239,7 @@ def test_unowned_documents_are_listed(corpus: Path, run: Any) -> None:
     )
 
 
-def test_colour_only_on_a_terminal(corpus: Path, run: Any, monkeypatch: pytest.MonkeyPatch
-                                   ) -> None:
+def test_colour_only_on_a_terminal(corpus: Path, run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from scheduler import cli
     from scheduler.report import render_check_text
     from scheduler.service import check

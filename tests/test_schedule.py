@@ -38,15 +38,15 @@ def fires(trigger: LocalCronTrigger, start: datetime, end: datetime) -> list[dat
         previous, now = fire, fire
 
 
-ZONES = ["Europe/London", "America/New_York", "Australia/Sydney", "America/Havana",
-         "Europe/Madrid"]
+ZONES = ["Europe/London", "America/New_York", "Australia/Sydney", "America/Havana", "Europe/Madrid"]
 TIMES = ["0 0", "30 0", "30 1", "30 2", "59 2", "0 3", "30 3", "0 9", "45 23"]
 
 
 @pytest.mark.parametrize("zone_name", ZONES)
 @pytest.mark.parametrize("minute_hour", TIMES)
-def test_daily_schedule_fires_once_per_local_day_across_changes(zone_name: str,
-                                                                minute_hour: str) -> None:
+def test_daily_schedule_fires_once_per_local_day_across_changes(
+    zone_name: str, minute_hour: str
+) -> None:
     zone = ZoneInfo(zone_name)
     changes = transitions(zone, 2026)
     assert len(changes) >= 2, f"{zone_name} should change twice in 2026"
@@ -75,7 +75,10 @@ def test_the_madrid_case_that_plain_apscheduler_skips() -> None:
     trigger = LocalCronTrigger("30 0 * * *", zone)
     got = fires(trigger, datetime(2024, 3, 29, tzinfo=zone), datetime(2024, 4, 3, tzinfo=zone))
     assert [f.astimezone(zone).strftime("%m-%d %H:%M %z") for f in got] == [
-        "03-29 00:30 +0100", "03-30 00:30 +0100", "03-31 00:30 +0100", "04-01 00:30 +0200",
+        "03-29 00:30 +0100",
+        "03-30 00:30 +0100",
+        "03-31 00:30 +0100",
+        "04-01 00:30 +0200",
         "04-02 00:30 +0200",
     ]
 
@@ -95,18 +98,30 @@ def test_the_madrid_case_that_plain_apscheduler_skips() -> None:
         ("Australia/Sydney", date(2026, 4, 5), "30 2 * * *", ["02:30 +1100"]),
         ("Australia/Sydney", date(2026, 10, 4), "30 2 * * *", ["03:30 +1100"]),
         # hourly through the autumn fold: each wall-clock hour once
-        ("Europe/London", date(2026, 10, 25), "0 * * * *",
-         [f"{h:02d}:00 {'+0100' if h < 2 else '+0000'}" for h in range(24)]),
+        (
+            "Europe/London",
+            date(2026, 10, 25),
+            "0 * * * *",
+            [f"{h:02d}:00 {'+0100' if h < 2 else '+0000'}" for h in range(24)],
+        ),
         # hourly through the spring gap: the missing hour is not invented twice
-        ("America/New_York", date(2026, 3, 8), "0 * * * *",
-         [f"{h:02d}:00 {'-0500' if h < 2 else '-0400'}" for h in range(24) if h != 2]),
+        (
+            "America/New_York",
+            date(2026, 3, 8),
+            "0 * * * *",
+            [f"{h:02d}:00 {'-0500' if h < 2 else '-0400'}" for h in range(24) if h != 2],
+        ),
     ],
 )
 def test_gap_and_fold_days(zone_name: str, day: date, expr: str, expected: list[str]) -> None:
     zone = ZoneInfo(zone_name)
     trigger = LocalCronTrigger(expr, zone)
-    got = [f.astimezone(zone) for f in fires(trigger, datetime.combine(day, time(0), zone),
-                                              datetime.combine(day, time(23, 59), zone))]
+    got = [
+        f.astimezone(zone)
+        for f in fires(
+            trigger, datetime.combine(day, time(0), zone), datetime.combine(day, time(23, 59), zone)
+        )
+    ]
     assert [f.strftime("%H:%M %z") for f in got if f.date() == day] == expected
 
 
@@ -127,13 +142,21 @@ def test_seconds_field() -> None:
     trigger = LocalCronTrigger("*/15 * * * * *", ZoneInfo("UTC"))
     start = datetime(2026, 1, 1, tzinfo=UTC)
     assert [f.second for f in fires(trigger, start, start + timedelta(seconds=59))] == [
-        0, 15, 30, 45]
+        0,
+        15,
+        30,
+        45,
+    ]
 
 
 @pytest.mark.parametrize(
     ("expr", "message"),
-    [("0 9 * *", "expected 5 fields"), ("0 25 * * *", "not a valid cron schedule"),
-     ("0 9 * * 8", "day of week 8 is not 0-7"), ("every day", "expected 5 fields")],
+    [
+        ("0 9 * *", "expected 5 fields"),
+        ("0 25 * * *", "not a valid cron schedule"),
+        ("0 9 * * 8", "day of week 8 is not 0-7"),
+        ("every day", "expected 5 fields"),
+    ],
 )
 def test_bad_schedules(expr: str, message: str) -> None:
     with pytest.raises(ScheduleError, match=message):
@@ -147,9 +170,11 @@ def test_missed_cycles_coalesce_into_one() -> None:
     # down over the weekend, back on Monday 08:00: nothing missed
     assert missed_cycle(trigger, friday_run, datetime(2026, 11, 23, 8, tzinfo=zone)) is None
     # back on Wednesday 10:00: Monday, Tuesday and Wednesday missed; one catch-up, the latest
-    assert missed_cycle(trigger, friday_run, datetime(2026, 11, 25, 10, tzinfo=zone)) == \
-        datetime(2026, 11, 25, 9, tzinfo=zone)
+    assert missed_cycle(trigger, friday_run, datetime(2026, 11, 25, 10, tzinfo=zone)) == datetime(
+        2026, 11, 25, 9, tzinfo=zone
+    )
     # exactly at the slot counts as due
-    assert missed_cycle(trigger, friday_run, datetime(2026, 11, 23, 9, tzinfo=zone)) == \
-        datetime(2026, 11, 23, 9, tzinfo=zone)
+    assert missed_cycle(trigger, friday_run, datetime(2026, 11, 23, 9, tzinfo=zone)) == datetime(
+        2026, 11, 23, 9, tzinfo=zone
+    )
     assert missed_cycle(trigger, None, datetime(2026, 11, 25, 10, tzinfo=zone)) is None

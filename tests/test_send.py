@@ -29,14 +29,20 @@ from_address = "reviews@example.org"
 @pytest.fixture
 def library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_doc(tmp_path / "config" / "scheduler.toml", CONFIG)
-    write_doc(tmp_path / "docs" / "late.md",
-              frontmatter(title="Late page", lastReviewed="2026-01-15", owner="ed@example.org"))
-    write_doc(tmp_path / "docs" / "soon.md",
-              frontmatter(title="Soon page", lastReviewed="2026-02-20", owner="ed@example.org"))
-    write_doc(tmp_path / "docs" / "fine.md",
-              frontmatter(title="Fine page", lastReviewed="2026-04-01"))
-    write_doc(tmp_path / "docs" / "old.md", frontmatter(title="Very old page",
-                                                       lastReviewed="2025-10-01"))
+    write_doc(
+        tmp_path / "docs" / "late.md",
+        frontmatter(title="Late page", lastReviewed="2026-01-15", owner="ed@example.org"),
+    )
+    write_doc(
+        tmp_path / "docs" / "soon.md",
+        frontmatter(title="Soon page", lastReviewed="2026-02-20", owner="ed@example.org"),
+    )
+    write_doc(
+        tmp_path / "docs" / "fine.md", frontmatter(title="Fine page", lastReviewed="2026-04-01")
+    )
+    write_doc(
+        tmp_path / "docs" / "old.md", frontmatter(title="Very old page", lastReviewed="2025-10-01")
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -55,8 +61,9 @@ def test_send_writes_to_the_outbox_folder_and_never_twice(library: Path, run: An
         "retry, 0 failed.\n"
     )
     files = outbox_files(library)
-    messages = {message_from_bytes(f.read_bytes())["To"]: message_from_bytes(f.read_bytes())
-                for f in files}
+    messages = {
+        message_from_bytes(f.read_bytes())["To"]: message_from_bytes(f.read_bytes()) for f in files
+    }
     assert set(messages) == {"ed@example.org", "team@example.org"}
     assert messages["ed@example.org"]["Subject"] == "Review reminder: 1 overdue, 1 due soon"
     # old.md is 121 days overdue: the team's digest is copied to the escalation contact
@@ -72,8 +79,9 @@ def test_dry_run_writes_nothing(library: Path, run: Any) -> None:
     assert result.code == 0
     assert "To: ed@example.org\nSubject: Review reminder: 1 overdue, 1 due soon\n" in result.out
     assert "* [NEW] Late page" in result.out
-    assert result.out.endswith("Dry run for 2026-05-01: 4 documents, 3 outstanding; 2 digests "
-                               "would be sent.\n")
+    assert result.out.endswith(
+        "Dry run for 2026-05-01: 4 documents, 3 outstanding; 2 digests would be sent.\n"
+    )
     assert not (library / ".review-scheduler").exists()
 
 
@@ -81,12 +89,14 @@ def test_preview(library: Path, run: Any) -> None:
     text = run("preview", "--editor", "ed@example.org", "--as-of", "2026-05-01")
     assert text.code == 0
     assert text.out.startswith("Subject: Review reminder: 1 overdue, 1 due soon\n\nHello,\n")
-    html = run("preview", "--editor", "ed@example.org", "--as-of", "2026-05-01", "--format",
-               "html")
+    html = run("preview", "--editor", "ed@example.org", "--as-of", "2026-05-01", "--format", "html")
     assert html.out.startswith("<!DOCTYPE html>") and "Late page" in html.out
     nobody = run("preview", "--editor", "nobody@example.org", "--as-of", "2026-05-01")
     assert (nobody.code, nobody.out, nobody.err) == (
-        0, "", "Nothing outstanding for nobody@example.org on 2026-05-01.\n")
+        0,
+        "",
+        "Nothing outstanding for nobody@example.org on 2026-05-01.\n",
+    )
     assert not (library / ".review-scheduler").exists()  # previews write nothing
 
 
@@ -99,8 +109,10 @@ def test_cycles_over_several_days(library: Path, run: Any) -> None:
     assert sent_on("2026-05-01") == 2
     assert sent_on("2026-05-02") == 0
     assert sent_on("2026-05-08") == 2  # a week on: both overdue pages again
-    write_doc(library / "docs" / "late.md",  # ed re-reviews late.md
-              frontmatter(title="Late page", lastReviewed="2026-05-08", owner="ed@example.org"))
+    write_doc(
+        library / "docs" / "late.md",  # ed re-reviews late.md
+        frontmatter(title="Late page", lastReviewed="2026-05-08", owner="ed@example.org"),
+    )
     assert sent_on("2026-05-09") == 0
     assert sent_on("2026-05-15") == 1  # the team's page; ed's soon.md is not overdue until 05-20
     assert sent_on("2026-05-21") == 1  # soon.md became overdue
@@ -134,30 +146,36 @@ def test_send_over_smtp(library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
     assert "    lead@example.org: sent\n" in listing.out
 
 
-def test_refused_recipient_is_reported_and_can_be_retried(library: Path, run: Any,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_recipient_is_reported_and_can_be_retried(
+    library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with running_server(library) as server:
         _smtp_env(monkeypatch, server, PASSWORD)
         server.handler.faults.rcpt_replies = {"ed@example.org": ["550 5.1.1 No such user"]}
         result = run("send", "--as-of", "2026-05-01")
         assert result.code == 1
         assert "1 delivered, 0 waiting for a retry, 1 failed." in result.out
-        assert result.err == ("ERROR scheduler.delivery: delivery failed for good: "
-                              "digest:ed@example.org:2026-05-01 to ed@example.org: "
-                              "5.1.1 No such user\n")
+        assert result.err == (
+            "ERROR scheduler.delivery: delivery failed for good: "
+            "digest:ed@example.org:2026-05-01 to ed@example.org: "
+            "5.1.1 No such user\n"
+        )
         failed = run("outbox", "--state", "failed")
         assert failed.code == 1
         assert "    ed@example.org: failed 550 5.1.1 No such user\n" in failed.out
         assert run("outbox", "retry").code == 2  # say which
         retried = run("outbox", "retry", "--all")
         assert (retried.code, retried.out) == (
-            0, "Queued 1 again: 1 delivered, 0 waiting for a retry, 0 failed.\n")
+            0,
+            "Queued 1 again: 1 delivered, 0 waiting for a retry, 0 failed.\n",
+        )
         assert [r.recipients for r in server.handler.received].count(["ed@example.org"]) == 1
     assert run("outbox").out.endswith("0 pending, 0 failed, 2 sent.\n")
 
 
-def test_the_password_appears_nowhere(library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
-                                      ) -> None:
+def test_the_password_appears_nowhere(
+    library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dummy = "dummy-Pa55word-7e3a"
     with running_server(library) as server:
         _smtp_env(monkeypatch, server, dummy)
@@ -178,17 +196,22 @@ def test_the_password_appears_nowhere(library: Path, run: Any, monkeypatch: pyte
 
 
 def test_password_in_the_config_file_is_refused(library: Path, run: Any) -> None:
-    write_doc(library / "config" / "scheduler.toml",
-              CONFIG + '[smtp]\nhost = "mail.example.org"\npassword = "hunter2"\n')
+    write_doc(
+        library / "config" / "scheduler.toml",
+        CONFIG + '[smtp]\nhost = "mail.example.org"\npassword = "hunter2"\n',
+    )
     result = run("send")
     assert result.code == 2
-    assert "password must not be written in a config file; set the environment variable " \
+    assert (
+        "password must not be written in a config file; set the environment variable "
         "SCHEDULER_SMTP__PASSWORD instead" in result.err
+    )
     assert "hunter2" not in result.err
 
 
-def test_plaintext_smtp_to_a_remote_host_is_refused(library: Path, run: Any,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plaintext_smtp_to_a_remote_host_is_refused(
+    library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SCHEDULER_SMTP__HOST", "mail.example.org")
     monkeypatch.setenv("SCHEDULER_SMTP__SECURITY", "none")
     monkeypatch.setenv("SCHEDULER_SMTP__PASSWORD", "hunter2")
