@@ -3,7 +3,8 @@
 ``validate`` maps the frontmatter keys a team uses (``[fields]``) onto canonical names, checks
 them with a pydantic model whose validators explain each failure, and returns the metadata that
 could be read together with every problem found. Checks that depend on the date (a review
-recorded in the future) are separate, in :func:`check_against_today`, so the rest can be cached.
+recorded in the future) are separate, in :func:`future_review_problem`, so the rest can be
+cached.
 """
 
 from __future__ import annotations
@@ -357,24 +358,6 @@ def _missing(
         hint = f"add '{key}: {_EXAMPLES.get(name, '...')}' to the frontmatter"
     problem: Problem = make(path, fm.start_line, key, "is missing", hint)
     return problem
-
-
-def check_against_today(
-    doc: ValidatedDocument, names: FieldNames, today: date
-) -> ValidatedDocument:
-    """Add the problems that depend on the date: a last review later than ``today``."""
-    meta = doc.metadata
-    problem = future_review_problem(
-        doc.path,
-        meta.last_reviewed if meta else None,
-        doc.lines.get("last_reviewed"),
-        names.last_reviewed,
-        today,
-    )
-    if problem is None:
-        return doc
-    problems = tuple(sorted((*doc.problems, problem), key=lambda p: p.sort_key))
-    return ValidatedDocument(doc.path, doc.rel, meta, doc.lines, problems, doc.fields)
 
 
 def future_review_problem(

@@ -8,7 +8,7 @@ import pytest
 from scheduler.cadence import Cadence
 from scheduler.config import FieldNames, MetadataRules
 from scheduler.loader import SourceFile, load_document
-from scheduler.metadata import ValidatedDocument, check_against_today, validate
+from scheduler.metadata import ValidatedDocument, future_review_problem, validate
 from scheduler.problems import Severity
 
 from .conftest import SEED, frontmatter
@@ -340,12 +340,15 @@ def test_other_field_names(tmp_path: Path) -> None:
 
 def test_review_in_the_future_is_an_error_against_the_as_of_date(tmp_path: Path) -> None:
     doc = check(tmp_path, frontmatter(lastReviewed="2026-03-01"))
-    assert check_against_today(doc, NAMES, date(2026, 3, 1)).problems == ()
-    later = check_against_today(doc, NAMES, date(2026, 2, 28))
-    assert lines_of(later) == [
+    assert doc.metadata is not None
+    reviewed, line = doc.metadata.last_reviewed, doc.lines["last_reviewed"]
+    assert future_review_problem("doc.md", reviewed, line, "lastReviewed", date(2026, 3, 1)) is None
+    later = future_review_problem("doc.md", reviewed, line, "lastReviewed", date(2026, 2, 28))
+    assert later is not None
+    assert f"{later.line}: {later.severity}: {later.describe()}" == (
         "3: error: lastReviewed: 2026-03-01 is after today (2026-02-28) "
         "(a review cannot be recorded in the future; check the year)"
-    ]
+    )
 
 
 def test_owner_field_forms(tmp_path: Path) -> None:
