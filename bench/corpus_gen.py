@@ -108,17 +108,20 @@ def frontmatter(rng: random.Random, index: int) -> str:
     return f"---\n{lines}---\n"
 
 
-def generate(folder: Path, documents: int) -> Path:
-    """Write the library (``folder/docs``) and its config; reuse it when it is already there."""
+def generate(folder: Path, documents: int, body: str | None = None) -> Path:
+    """Write the library (``folder/docs``) and its config; reuse it when it is already there.
+
+    ``body`` replaces the seed page's body under every document (tests use a short one: only
+    the frontmatter is ever read)."""
     marker = folder / "corpus.txt"
-    wanted = f"generator {GENERATOR_VERSION}, {documents} documents\n"
+    wanted = f"generator {GENERATOR_VERSION}, {documents} documents, body {body is None}\n"
     if marker.is_file() and marker.read_text() == wanted:
         return folder
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "config").mkdir(parents=True)
     (folder / "config" / "scheduler.toml").write_text(CONFIG)
-    body = seed_body()
+    body = seed_body() if body is None else body
     rng = random.Random(20260101)
     for index in range(documents):
         section = folder / "docs" / f"section-{index // DOCS_PER_FOLDER:03d}"
