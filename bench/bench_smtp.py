@@ -25,14 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scheduler.config import DeliverySettings, SmtpSettings
-from scheduler.delivery import deliver_pending
-from scheduler.digest import DigestRenderer, digest_context
-from scheduler.mail import Result, SmtpSender, build_message
-from scheduler.outbox import Reminders
-from scheduler.reminders import Digest, DigestItem, Plan
-from scheduler.report import DocumentReport
-from scheduler.review import State
-from scheduler.state import Store
+from scheduler.notify.delivery import deliver_pending
+from scheduler.notify.digest import DigestRenderer, digest_context
+from scheduler.notify.email import Result, SmtpSender, build_message
+from scheduler.notify.outbox import Reminders
+from scheduler.notify.reminders import Digest, DigestItem, Plan
+from scheduler.render.check import DocumentReport
+from scheduler.review.state import State
+from scheduler.store.sqlite import Store
 from tests.smtp_server import PASSWORD, running_server
 
 

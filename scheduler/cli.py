@@ -27,12 +27,12 @@ import click
 from scheduler import __version__
 from scheduler.config import Settings, find_config, load_settings
 from scheduler.errors import SchedulerError
-from scheduler.report import CHECK_RENDERERS, VALIDATE_RENDERERS, RenderOptions, stream_check
-from scheduler.review import STATES, State
+from scheduler.render.check import CHECK_RENDERERS, VALIDATE_RENDERERS, RenderOptions, stream_check
+from scheduler.review.state import STATES, State
 
 if TYPE_CHECKING:
-    from scheduler.cache import ParseCache
-    from scheduler.reading import Progress
+    from scheduler.content.cache import ParseCache
+    from scheduler.content.reading import Progress
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings; 2 usage or configuration error; 3 unexpected failure."
@@ -95,8 +95,8 @@ def reading(
     none in cycles, and with Python's defaults (a collection every 700 allocations) the
     collector would re-examine them over and over, costing more than building them.
     """
-    from scheduler.progress import terminal_progress
-    from scheduler.service import parse_cache
+    from scheduler.commands.progress import terminal_progress
+    from scheduler.usecases.check import parse_cache
 
     thresholds = gc.get_threshold()
     gc.freeze()  # what is loaded so far is never garbage
@@ -232,7 +232,7 @@ def validate(
 
     PATHS are files and folders to check; by default the content root from the config.
     """
-    from scheduler.service import validate_files
+    from scheduler.usecases.check import validate_files
 
     settings = settings_for(config_path)
     today = today_for(settings, as_of)
@@ -326,7 +326,7 @@ def _run_check(
     fail_on: str,
     no_cache: bool,
 ) -> int:
-    from scheduler.service import Selection, check
+    from scheduler.usecases.check import Selection, check
 
     settings = settings_for(config_path)
     selection = Selection(states, frozenset(e.casefold() for e in editors))
@@ -372,7 +372,7 @@ def cache_group() -> None:
 @config_option
 def cache_clear(config_path: Path | None) -> int:
     """Forget everything the parse cache holds: the next run reads every document."""
-    from scheduler.service import clear_cache
+    from scheduler.usecases.check import clear_cache
 
     settings = settings_for(config_path)
     removed = clear_cache(settings, Path.cwd())
@@ -424,10 +424,10 @@ def send(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
     """
     import asyncio
 
-    from scheduler.cycle import dry_run_cycle, run_cycle
-    from scheduler.mail import make_sender
-    from scheduler.outbox import Reminders
-    from scheduler.state import Store
+    from scheduler.runtime.cycle import dry_run_cycle, run_cycle
+    from scheduler.notify.email import make_sender
+    from scheduler.notify.outbox import Reminders
+    from scheduler.store.sqlite import Store
 
     settings = settings_for(config_path)
     today = today_for(settings, as_of)
@@ -484,9 +484,9 @@ def preview(config_path: Path | None, as_of: date | None, editor: str, fmt: str)
 
     Nothing is written or sent. Documents the editor has not been told about yet are marked new.
     """
-    from scheduler.cycle import preview_digest
-    from scheduler.outbox import Reminders
-    from scheduler.state import Store
+    from scheduler.runtime.cycle import preview_digest
+    from scheduler.notify.outbox import Reminders
+    from scheduler.store.sqlite import Store
 
     settings = settings_for(config_path)
     today = today_for(settings, as_of)
@@ -522,8 +522,8 @@ def outbox(ctx: click.Context, config_path: Path | None, status: str | None) -> 
     ctx.obj = config_path
     if ctx.invoked_subcommand is not None:
         return 0
-    from scheduler.outbox import Reminders
-    from scheduler.state import Store
+    from scheduler.notify.outbox import Reminders
+    from scheduler.store.sqlite import Store
 
     settings = settings_for(config_path)
     with Store(settings.store.path) as store:
@@ -553,10 +553,10 @@ def outbox_retry(config_path: Path | None, ids: tuple[int, ...], all_failed: boo
     """
     import asyncio
 
-    from scheduler.delivery import deliver_pending
-    from scheduler.mail import make_sender
-    from scheduler.outbox import Reminders
-    from scheduler.state import Store
+    from scheduler.notify.delivery import deliver_pending
+    from scheduler.notify.email import make_sender
+    from scheduler.notify.outbox import Reminders
+    from scheduler.store.sqlite import Store
 
     if not ids and not all_failed:
         raise click.UsageError("name the messages to retry, or use --all")
@@ -604,7 +604,7 @@ def daemon(ctx: click.Context, config_path: Path | None, log_format: str) -> int
     """
     import asyncio
 
-    from scheduler.daemon import Daemon
+    from scheduler.runtime.daemon import Daemon
 
     verbose = ctx.parent.params.get("verbose", 0) if ctx.parent else 0
     _setup_logging(verbose, log_format, base=logging.INFO)
@@ -630,9 +630,9 @@ def status(config_path: Path | None, fmt: str) -> int:
 
     Usable as a health check: the exit code is non-zero when something needs attention.
     """
-    from scheduler.daemon import cycle_trigger
-    from scheduler.outbox import Reminders
-    from scheduler.state import Store, StoreLock
+    from scheduler.runtime.daemon import cycle_trigger
+    from scheduler.notify.outbox import Reminders
+    from scheduler.store.sqlite import Store, StoreLock
 
     settings = settings_for(config_path)
     now = _now()

@@ -309,7 +309,7 @@ class DaemonSettings(_Section):
     @field_validator("schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
-        from scheduler.schedule import parse_schedule  # imports APScheduler: only when set
+        from scheduler.runtime.schedule import parse_schedule  # imports APScheduler: only when set
 
         parse_schedule(value)
         return value

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-import scheduler.cache as cache_module
-import scheduler.reading as reading
-from scheduler.cache import RACY_NS, CacheEntry, ParseCache
+import scheduler.content.cache as cache_module
+import scheduler.content.reading as reading
+from scheduler.content.cache import RACY_NS, CacheEntry, ParseCache
 from scheduler.config import load_settings
-from scheduler.loader import SourceFile
-from scheduler.service import check, parse_cache
+from scheduler.content.loader import SourceFile
+from scheduler.usecases.check import check, parse_cache
 
 from .conftest import frontmatter, write_doc
 
@@ -290,7 +290,7 @@ def test_an_unusable_store_only_costs_the_cache(library: Path, run: Any, kind: s
         assert result.out == expected
         warnings = result.err.splitlines()
         assert len(warnings) == 1  # said once per run
-        assert warnings[0].startswith("WARNING scheduler.cache: working without the parse cache")
+        assert warnings[0].startswith("WARNING scheduler.content.cache: working without the parse cache")
 
 
 def test_a_cache_written_by_a_newer_version_is_left_alone(library: Path, run: Any) -> None:

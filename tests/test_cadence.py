@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from scheduler.cadence import Cadence, CadenceError, parse_cadence
+from scheduler.content.cadence import Cadence, CadenceError, parse_cadence
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,7 @@ def test_unexpected_failure_exits_3_with_a_log(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("scheduler.service.validate_files", explode)
+    monkeypatch.setattr("scheduler.usecases.check.validate_files", explode)
     result = run("validate")
     assert result.code == 3
     match = re.fullmatch(
@@ -161,7 +161,7 @@ def test_unexpected_failure_exits_3_with_a_log(
 def test_one_broken_file_never_stops_the_run(
     library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import scheduler.reading as reading
+    import scheduler.content.reading as reading
 
     real = reading.load_document
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from scheduler.outbox import Reminders
-from scheduler.state import Store
+from scheduler.notify.outbox import Reminders
+from scheduler.store.sqlite import Store
 
 from .conftest import REPO, frontmatter, write_doc
 from .smtp_server import PASSWORD, SmtpServer, running_server

@@ -14,11 +14,11 @@ import pytest
 import trustme
 
 from scheduler.config import DeliverySettings, SmtpSettings
-from scheduler.delivery import DeliveryReport, deliver_pending
-from scheduler.mail import FileSender, OutgoingMessage, Sender, SmtpSender, build_message
-from scheduler.outbox import Reminders
-from scheduler.reminders import Digest, Plan
-from scheduler.state import Store
+from scheduler.notify.delivery import DeliveryReport, deliver_pending
+from scheduler.notify.email import FileSender, OutgoingMessage, Sender, SmtpSender, build_message
+from scheduler.notify.outbox import Reminders
+from scheduler.notify.reminders import Digest, Plan
+from scheduler.store.sqlite import Store
 
 from .smtp_server import PASSWORD, SmtpServer, running_server
 

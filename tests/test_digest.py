@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.digest import DigestRenderer, digest_context
+from scheduler.notify.digest import DigestRenderer, digest_context
 from scheduler.errors import HeaderInjectionError, TemplateError
-from scheduler.mail import build_message, check_header, message_id_for
+from scheduler.notify.email import build_message, check_header, message_id_for
 from scheduler.problems import error
-from scheduler.reminders import Digest, DigestItem
-from scheduler.report import DocumentReport
-from scheduler.review import State
+from scheduler.notify.reminders import Digest, DigestItem
+from scheduler.render.check import DocumentReport
+from scheduler.review.state import State
 
 
 def report(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import Settings
-from scheduler.facts import FactsDecoder, establish, facts_row, route_text
-from scheduler.loader import SourceFile, load_document
-from scheduler.metadata import validate
+from scheduler.content.facts import FactsDecoder, establish, facts_row, route_text
+from scheduler.content.loader import SourceFile, load_document
+from scheduler.content.metadata import validate
 from scheduler.problems import warning
 
 from .conftest import SEED, frontmatter, write_doc

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.loader import (
+from scheduler.content.loader import (
     Discovery,
     LoadedDocument,
     SourceFile,

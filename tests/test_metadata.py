@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cadence import Cadence
+from scheduler.content.cadence import Cadence
 from scheduler.config import FieldNames, MetadataRules
-from scheduler.loader import SourceFile, load_document
-from scheduler.metadata import ValidatedDocument, future_review_problem, validate
+from scheduler.content.loader import SourceFile, load_document
+from scheduler.content.metadata import ValidatedDocument, future_review_problem, validate
 from scheduler.problems import Severity
 
 from .conftest import SEED, frontmatter

@@ -125,10 +125,10 @@ THREADED = """
 import sys, threading
 from datetime import date
 from pathlib import Path
-from scheduler import reading
+from scheduler.content import reading
 from scheduler.config import load_settings
-from scheduler.report import render_check_json, RenderOptions
-from scheduler.service import check
+from scheduler.render.check import render_check_json, RenderOptions
+from scheduler.usecases.check import check
 
 stop = threading.Event()
 threading.Thread(target=stop.wait, daemon=True).start()  # as in the daemon: another thread

@@ -6,11 +6,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from scheduler.cadence import Cadence
-from scheduler.metadata import Metadata
-from scheduler.reminders import Digest, LedgerEntry, Plan, ReminderPolicy, plan_reminders
-from scheduler.report import DocumentReport
-from scheduler.review import Review, ReviewPolicy, State, assess
+from scheduler.content.cadence import Cadence
+from scheduler.content.metadata import Metadata
+from scheduler.notify.reminders import Digest, LedgerEntry, Plan, ReminderPolicy, plan_reminders
+from scheduler.render.check import DocumentReport
+from scheduler.review.state import Review, ReviewPolicy, State, assess
 
 POLICY = ReminderPolicy(
     remind_every_days=7, escalate_after_days=30, escalate_to=("boss@example.org",)

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scheduler.problems import Problem, Severity
-from scheduler.report import (
+from scheduler.render.check import (
     CHECK_RENDERERS,
     CheckResult,
     DocumentReport,
@@ -23,7 +23,7 @@ from scheduler.report import (
     document_json,
     stream_check,
 )
-from scheduler.review import State
+from scheduler.review.state import State
 
 from .conftest import frontmatter, write_doc
 
@@ -241,8 +241,8 @@ def test_unowned_documents_are_listed(corpus: Path, run: Any) -> None:
 
 def test_colour_only_on_a_terminal(corpus: Path, run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from scheduler import cli
-    from scheduler.report import render_check_text
-    from scheduler.service import check
+    from scheduler.render.check import render_check_text
+    from scheduler.usecases.check import check
 
     assert "\x1b[" not in run("--as-of", "2026-05-01", prog="check-reviews").out  # a pipe
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.cadence import NAMED, Cadence, parse_cadence
-from scheduler.metadata import Metadata
-from scheduler.review import Review, ReviewPolicy, State, assess, due_date
+from scheduler.content.cadence import NAMED, Cadence, parse_cadence
+from scheduler.content.metadata import Metadata
+from scheduler.review.state import Review, ReviewPolicy, State, assess, due_date
 
 POLICY = ReviewPolicy(due_soon_days=30, review_statuses=frozenset({"active"}))
 

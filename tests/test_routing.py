@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from scheduler.config import RoutingRule, RoutingSettings
-from scheduler.metadata import Metadata, ValidatedDocument
-from scheduler.routing import Router
+from scheduler.content.metadata import Metadata, ValidatedDocument
+from scheduler.review.routing import Router
 
 ROUTING = RoutingSettings(
     default=["editors@example.org"],

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from scheduler.config import ContentSettings, PerformanceSettings, Settings
-from scheduler.service import validate_files
+from scheduler.usecases.check import validate_files
 
 from .conftest import frontmatter
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.schedule import LocalCronTrigger, ScheduleError, missed_cycle, parse_schedule
+from scheduler.runtime.schedule import LocalCronTrigger, ScheduleError, missed_cycle, parse_schedule
 
 
 def transitions(zone: ZoneInfo, year: int) -> list[date]:

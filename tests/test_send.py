@@ -156,7 +156,7 @@ def test_refused_recipient_is_reported_and_can_be_retried(
         assert result.code == 1
         assert "1 delivered, 0 waiting for a retry, 1 failed." in result.out
         assert result.err == (
-            "ERROR scheduler.delivery: delivery failed for good: "
+            "ERROR scheduler.notify.delivery: delivery failed for good: "
             "digest:ed@example.org:2026-05-01 to ed@example.org: "
             "5.1.1 No such user\n"
         )

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.errors import StoreError
-from scheduler.state import Store
+from scheduler.store.sqlite import Store
 
 
 def test_migrations_run_once_and_in_order(tmp_path: Path) -> None:

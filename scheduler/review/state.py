@@ -10,8 +10,8 @@ from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
-from scheduler.cadence import Cadence
-from scheduler.metadata import Metadata
+from scheduler.content.cadence import Cadence
+from scheduler.content.metadata import Metadata
 
 
 class State(StrEnum):

@@ -17,7 +17,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from scheduler.problems import Problem
-from scheduler.review import State
+from scheduler.review.state import State
 
 SCHEMA_VERSION = 1
 SUMMARY_ORDER = (State.OVERDUE, State.DUE_SOON, State.OK, State.EXEMPT, State.INVALID)

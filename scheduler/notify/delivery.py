@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from scheduler.config import DeliverySettings
-from scheduler.mail import Sender
-from scheduler.outbox import Claimed, Reminders, RetryPolicy
+from scheduler.notify.email import Sender
+from scheduler.notify.outbox import Claimed, Reminders, RetryPolicy
 
 log = logging.getLogger(__name__)
 

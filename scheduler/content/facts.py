@@ -3,7 +3,7 @@
 A document's facts are everything the freshness report and ``validate`` need from its file: the
 metadata they show, the due date (``lastReviewed`` plus the review frequency) and the problems
 found. They depend on the file and the settings, never on the date, so the parse cache
-(:mod:`scheduler.cache`) can keep them. What depends on the date (a review recorded after today,
+(:mod:`scheduler.content.cache`) can keep them. What depends on the date (a review recorded after today,
 days until due, the state) is worked out from them on every run.
 
 Facts travel as a row of plain values (text, numbers, ``None``): from worker processes to the
@@ -19,9 +19,9 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from scheduler.config import FieldNames
-from scheduler.metadata import ValidatedDocument
+from scheduler.content.metadata import ValidatedDocument
 from scheduler.problems import Problem, Severity
-from scheduler.review import due_date
+from scheduler.review.state import due_date
 
 # Part of the cache's fingerprint: change it whenever rows change shape or meaning.
 FORMAT_VERSION = 1

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from scheduler.report import DocumentReport
-from scheduler.review import State
+from scheduler.render.check import DocumentReport
+from scheduler.review.state import State
 
 OUTSTANDING = (State.OVERDUE, State.INVALID, State.DUE_SOON)
 

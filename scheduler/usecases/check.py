@@ -10,19 +10,19 @@ from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from scheduler.cache import CacheEntry, ParseCache, fingerprint
-from scheduler.cache import clear as clear_parse_cache
-from scheduler.cache import opened as opened_cache
+from scheduler.content.cache import CacheEntry, ParseCache, fingerprint
+from scheduler.content.cache import clear as clear_parse_cache
+from scheduler.content.cache import opened as opened_cache
 from scheduler.config import FieldNames, Settings
 from scheduler.errors import ConfigError, UsageError
-from scheduler.facts import DocumentFacts, FactsDecoder, FactsRow
-from scheduler.loader import Discovery, SourceFile
-from scheduler.metadata import future_review_problem
+from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRow
+from scheduler.content.loader import Discovery, SourceFile
+from scheduler.content.metadata import future_review_problem
 from scheduler.problems import Problem
-from scheduler.reading import Outcome, Progress, Reader, worker_count
-from scheduler.report import CheckResult, DocumentReport, FileProblems, ValidationResult
-from scheduler.review import ReviewPolicy, State, state_on
-from scheduler.routing import Router, unowned_problem
+from scheduler.content.reading import Outcome, Progress, Reader, worker_count
+from scheduler.render.check import CheckResult, DocumentReport, FileProblems, ValidationResult
+from scheduler.review.state import ReviewPolicy, State, state_on
+from scheduler.review.routing import Router, unowned_problem
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """Reading the documents the cache cannot answer for: in this process, or in a pool of worker
 processes when there are many.
 
-Each file is loaded, validated and routed, and comes back as text (see :mod:`scheduler.facts`);
+Each file is loaded, validated and routed, and comes back as text (see :mod:`scheduler.content.facts`);
 a file whose digest matches the one the cache holds comes back as "unchanged" without being
 parsed. Work goes to the workers in chunks, a bounded number at a time, and results come back in
 the order the files were handed in, whatever the number of workers. Workers never touch the state
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from scheduler.config import Settings
-from scheduler.facts import DocumentFacts, FactsRow, establish, facts_row, route_text
-from scheduler.loader import SourceFile, head_digest, load_document
-from scheduler.metadata import validate
+from scheduler.content.facts import DocumentFacts, FactsRow, establish, facts_row, route_text
+from scheduler.content.loader import SourceFile, head_digest, load_document
+from scheduler.content.metadata import validate
 from scheduler.problems import error
-from scheduler.routing import Router
+from scheduler.review.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Progress(Protocol):
 
 
 class Outcome(NamedTuple):
-    """What reading one file gave: its facts and its editors (see :mod:`scheduler.facts`).
+    """What reading one file gave: its facts and its editors (see :mod:`scheduler.content.facts`).
     ``facts`` is ``None`` when its digest matched the one expected; ``digest`` is ``None`` when
     the result must not be cached (the file could not be read)."""
 

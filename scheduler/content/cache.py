@@ -33,9 +33,9 @@ from typing import NamedTuple
 from scheduler import __version__
 from scheduler.config import Settings
 from scheduler.errors import StoreError
-from scheduler.facts import FORMAT_VERSION, FactsRow
-from scheduler.loader import SourceFile
-from scheduler.state import Store
+from scheduler.content.facts import FORMAT_VERSION, FactsRow
+from scheduler.content.loader import SourceFile
+from scheduler.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

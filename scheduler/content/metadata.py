@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from scheduler.cadence import Cadence, CadenceError, parse_cadence
+from scheduler.content.cadence import Cadence, CadenceError, parse_cadence
 from scheduler.config import FieldNames, MetadataRules
-from scheduler.loader import LoadedDocument
+from scheduler.content.loader import LoadedDocument
 from scheduler.problems import Problem, error, warning
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")

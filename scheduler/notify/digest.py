@@ -19,8 +19,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from scheduler.errors import TemplateError
-from scheduler.reminders import Digest, DigestItem
-from scheduler.review import State
+from scheduler.notify.reminders import Digest, DigestItem
+from scheduler.review.state import State
 
 TEMPLATE_NAMES = ("subject.txt", "digest.txt", "digest.html")
 
@@ -34,7 +34,7 @@ _GROUPS = (
 def builtin_templates() -> Path:
     """The templates/ folder shipped with the tool: beside the package in a checkout or an
     editable install, installed as ``scheduler.templates`` from a wheel."""
-    source_tree = Path(__file__).resolve().parent.parent / "templates"
+    source_tree = Path(__file__).resolve().parents[2] / "templates"
     if source_tree.is_dir():
         return source_tree
     return Path(str(resources.files("scheduler.templates")))

@@ -11,7 +11,7 @@ from typing import Any
 from wcmatch import glob as wcglob
 
 from scheduler.config import RoutingSettings, is_email_address
-from scheduler.metadata import ValidatedDocument
+from scheduler.content.metadata import ValidatedDocument
 from scheduler.problems import Problem, warning
 
 _GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE

@@ -13,12 +13,12 @@ from datetime import date, datetime
 from pathlib import Path
 
 from scheduler.config import Settings
-from scheduler.delivery import Clock, DeliveryReport, deliver_pending
-from scheduler.digest import DigestRenderer, RenderedDigest, digest_context
+from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
+from scheduler.notify.digest import DigestRenderer, RenderedDigest, digest_context
 from scheduler.errors import HeaderInjectionError
-from scheduler.mail import OutgoingMessage, Sender, build_message
-from scheduler.outbox import Reminders
-from scheduler.reminders import (
+from scheduler.notify.email import OutgoingMessage, Sender, build_message
+from scheduler.notify.outbox import Reminders
+from scheduler.notify.reminders import (
     OUTSTANDING,
     Digest,
     LedgerEntry,
@@ -26,9 +26,9 @@ from scheduler.reminders import (
     ReminderPolicy,
     plan_reminders,
 )
-from scheduler.report import CheckResult
-from scheduler.routing import expand
-from scheduler.service import check, parse_cache
+from scheduler.render.check import CheckResult
+from scheduler.review.routing import expand
+from scheduler.usecases.check import check, parse_cache
 
 log = logging.getLogger(__name__)
 

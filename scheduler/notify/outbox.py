@@ -13,10 +13,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from scheduler.mail import Outcome, OutgoingMessage, Result
-from scheduler.reminders import LedgerEntry, Plan
-from scheduler.review import State
-from scheduler.state import Store
+from scheduler.notify.email import Outcome, OutgoingMessage, Result
+from scheduler.notify.reminders import LedgerEntry, Plan
+from scheduler.review.state import State
+from scheduler.store.sqlite import Store
 
 
 def ts(moment: datetime) -> str:
