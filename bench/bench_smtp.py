@@ -30,7 +30,7 @@ from scheduler.notify.digest import DigestRenderer, digest_context
 from scheduler.notify.email import Result, SmtpSender, build_message
 from scheduler.notify.outbox import Reminders
 from scheduler.notify.reminders import Digest, DigestItem, Plan
-from scheduler.render.check import DocumentReport
+from scheduler.results import DocumentReport
 from scheduler.review.state import State
 from scheduler.store.sqlite import Store
 from tests.smtp_server import PASSWORD, running_server

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from scheduler.cli import main
+from scheduler.commands.main import main
 
 main()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scheduler import cli
+from scheduler.commands import main as cli
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "seeds" / "000_6b193bba7092f18d.txt"

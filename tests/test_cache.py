@@ -14,8 +14,8 @@ import pytest
 
 import scheduler.content.cache as cache_module
 import scheduler.content.reading as reading
-from scheduler.content.cache import RACY_NS, CacheEntry, ParseCache
 from scheduler.config import load_settings
+from scheduler.content.cache import RACY_NS, CacheEntry, ParseCache
 from scheduler.content.loader import SourceFile
 from scheduler.usecases.check import check, parse_cache
 

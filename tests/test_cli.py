@@ -12,7 +12,8 @@ from typing import Any
 import click
 import pytest
 
-from scheduler import cli
+from scheduler.commands import main as cli
+from scheduler.commands.logs import setup_logging
 
 from .conftest import REPO, frontmatter, write_doc
 
@@ -145,7 +146,7 @@ def test_unexpected_failure_exits_3_with_a_log(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("scheduler.usecases.check.validate_files", explode)
+    monkeypatch.setattr("scheduler.commands.validate.validate_files", explode)
     result = run("validate")
     assert result.code == 3
     match = re.fullmatch(
@@ -305,7 +306,10 @@ def test_installed_console_scripts_run_the_seed(store_in_tmp: Path) -> None:
 
 def _commands() -> dict[str, click.Command]:
     commands: dict[str, click.Command] = {"check-reviews": cli.check_reviews}
-    for name, command in cli.cli.commands.items():
+    context = click.Context(cli.cli)
+    for name in cli.cli.list_commands(context):
+        command = cli.cli.get_command(context, name)
+        assert command is not None
         if isinstance(command, click.Group):
             for sub, subcommand in command.commands.items():
                 commands[f"review-scheduler {name} {sub}"] = subcommand
@@ -337,7 +341,7 @@ def test_exit_codes_are_documented_in_help_and_readme(run: Any) -> None:
 def test_log_lines_are_one_per_event(capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    cli._setup_logging(0)
+    setup_logging(0)
     log = logging.getLogger("scheduler.test")
     try:
         raise ValueError("bad\nthing")
@@ -345,7 +349,7 @@ def test_log_lines_are_one_per_event(capsys: pytest.CaptureFixture[str]) -> None
         log.exception("cycle failed")
     err = capsys.readouterr().err
     assert err == "ERROR scheduler.test: cycle failed: ValueError: bad thing\n"
-    cli._setup_logging(0, "json")
+    setup_logging(0, "json")
     try:
         raise ValueError("boom")
     except ValueError:
@@ -359,4 +363,4 @@ def test_log_lines_are_one_per_event(capsys: pytest.CaptureFixture[str]) -> None
         "cycle failed",
     )
     assert "ValueError: boom" in entry["error"]
-    cli._setup_logging(0)
+    setup_logging(0)

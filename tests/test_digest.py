@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.notify.digest import DigestRenderer, digest_context
 from scheduler.errors import HeaderInjectionError, TemplateError
+from scheduler.notify.digest import DigestRenderer, digest_context
 from scheduler.notify.email import build_message, check_header, message_id_for
-from scheduler.problems import error
 from scheduler.notify.reminders import Digest, DigestItem
-from scheduler.render.check import DocumentReport
+from scheduler.results import DocumentReport, error
 from scheduler.review.state import State
 
 

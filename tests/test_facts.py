@@ -11,7 +11,7 @@ from scheduler.config import Settings
 from scheduler.content.facts import FactsDecoder, establish, facts_row, route_text
 from scheduler.content.loader import SourceFile, load_document
 from scheduler.content.metadata import validate
-from scheduler.problems import warning
+from scheduler.results import warning
 
 from .conftest import SEED, frontmatter, write_doc
 

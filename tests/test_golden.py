@@ -101,7 +101,7 @@ def _write_golden() -> None:  # pragma: no cover - run by hand
     import os
     import tempfile
 
-    from scheduler.cli import check_reviews, run
+    from scheduler.commands.main import check_reviews, run
 
     for name in CASES:
         with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ from scheduler.content.loader import (
     load_document,
     parse_frontmatter,
 )
-from scheduler.problems import Problem, Severity
+from scheduler.results import Problem, Severity
 
 from .conftest import GOOD_FRONTMATTER, SEED
 

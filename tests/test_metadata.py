@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.content.cadence import Cadence
 from scheduler.config import FieldNames, MetadataRules
+from scheduler.content.cadence import Cadence
 from scheduler.content.loader import SourceFile, load_document
 from scheduler.content.metadata import ValidatedDocument, future_review_problem, validate
-from scheduler.problems import Severity
+from scheduler.results import Severity
 
 from .conftest import SEED, frontmatter
 

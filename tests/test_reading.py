@@ -127,7 +127,8 @@ from datetime import date
 from pathlib import Path
 from scheduler.content import reading
 from scheduler.config import load_settings
-from scheduler.render.check import render_check_json, RenderOptions
+from scheduler.render import RenderOptions
+from scheduler.render.check import CHECK_FORMATS
 from scheduler.usecases.check import check
 
 stop = threading.Event()
@@ -135,7 +136,7 @@ threading.Thread(target=stop.wait, daemon=True).start()  # as in the daemon: ano
 print(reading.start_method(), file=sys.stderr)
 settings = load_settings(Path("config/scheduler.toml"))
 result = check(settings, [], Path.cwd(), date(2026, 5, 1))
-sys.stdout.write(render_check_json(result, RenderOptions()))
+sys.stdout.write(CHECK_FORMATS.render("json", result, RenderOptions()))
 stop.set()
 """
 

@@ -9,7 +9,7 @@ import pytest
 from scheduler.content.cadence import Cadence
 from scheduler.content.metadata import Metadata
 from scheduler.notify.reminders import Digest, LedgerEntry, Plan, ReminderPolicy, plan_reminders
-from scheduler.render.check import DocumentReport
+from scheduler.results import DocumentReport
 from scheduler.review.state import Review, ReviewPolicy, State, assess
 
 POLICY = ReminderPolicy(

@@ -14,16 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.problems import Problem, Severity
-from scheduler.render.check import (
-    CHECK_RENDERERS,
-    CheckResult,
-    DocumentReport,
-    RenderOptions,
-    document_json,
-    stream_check,
-)
-from scheduler.review.state import State
+from scheduler.render import RenderOptions
+from scheduler.render.check import CHECK_FORMATS, document_json
+from scheduler.results import CheckResult, DocumentReport, Problem, Severity, State
 
 from .conftest import frontmatter, write_doc
 
@@ -240,7 +233,7 @@ def test_unowned_documents_are_listed(corpus: Path, run: Any) -> None:
 
 
 def test_colour_only_on_a_terminal(corpus: Path, run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from scheduler import cli
+    from scheduler.commands import options as cli
     from scheduler.render.check import render_check_text
     from scheduler.usecases.check import check
 
@@ -250,7 +243,7 @@ def test_colour_only_on_a_terminal(corpus: Path, run: Any, monkeypatch: pytest.M
     assert options.color and options.width
     settings = cli.settings_for(None)
     result = check(settings, [], corpus, cli.today_for(settings, None))
-    coloured = render_check_text(result, options)
+    coloured = "".join(render_check_text(result, options))
     assert "\x1b[1;31m" in coloured  # overdue rows in bold red
     monkeypatch.setenv("NO_COLOR", "1")
     assert not cli.output_options().color
@@ -312,16 +305,16 @@ def _report_of(count: int) -> CheckResult:
 @pytest.mark.parametrize("count", [0, 1, 499, 500, 1201])
 def test_large_reports_are_written_in_pieces_that_make_the_whole(count: int) -> None:
     result = _report_of(count)
-    pieces = list(stream_check("json", result, RenderOptions()))
+    pieces = list(CHECK_FORMATS.stream("json", result, RenderOptions()))
     assert (len(pieces) > 1) == (count >= 499)  # the head and 499 documents make the first
-    assert "".join(pieces) == CHECK_RENDERERS["json"](result, RenderOptions())
+    assert "".join(pieces) == CHECK_FORMATS.render("json", result, RenderOptions())
     data = json.loads("".join(pieces))
     assert [d["path"] for d in data["documents"]] == [f"p{i}.md" for i in range(count)]
     assert data["summary"]["documents"] == count
-    pieces = list(stream_check("csv", result, RenderOptions()))
+    pieces = list(CHECK_FORMATS.stream("csv", result, RenderOptions()))
     assert len(pieces) == count // 500 + 1
     assert len(list(csv.reader(io.StringIO("".join(pieces))))) == count + 1
     if count <= 1:  # the others come whole
-        assert list(stream_check("text", result, RenderOptions())) == [
-            CHECK_RENDERERS["text"](result, RenderOptions())
+        assert list(CHECK_FORMATS.stream("text", result, RenderOptions())) == [
+            CHECK_FORMATS.render("text", result, RenderOptions())
         ]

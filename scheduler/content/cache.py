@@ -32,9 +32,9 @@ from typing import NamedTuple
 
 from scheduler import __version__
 from scheduler.config import Settings
-from scheduler.errors import StoreError
 from scheduler.content.facts import FORMAT_VERSION, FactsRow
 from scheduler.content.loader import SourceFile
+from scheduler.errors import StoreError
 from scheduler.store.sqlite import Store
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from scheduler.config import FieldNames
 from scheduler.content.metadata import ValidatedDocument
-from scheduler.problems import Problem, Severity
+from scheduler.results import Problem, Severity
 from scheduler.review.state import due_date
 
 # Part of the cache's fingerprint: change it whenever rows change shape or meaning.

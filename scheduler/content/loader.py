@@ -25,7 +25,7 @@ import yaml
 from frontmatter.default_handlers import SafeLoader, YAMLHandler
 from wcmatch import glob as wcglob
 
-from scheduler.problems import Problem, error
+from scheduler.results import Problem, error
 
 _HANDLER = YAMLHandler()  # python-frontmatter's YAML fences: a line of three or more dashes
 _CHUNK = 4096  # a page: frontmatter rarely needs more; longer heads are read in growing steps

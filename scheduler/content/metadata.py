@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from scheduler.content.cadence import Cadence, CadenceError, parse_cadence
 from scheduler.config import FieldNames, MetadataRules
+from scheduler.content.cadence import Cadence, CadenceError, parse_cadence
 from scheduler.content.loader import LoadedDocument
-from scheduler.problems import Problem, error, warning
+from scheduler.results import Problem, error, warning
 
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BCP47_RE = re.compile(

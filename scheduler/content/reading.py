@@ -25,7 +25,7 @@ from scheduler.config import Settings
 from scheduler.content.facts import DocumentFacts, FactsRow, establish, facts_row, route_text
 from scheduler.content.loader import SourceFile, head_digest, load_document
 from scheduler.content.metadata import validate
-from scheduler.problems import error
+from scheduler.results import error
 from scheduler.review.routing import Router
 
 log = logging.getLogger(__name__)

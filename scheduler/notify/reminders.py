@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from scheduler.render.check import DocumentReport
+from scheduler.results import DocumentReport
 from scheduler.review.state import State
 
 OUTSTANDING = (State.OVERDUE, State.INVALID, State.DUE_SOON)

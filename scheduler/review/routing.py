@@ -12,7 +12,7 @@ from wcmatch import glob as wcglob
 
 from scheduler.config import RoutingSettings, is_email_address
 from scheduler.content.metadata import ValidatedDocument
-from scheduler.problems import Problem, warning
+from scheduler.results import Problem, warning
 
 _GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE
 

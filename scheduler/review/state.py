@@ -7,28 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import NamedTuple
 
 from scheduler.content.cadence import Cadence
 from scheduler.content.metadata import Metadata
+from scheduler.results import STATES, State
 
-
-class State(StrEnum):
-    """Where a document stands. Declaration order is urgency order."""
-
-    INVALID = "invalid"
-    OVERDUE = "overdue"
-    DUE_SOON = "due_soon"
-    OK = "ok"
-    EXEMPT = "exempt"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
-
-STATES: tuple[State, ...] = tuple(State)
+__all__ = ["STATES", "Review", "ReviewPolicy", "State", "due_date", "state_on"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from scheduler.config import Settings
+from scheduler.errors import HeaderInjectionError
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
 from scheduler.notify.digest import DigestRenderer, RenderedDigest, digest_context
-from scheduler.errors import HeaderInjectionError
 from scheduler.notify.email import OutgoingMessage, Sender, build_message
 from scheduler.notify.outbox import Reminders
 from scheduler.notify.reminders import (
@@ -26,9 +25,9 @@ from scheduler.notify.reminders import (
     ReminderPolicy,
     plan_reminders,
 )
-from scheduler.render.check import CheckResult
+from scheduler.results import CheckResult
 from scheduler.review.routing import expand
-from scheduler.usecases.check import check, parse_cache
+from scheduler.usecases.check import check
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +121,7 @@ def plan_cycle(
 ) -> tuple[CheckResult, Plan]:
     """Check every document and decide the digests. With ``write`` false (previews, dry
     runs) nothing is written, not even the parse cache."""
-    if write:
-        with parse_cache(settings, cwd, time.time_ns()) as cache:
-            result = check(settings, [], cwd, today, cache=cache)
-    else:
-        result = check(settings, [], cwd, today)
+    result = check(settings, [], cwd, today, use_cache=write)
     plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
     return result, plan
 

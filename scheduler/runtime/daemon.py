@@ -22,10 +22,10 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.config import Settings
-from scheduler.runtime.cycle import run_cycle
 from scheduler.notify.delivery import deliver_pending
 from scheduler.notify.email import Sender, make_sender
 from scheduler.notify.outbox import Reminders
+from scheduler.runtime.cycle import run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
 from scheduler.store.sqlite import Store, StoreLock
 

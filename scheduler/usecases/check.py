@@ -1,28 +1,37 @@
-"""The use cases the command line and the daemon share. No printing, no clock, no exits."""
+"""Checking a library: the freshness report and validation, shared by the commands, reminder
+cycles and the daemon. No printing, no clock, no exits."""
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
+from scheduler.config import FieldNames, Settings
 from scheduler.content.cache import CacheEntry, ParseCache, fingerprint
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
-from scheduler.config import FieldNames, Settings
-from scheduler.errors import ConfigError, UsageError
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRow
 from scheduler.content.loader import Discovery, SourceFile
 from scheduler.content.metadata import future_review_problem
-from scheduler.problems import Problem
 from scheduler.content.reading import Outcome, Progress, Reader, worker_count
-from scheduler.render.check import CheckResult, DocumentReport, FileProblems, ValidationResult
-from scheduler.review.state import ReviewPolicy, State, state_on
+from scheduler.errors import ConfigError, UsageError
+from scheduler.results import (
+    CheckResult,
+    DocumentReport,
+    FileProblems,
+    Problem,
+    State,
+    ValidationResult,
+)
 from scheduler.review.routing import Router, unowned_problem
+from scheduler.review.state import ReviewPolicy, state_on
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -58,6 +67,29 @@ def parse_cache(settings: Settings, cwd: Path, now_ns: int) -> Iterator[ParseCac
     """The parse cache in the state store for a run that started at ``now_ns`` (nanoseconds
     since the epoch); closed, with what is pending written, at the end."""
     with opened_cache(cwd / settings.store.path, fingerprint(settings, cwd), now_ns) as cache:
+        yield cache
+
+
+@contextmanager
+def scanning(
+    settings: Settings, cwd: Path, use_cache: bool, cache: ParseCache | None = None
+) -> Iterator[ParseCache | None]:
+    """The parse cache for one run: ``cache`` when the caller opened one, else (unless
+    ``use_cache`` is false) the one in the state store, closed with what is pending written at
+    the end.
+
+    Meanwhile, cyclic garbage is collected rarely: a run keeps a few small objects per document,
+    none in cycles, and with Python's defaults (a collection every 700 allocations) the
+    collector would re-examine them over and over, costing more than building them.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()  # what is loaded so far is never garbage
+    gc.set_threshold(100_000, 50, 100)
+    with ExitStack() as stack:
+        stack.callback(gc.unfreeze)
+        stack.callback(gc.set_threshold, *thresholds)
+        if cache is None and use_cache:
+            cache = stack.enter_context(parse_cache(settings, cwd, time.time_ns()))
         yield cache
 
 
@@ -125,20 +157,23 @@ def validate_files(
     cwd: Path,
     today: date,
     *,
+    use_cache: bool = False,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
 ) -> ValidationResult:
+    """Every document's problems, the date-dependent ones judged on ``today``."""
     names = settings.fields
     files = []
-    for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
-        facts = doc.facts
-        problems = facts.problems
-        future = future_review_problem(
-            doc.path, facts.last_reviewed, facts.last_reviewed_line, names.last_reviewed, today
-        )
-        if future is not None:
-            problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
-        files.append(FileProblems(doc.path, problems))
+    with scanning(settings, cwd, use_cache, cache) as cache:
+        for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
+            facts = doc.facts
+            problems = facts.problems
+            future = future_review_problem(
+                doc.path, facts.last_reviewed, facts.last_reviewed_line, names.last_reviewed, today
+            )
+            if future is not None:
+                problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
+            files.append(FileProblems(doc.path, problems))
     files.sort(key=lambda f: f.path)
     return ValidationResult(today, files)
 
@@ -200,6 +235,7 @@ def check(
     today: date,
     selection: Selection = Selection(),
     *,
+    use_cache: bool = False,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
 ) -> CheckResult:
@@ -208,10 +244,11 @@ def check(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
     reports = []
-    for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
-        report = build_report(doc, policy, settings.fields, today)
-        if report in selection:
-            reports.append(report)
+    with scanning(settings, cwd, use_cache, cache) as cache:
+        for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
+            report = build_report(doc, policy, settings.fields, today)
+            if report in selection:
+                reports.append(report)
     reports.sort(key=lambda r: r.urgency)
     return CheckResult(today, settings.review.timezone, settings.review.due_soon_days, reports)
 

@@ -1,0 +1,125 @@
+"""``check-reviews`` and ``review-scheduler check``: the freshness report."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from scheduler.commands.options import (
+    as_of_option,
+    config_option,
+    emit,
+    format_option,
+    no_cache_option,
+    paths_argument,
+    settings_for,
+    today_for,
+)
+from scheduler.commands.progress import terminal_progress
+from scheduler.render.check import CHECK_FORMATS
+from scheduler.results import STATES, State
+from scheduler.usecases.check import Selection, check
+
+HELP = """Report which documents are overdue, due soon, ok, exempt or invalid.
+
+PATHS are files and folders to check; by default the content root from the config.
+Filters (--state, --editor) select the documents that are listed, counted in the summary and
+considered for the exit code."""
+
+EPILOG = (
+    "Exit codes: 0 nothing matched --fail-on; 1 something did (default: any overdue or invalid "
+    "document); 2 usage or configuration error; 3 unexpected failure."
+)
+
+FAILING = {"overdue": {State.OVERDUE, State.INVALID}, "invalid": {State.INVALID}, "never": set()}
+
+
+def _parse_states(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> frozenset[State]:
+    if not value:
+        return frozenset()
+    states = set()
+    for part in value.split(","):
+        name = part.strip().lower().replace("-", "_").replace(" ", "_")
+        try:
+            states.add(State(name))
+        except ValueError:
+            choices = ", ".join(s.value for s in STATES)
+            raise click.BadParameter(f"{part.strip()!r} is not one of {choices}") from None
+    return frozenset(states)
+
+
+def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed(
+        [
+            paths_argument,
+            config_option,
+            as_of_option,
+            format_option(CHECK_FORMATS),
+            click.option(
+                "--state",
+                "states",
+                callback=_parse_states,
+                metavar="STATE,...",
+                help="Only these states: overdue, due_soon, ok, exempt, invalid.",
+            ),
+            click.option(
+                "--editor",
+                "editors",
+                multiple=True,
+                metavar="EMAIL",
+                help="Only documents this editor is responsible for (repeatable).",
+            ),
+            click.option(
+                "--fail-on",
+                type=click.Choice(list(FAILING)),
+                default="overdue",
+                show_default=True,
+                help="Exit 1 when a selected document is overdue or invalid (overdue), "
+                "invalid (invalid), or never.",
+            ),
+            no_cache_option,
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def run_check(
+    paths: tuple[Path, ...],
+    config_path: Path | None,
+    as_of: date | None,
+    fmt: str,
+    states: frozenset[State],
+    editors: tuple[str, ...],
+    fail_on: str,
+    no_cache: bool,
+) -> int:
+    settings = settings_for(config_path)
+    selection = Selection(states, frozenset(e.casefold() for e in editors))
+    today = today_for(settings, as_of)
+    threshold = settings.performance.parallel_threshold
+    with terminal_progress(sys.stderr.isatty(), threshold) as progress:
+        result = check(
+            settings,
+            paths,
+            Path.cwd(),
+            today,
+            selection,
+            use_cache=not no_cache,
+            progress=progress,
+        )
+    emit(CHECK_FORMATS, fmt, result)
+    return 1 if any(doc.state in FAILING[fail_on] for doc in result.documents) else 0
+
+
+@click.command("check", help=HELP, epilog=EPILOG)
+@check_options
+def command(**options: Any) -> int:
+    return run_check(**options)

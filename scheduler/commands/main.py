@@ -1,0 +1,133 @@
+"""The command-line entry points: the ``review-scheduler`` group and ``check-reviews``.
+
+Each command lives in its own module and is imported only when it runs (or help lists it), so
+that ``check-reviews`` never pays for the mail, template and scheduling libraries.
+
+Exit codes: 0 clean, 1 findings (errors, overdue documents, failed deliveries), 2 usage or
+configuration error, 3 unexpected failure (the traceback is written to a log file whose path is
+printed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from scheduler import __version__
+from scheduler.commands.check import EPILOG as CHECK_EPILOG
+from scheduler.commands.check import HELP as CHECK_HELP
+from scheduler.commands.check import check_options, run_check
+from scheduler.commands.logs import setup_logging
+from scheduler.errors import SchedulerError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 clean; 1 findings; 2 usage or configuration error; 3 unexpected failure."
+)
+
+# name -> "module:attribute" of the click command
+COMMANDS = {
+    "check": "scheduler.commands.check:command",
+    "validate": "scheduler.commands.validate:command",
+    "send": "scheduler.commands.send:command",
+    "preview": "scheduler.commands.preview:command",
+    "outbox": "scheduler.commands.outbox:group",
+    "daemon": "scheduler.commands.daemon:command",
+    "status": "scheduler.commands.status:command",
+    "cache": "scheduler.commands.cache:group",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_HELP,
+)
+@click.version_option(__version__, prog_name="review-scheduler")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
+def cli(verbose: int) -> None:
+    """Keep patient-facing health information reviewed on time.
+
+    Validates document metadata, reports which documents are overdue or due soon, and reminds
+    the responsible editors.
+    """
+    setup_logging(verbose)
+
+
+@click.command(
+    "check-reviews",
+    help=CHECK_HELP,
+    epilog=CHECK_EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, prog_name="check-reviews")
+@check_options
+def check_reviews(**options: Any) -> int:
+    setup_logging(0)
+    return run_check(**options)
+
+
+def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> int:
+    """Run ``command`` and turn every outcome into an exit code. Never raises."""
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name=prog_name,
+            standalone_mode=False,
+        )
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except SchedulerError as exc:
+        click.echo(f"{prog_name}: error: {exc}", err=True)
+        return exc.exit_code
+    except Exception:
+        log_path = _write_crash_log(prog_name)
+        click.echo(
+            f"{prog_name}: unexpected error: {sys.exc_info()[1]!r}; details in {log_path}",
+            err=True,
+        )
+        return 3
+    return result if isinstance(result, int) else 0
+
+
+def _write_crash_log(prog_name: str) -> str:
+    handle, name = tempfile.mkstemp(prefix=f"{prog_name}-crash-", suffix=".log")
+    with os.fdopen(handle, "w") as out:
+        out.write(traceback.format_exc())
+    return name
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(cli, argv, "review-scheduler"))
+
+
+def check_reviews_main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(check_reviews, argv, "check-reviews"))

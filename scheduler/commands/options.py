@@ -1,0 +1,95 @@
+"""What every command shares: options, loading the settings, today's date, output settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from scheduler.config import Settings, find_config, load_settings
+from scheduler.render import Registry, RenderOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (TOML). Default: $SCHEDULER_CONFIG, else config/scheduler.toml if "
+    "present, else built-in defaults.",
+)
+
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    callback=_parse_date,
+    metavar="YYYY-MM-DD",
+    help="Evaluate as if today were this date. Default: today in the configured time zone.",
+)
+
+paths_argument = click.argument(
+    "paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATHS]..."
+)
+
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every document anew; the parse cache is neither used nor updated.",
+)
+
+
+def format_option(registry: Registry[Any], *, what: str = "") -> Callable[[F], F]:
+    """``--format`` with the registry's formats as choices and their descriptions as help."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(registry.names),
+        default=registry.names[0],
+        show_default=True,
+        help=(what + " " if what else "") + registry.help(),
+    )
+
+
+def settings_for(config_path: Path | None) -> Settings:
+    return load_settings(find_config(config_path, os.environ))
+
+
+def today_for(settings: Settings, as_of: date | None) -> date:
+    """The as-of date: given, or today's date in the configured time zone."""
+    if as_of is not None:
+        return as_of
+    return datetime.now(settings.review.zone).date()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def output_options() -> RenderOptions:
+    tty = sys.stdout.isatty()
+    color = tty and "NO_COLOR" not in os.environ
+    width = shutil.get_terminal_size().columns if tty else None
+    return RenderOptions(color=color, width=width)
+
+
+def emit(registry: Registry[Any], fmt: str, result: object) -> None:
+    """Write ``result`` in format ``fmt`` to standard output, piece by piece."""
+    for piece in registry.stream(fmt, result, output_options()):
+        click.echo(piece, nl=False)

@@ -1,0 +1,74 @@
+"""``review-scheduler send``: one reminder cycle, or with ``--dry-run`` what it would send."""
+
+from __future__ import annotations
+
+from datetime import date
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import click
+
+from scheduler.commands.options import as_of_option, config_option, now, settings_for, today_for
+from scheduler.notify.email import OutgoingMessage
+from scheduler.usecases import reminders
+
+
+def _print_digest(message: OutgoingMessage) -> None:
+    parsed = message_from_bytes(message.data, policy=policy.default)
+    click.echo(f"To: {parsed['To']}")
+    if parsed["Cc"]:
+        click.echo(f"Cc: {parsed['Cc']}")
+    click.echo(f"Subject: {parsed['Subject']}")
+    body = parsed.get_body(preferencelist=("plain",))
+    click.echo("")
+    click.echo(body.get_content() if body is not None else "")
+
+
+@click.command(
+    "send",
+    epilog="Exit codes: 0 cycle done (deliveries may wait for a retry); 1 a delivery "
+    "failed for good; 2 usage or configuration error; 3 unexpected failure.",
+)
+@config_option
+@as_of_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Render and print the digests that would be sent; write and send nothing.",
+)
+def command(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
+    """Run one reminder cycle: check, decide, queue the digests, deliver them.
+
+    Each editor gets at most one digest per day, listing everything outstanding for them; a
+    second run on the same day sends nothing new. With no [smtp] host configured, messages are
+    written as .eml files to [mail] outbox_dir.
+    """
+    settings = settings_for(config_path)
+    today = today_for(settings, as_of)
+    if dry_run:
+        report = reminders.dry_run(settings, Path.cwd(), today, now())
+        for message in report.messages.values():
+            _print_digest(message)
+            click.echo("-" * 72)
+        click.echo(
+            f"Dry run for {today.isoformat()}: {report.documents} documents, "
+            f"{report.outstanding} outstanding; {len(report.messages)} digests would be sent."
+        )
+        return 0
+    report = reminders.send(settings, Path.cwd(), today, now)
+    delivery = report.delivery
+    assert delivery is not None
+    click.echo(
+        f"Reminder cycle for {today.isoformat()}: {report.documents} documents, "
+        f"{report.outstanding} outstanding."
+    )
+    skipped = (
+        f" ({len(report.skipped)} already queued earlier this cycle)" if report.skipped else ""
+    )
+    click.echo(f"Queued {len(report.queued)} digests{skipped}.")
+    click.echo(
+        f"Delivered via {report.destination}: {delivery.delivered} delivered, "
+        f"{delivery.retrying} waiting for a retry, {delivery.failed} failed."
+    )
+    # Failed deliveries and refused digests have already been logged, one line each.
+    return 1 if delivery.failed or report.refused else 0

@@ -1,0 +1,54 @@
+"""Pieces of text several renderers share: counts, problem lines, escaping for each target."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from scheduler.results import Problem, ValidationResult
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def problem_line(problem: Problem) -> str:
+    """``path:line: severity: field: message (hint)``, the format editors' tools understand."""
+    where = f"{problem.path}:{problem.line}" if problem.line else problem.path
+    return f"{where}: {problem.severity.value}: {problem.describe()}"
+
+
+def validation_summary(result: ValidationResult) -> str:
+    t = result.totals()
+    return (
+        f"{plural(t['files'], 'file')} checked: {t['valid']} valid, {t['invalid']} with errors; "
+        f"{plural(t['errors'], 'error')}, {plural(t['warnings'], 'warning')}"
+    )
+
+
+# GitHub Actions workflow commands: https://docs.github.com/actions/reference/workflow-commands
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_prop(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(level: str, path: str, line: int | None, title: str, message: str) -> str:
+    props = f"file={_gh_prop(path)}"
+    if line:
+        props += f",line={line}"
+    return f"::{level} {props},title={_gh_prop(title)}::{_gh_data(message)}"
+
+
+def problem_annotation(problem: Problem) -> str:
+    level, title = (
+        ("error", "Invalid metadata") if problem.is_error else ("warning", "Metadata warning")
+    )
+    return github_annotation(level, problem.path, problem.line, title, problem.describe())

@@ -1,0 +1,50 @@
+"""``review-scheduler outbox``: the messages waiting, sent and failed, per recipient."""
+
+from __future__ import annotations
+
+import json
+
+from scheduler.render import Registry, RenderOptions
+from scheduler.usecases.reminders import OutboxListing
+
+OUTBOX_FORMATS: Registry[OutboxListing] = Registry("the outbox")
+
+
+@OUTBOX_FORMATS.register("text", "one line per message, one per recipient under it")
+def render_outbox_text(listing: OutboxListing, options: RenderOptions) -> list[str]:
+    lines = []
+    for row in listing.rows:
+        lines.append(
+            f"#{row.id} {row.status} {row.created_at.isoformat(timespec='seconds')} "
+            f"attempts={row.attempts} {row.subject}"
+        )
+        for address, state, code, reply in row.recipients:
+            detail = "" if state == "sent" else " ".join(str(x) for x in (code, reply) if x)
+            lines.append(f"    {address}: {state}{' ' + detail if detail else ''}")
+    counts = listing.counts
+    lines.append(f"{counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent.")
+    return ["\n".join(lines) + "\n"]
+
+
+@OUTBOX_FORMATS.register("json", "one JSON object")
+def render_outbox_json(listing: OutboxListing, options: RenderOptions) -> list[str]:
+    document = {
+        "counts": listing.counts,
+        "messages": [
+            {
+                "id": row.id,
+                "key": row.key,
+                "status": row.status,
+                "subject": row.subject,
+                "created_at": row.created_at.isoformat(),
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at.isoformat(),
+                "recipients": [
+                    {"address": address, "status": state, "code": code, "reply": reply}
+                    for address, state, code, reply in row.recipients
+                ],
+            }
+            for row in listing.rows
+        ],
+    }
+    return [json.dumps(document, ensure_ascii=False, indent=2) + "\n"]

@@ -1,0 +1,40 @@
+"""The result of ``review-scheduler validate`` in every output format."""
+
+from __future__ import annotations
+
+import json
+
+from scheduler.render import Registry, RenderOptions
+from scheduler.render.check import SCHEMA_VERSION
+from scheduler.render.common import problem_annotation, problem_line, validation_summary
+from scheduler.results import ValidationResult
+
+VALIDATE_FORMATS: Registry[ValidationResult] = Registry("the validation result")
+
+
+@VALIDATE_FORMATS.register("text", "one line per problem")
+def render_validate_text(result: ValidationResult, options: RenderOptions) -> list[str]:
+    lines = [problem_line(p) for f in result.files for p in f.problems]
+    lines.append(validation_summary(result))
+    return ["\n".join(lines) + "\n"]
+
+
+@VALIDATE_FORMATS.register("json", "every file and its problems")
+def render_validate_json(result: ValidationResult, options: RenderOptions) -> list[str]:
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "as_of": result.as_of.isoformat(),
+        "summary": result.totals(),
+        "files": [
+            {"path": f.path, "valid": f.valid, "problems": [p.to_json() for p in f.problems]}
+            for f in result.files
+        ],
+    }
+    return [json.dumps(document, ensure_ascii=False, indent=2) + "\n"]
+
+
+@VALIDATE_FORMATS.register("github", "annotations")
+def render_validate_github(result: ValidationResult, options: RenderOptions) -> list[str]:
+    lines = [problem_annotation(p) for f in result.files for p in f.problems]
+    lines.append(validation_summary(result))
+    return ["\n".join(lines) + "\n"]

@@ -1,0 +1,184 @@
+"""The result model: what a run found, apart from how it is shown.
+
+Problems with input are data (where, how bad, what, how to fix it); each document's report
+line, the freshness report (:class:`CheckResult`) and the validation result are plain values
+that renderers (:mod:`scheduler.render`) turn into text and reminders turn into digests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+_SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding about one file.
+
+    ``line`` is 1-based and ``None`` when the problem concerns the file as a whole (empty, too
+    large). ``field`` is the frontmatter key as the editor wrote it, or ``None``.
+    """
+
+    path: str
+    line: int | None
+    field: str | None
+    severity: Severity
+    message: str
+    hint: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (
+            self.path,
+            self.line or 0,
+            _SEVERITY_ORDER[self.severity],
+            self.field or "",
+            self.message,
+        )
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def describe(self) -> str:
+        """``field: message (hint)``: the part of a report line after the location."""
+        text = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.value,
+            "field": self.field,
+            "line": self.line,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+def error(
+    path: str, line: int | None, field: str | None, message: str, hint: str | None = None
+) -> Problem:
+    return Problem(path, line, field, Severity.ERROR, message, hint)
+
+
+def warning(
+    path: str, line: int | None, field: str | None, message: str, hint: str | None = None
+) -> Problem:
+    return Problem(path, line, field, Severity.WARNING, message, hint)
+
+
+def has_errors(problems: tuple[Problem, ...] | list[Problem]) -> bool:
+    return any(p.severity is Severity.ERROR for p in problems)
+
+
+class State(StrEnum):
+    """Where a document stands. Declaration order is urgency order."""
+
+    INVALID = "invalid"
+    OVERDUE = "overdue"
+    DUE_SOON = "due_soon"
+    OK = "ok"
+    EXEMPT = "exempt"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+STATES: tuple[State, ...] = tuple(State)
+
+
+SUMMARY_ORDER = (State.OVERDUE, State.DUE_SOON, State.OK, State.EXEMPT, State.INVALID)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentReport:
+    """One document's line in the freshness report."""
+
+    path: str
+    title: str | None
+    state: State
+    status: str | None
+    last_reviewed: date | None
+    review_frequency: str | None
+    due: date | None
+    days_until_due: int | None
+    editors: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    line: int | None = None  # where lastReviewed is written, for annotations
+    url: str | None = None  # the published page, for links in digests
+
+    @property
+    def urgency(self) -> tuple[int, int, date, str]:
+        """Invalid first, then by due date; exempt documents last."""
+        rank = 0 if self.state is State.INVALID else 2 if self.state is State.EXEMPT else 1
+        return (rank, 0 if self.due else 1, self.due or date.max, self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "title": self.title,
+            "state": self.state.value,
+            "status": self.status,
+            "last_reviewed": _iso(self.last_reviewed),
+            "review_frequency": self.review_frequency,
+            "due": _iso(self.due),
+            "days_until_due": self.days_until_due,
+            "editors": list(self.editors),
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    as_of: date
+    timezone: str
+    due_soon_days: int
+    documents: Sequence[DocumentReport]
+
+    def counts(self) -> dict[str, int]:
+        tally = Counter(doc.state for doc in self.documents)
+        return {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblems:
+    path: str
+    problems: tuple[Problem, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not any(p.is_error for p in self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    as_of: date
+    files: Sequence[FileProblems] = field(default_factory=list)
+
+    def totals(self) -> dict[str, int]:
+        problems = [p for f in self.files for p in f.problems]
+        errors = sum(p.is_error for p in problems)
+        return {
+            "files": len(self.files),
+            "valid": sum(f.valid for f in self.files),
+            "invalid": sum(not f.valid for f in self.files),
+            "errors": errors,
+            "warnings": len(problems) - errors,
+        }
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
