@@ -16,7 +16,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -26,11 +26,13 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from scheduler.content.fields import FIELDS, NAMES, unknown_names
 from scheduler.errors import ConfigError
 
 ENV_PREFIX = "SCHEDULER_"
@@ -68,46 +70,12 @@ class ContentSettings(_Section):
     max_file_bytes: int = Field(default=1024 * 1024, gt=0)
 
 
-CanonicalField = Literal[
-    "title",
-    "last_reviewed",
-    "review_frequency",
-    "status",
-    "license",
-    "url",
-    "language",
-    "source",
-    "source_type",
-    "citation",
-    "audience_level",
-    "version",
-    "tags",
-    "cancer_types",
-    "owner",
-]
-
-
-class FieldNames(_Section):
-    """[fields]: the frontmatter key that holds each piece of metadata."""
-
-    title: str = "title"
-    last_reviewed: str = "lastReviewed"
-    review_frequency: str = "reviewFrequency"
-    status: str = "status"
-    license: str = "license"
-    url: str = "url"
-    language: str = "language"
-    source: str = "source"
-    source_type: str = "sourceType"
-    citation: str = "citation"
-    audience_level: str = "audienceLevel"
-    version: str = "version"
-    tags: str = "tags"
-    cancer_types: str = "cancerTypes"
-    owner: str = "owner"
+class _FieldNamesBase(_Section):
+    """[fields]: the frontmatter key that holds each piece of metadata (see
+    :mod:`scheduler.content.fields`, which declares the names and their default keys)."""
 
     @model_validator(mode="after")
-    def _distinct(self) -> FieldNames:
+    def _distinct(self) -> _FieldNamesBase:
         seen: dict[str, str] = {}
         for name, key in self.model_dump().items():
             if key in seen:
@@ -116,8 +84,20 @@ class FieldNames(_Section):
         return self
 
     def key(self, name: str) -> str:
+        """The frontmatter key of the field ``name``."""
         value: str = getattr(self, name)
         return value
+
+
+if TYPE_CHECKING:
+    FieldNames = _FieldNamesBase
+else:
+    FieldNames = create_model(
+        "FieldNames",
+        __base__=_FieldNamesBase,
+        __doc__=_FieldNamesBase.__doc__,
+        **{field.name: (str, field.key) for field in FIELDS},
+    )
 
 
 DEFAULT_LICENSES = (
@@ -135,19 +115,27 @@ DEFAULT_LICENSES = (
 class MetadataRules(_Section):
     """[metadata]: what a document's frontmatter must hold."""
 
-    required: tuple[CanonicalField, ...] = (
+    required: tuple[str, ...] = (
         "title",
         "last_reviewed",
         "review_frequency",
         "status",
         "license",
     )
-    recommended: tuple[CanonicalField, ...] = ("url", "source", "language")
+    recommended: tuple[str, ...] = ("url", "source", "language")
     statuses: tuple[str, ...] = ("active", "draft", "archived", "retired")
     review_statuses: tuple[str, ...] = ("active",)
     licenses: tuple[str, ...] = DEFAULT_LICENSES
     extra_keys: tuple[str, ...] = ()
     warn_unknown_keys: bool = True
+
+    @field_validator("required", "recommended")
+    @classmethod
+    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = unknown_names(value)
+        if unknown:
+            raise ValueError(f"not a field: {', '.join(unknown)}; fields are {', '.join(NAMES)}")
+        return value
 
     @model_validator(mode="after")
     def _review_statuses_known(self) -> MetadataRules:

@@ -28,7 +28,8 @@ class Problem:
     """One finding about one file.
 
     ``line`` is 1-based and ``None`` when the problem concerns the file as a whole (empty, too
-    large). ``field`` is the frontmatter key as the editor wrote it, or ``None``.
+    large). ``field`` is the frontmatter key as the editor wrote it, or ``None``. Problems are
+    made by calling their rule in :mod:`scheduler.rules`.
     """
 
     path: str
@@ -37,6 +38,9 @@ class Problem:
     severity: Severity
     message: str
     hint: str | None = None
+    code: str = ""  # the rule's stable code, RS101 (see scheduler.rules)
+    rule: str = ""  # and its short name, empty-file
+    column: int | None = None  # 1-based, where known
 
     @property
     def sort_key(self) -> tuple[str, int, int, str, str]:
@@ -65,18 +69,6 @@ class Problem:
             "message": self.message,
             "hint": self.hint,
         }
-
-
-def error(
-    path: str, line: int | None, field: str | None, message: str, hint: str | None = None
-) -> Problem:
-    return Problem(path, line, field, Severity.ERROR, message, hint)
-
-
-def warning(
-    path: str, line: int | None, field: str | None, message: str, hint: str | None = None
-) -> Problem:
-    return Problem(path, line, field, Severity.WARNING, message, hint)
 
 
 def has_errors(problems: tuple[Problem, ...] | list[Problem]) -> bool:
@@ -119,6 +111,7 @@ class DocumentReport:
     problems: tuple[Problem, ...]
     line: int | None = None  # where lastReviewed is written, for annotations
     url: str | None = None  # the published page, for links in digests
+    shown: tuple[tuple[str, Any], ...] = ()  # further fields the registry reports: (name, value)
 
     @property
     def urgency(self) -> tuple[int, int, date, str]:
@@ -134,6 +127,7 @@ class DocumentReport:
             "status": self.status,
             "last_reviewed": _iso(self.last_reviewed),
             "review_frequency": self.review_frequency,
+            **dict(self.shown),
             "due": _iso(self.due),
             "days_until_due": self.days_until_due,
             "editors": list(self.editors),

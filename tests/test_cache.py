@@ -178,7 +178,7 @@ def test_entries_are_trusted_only_for_files_changed_well_before_they_were_read()
     cache = ParseCache.off()
 
     def entry(size: int = 100, mtime: int = file.mtime_ns, stamp: int = 0) -> CacheEntry:
-        return CacheEntry(b"a.md", size, mtime, file.ctime_ns, stamp, b"", "", *[None] * 8)
+        return CacheEntry(b"a.md", size, mtime, file.ctime_ns, stamp, b"", "", "")
 
     settled = file.mtime_ns + RACY_NS + 1
     assert cache.holds(entry(stamp=settled), file)

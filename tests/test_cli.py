@@ -75,6 +75,9 @@ def test_validate_json(library: Path, run: Any) -> None:
         "line": 3,
         "message": "'2025-02-30' is not a real date",
         "hint": "use YYYY-MM-DD",
+        "code": "RS211",
+        "rule": "invalid-last-reviewed",
+        "column": None,
     }
 
 

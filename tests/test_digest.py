@@ -14,8 +14,9 @@ from scheduler.errors import HeaderInjectionError, TemplateError
 from scheduler.notify.digest import DigestRenderer, digest_context
 from scheduler.notify.email import build_message, check_header, message_id_for
 from scheduler.notify.reminders import Digest, DigestItem
-from scheduler.results import DocumentReport, error
+from scheduler.results import DocumentReport
 from scheduler.review.state import State
+from scheduler.rules import INVALID
 
 
 def report(
@@ -66,7 +67,7 @@ DIGEST = Digest(
                 None,
                 "javascript:alert(1)",
                 (
-                    error(
+                    INVALID["last_reviewed"](
                         "b.md",
                         3,
                         "lastReviewed",

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import Settings
-from scheduler.content.facts import FactsDecoder, establish, facts_row, route_text
+from scheduler.content.facts import FactsDecoder, encode_facts, establish, route_text
 from scheduler.content.loader import SourceFile, load_document
 from scheduler.content.metadata import validate
-from scheduler.results import warning
+from scheduler.rules import UNKNOWN_OWNER
 
 from .conftest import SEED, frontmatter, write_doc
 
@@ -34,8 +34,8 @@ def test_facts_decode_to_what_was_established(tmp_path: Path, text: str) -> None
     settings = Settings()
     loaded = load_document(file, 1 << 20)
     facts = establish(validate(loaded, settings.metadata, settings.fields), settings.fields)
-    assert FactsDecoder().facts(facts_row(facts), "shown/doc.md") == facts
-    moved = FactsDecoder().facts(facts_row(facts), "elsewhere.md")
+    assert FactsDecoder().facts(encode_facts(facts), "shown/doc.md") == facts
+    moved = FactsDecoder().facts(encode_facts(facts), "elsewhere.md")
     assert moved.problems == tuple(replace(p, path="elsewhere.md") for p in facts.problems)
 
 
@@ -45,7 +45,9 @@ def test_routes_decode_with_the_path_they_are_shown_under() -> None:
     plain = route_text(editors, ())
     assert decoder.route(plain, "x.md") == (editors, ())
     assert decoder.route(plain, "y.md")[0] is decoder.route(plain, "x.md")[0]  # shared
-    problem = warning("x.md", 4, "owner", "'bob' is neither an email address nor a known alias")
+    problem = UNKNOWN_OWNER(
+        "x.md", 4, "owner", "'bob' is neither an email address nor a known alias"
+    )
     text = route_text(editors, (problem,))
     assert decoder.route(text, "x.md") == (editors, (problem,))
     assert decoder.route(text, "z.md") == (editors, (replace(problem, path="z.md"),))

@@ -6,11 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from scheduler.content.cadence import Cadence
-from scheduler.content.metadata import Metadata
+from scheduler.content.cadence import Cadence, due_date
 from scheduler.notify.reminders import Digest, LedgerEntry, Plan, ReminderPolicy, plan_reminders
 from scheduler.results import DocumentReport
-from scheduler.review.state import Review, ReviewPolicy, State, assess
+from scheduler.review.state import Review, ReviewPolicy, State, state_on
 
 POLICY = ReminderPolicy(
     remind_every_days=7, escalate_after_days=30, escalate_to=("boss@example.org",)
@@ -26,14 +25,8 @@ def doc(
     invalid: bool = False,
     months: int = 3,
 ) -> DocumentReport:
-    meta = (
-        Metadata(
-            last_reviewed=last_reviewed, review_frequency=Cadence(months=months), status="active"
-        )
-        if last_reviewed
-        else None
-    )
-    review: Review = assess(meta, invalid, today, REVIEW)
+    due = due_date(last_reviewed, Cadence(months=months))
+    review: Review = state_on(due, "active" if last_reviewed else None, invalid, today, REVIEW)
     return DocumentReport(
         path,
         path.upper(),

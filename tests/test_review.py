@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.content.cadence import NAMED, Cadence, parse_cadence
-from scheduler.content.metadata import Metadata
-from scheduler.review.state import Review, ReviewPolicy, State, assess, due_date
+from scheduler.content.cadence import NAMED, Cadence, due_date, parse_cadence
+from scheduler.review.state import Review, ReviewPolicy, State, state_on
 
 POLICY = ReviewPolicy(due_soon_days=30, review_statuses=frozenset({"active"}))
 
@@ -63,13 +62,13 @@ def test_due_date_past_the_calendar_is_unknown_not_a_crash() -> None:
     assert due_date(date(9999, 12, 1), Cadence(years=1)) is None
 
 
-def _meta(
+def _doc(
     last_reviewed: date = date(2025, 12, 30),
     frequency: str = "quarterly",
     status: str | None = "active",
-) -> Metadata:
-    fields = {"last_reviewed": last_reviewed, "review_frequency": parse_cadence(frequency)}
-    return Metadata(**fields, **({"status": status} if status else {}))
+) -> tuple[date | None, str | None]:
+    """A document's due date and status."""
+    return due_date(last_reviewed, parse_cadence(frequency)), status
 
 
 @pytest.mark.parametrize(
@@ -84,34 +83,33 @@ def _meta(
     ],
 )
 def test_state_boundaries(today: date, state: State, days: int) -> None:
-    assert assess(_meta(), False, today, POLICY) == Review(state, date(2026, 3, 30), days)
+    assert state_on(*_doc(), False, today, POLICY) == Review(state, date(2026, 3, 30), days)
 
 
 def test_window_of_zero_days_only_due_day_is_due_soon() -> None:
     policy = ReviewPolicy(0, frozenset({"active"}))
-    assert assess(_meta(), False, date(2026, 3, 30), policy).state is State.DUE_SOON
-    assert assess(_meta(), False, date(2026, 3, 29), policy).state is State.OK
+    assert state_on(*_doc(), False, date(2026, 3, 30), policy).state is State.DUE_SOON
+    assert state_on(*_doc(), False, date(2026, 3, 29), policy).state is State.OK
 
 
 @pytest.mark.parametrize("status", ["draft", "archived", "retired"])
 def test_statuses_that_need_no_review_are_exempt_but_keep_their_due_date(status: str) -> None:
-    review = assess(_meta(status=status), False, date(2026, 11, 27), POLICY)
+    review = state_on(*_doc(status=status), False, date(2026, 11, 27), POLICY)
     assert review == Review(State.EXEMPT, date(2026, 3, 30), -242)
 
 
 def test_errors_make_a_document_invalid_and_its_due_date_is_still_reported() -> None:
-    review = assess(_meta(), True, date(2026, 11, 27), POLICY)
+    review = state_on(*_doc(), True, date(2026, 11, 27), POLICY)
     assert review == Review(State.INVALID, date(2026, 3, 30), -242)
 
 
 def test_missing_due_date_is_invalid() -> None:
-    assert assess(None, True, date(2026, 1, 1), POLICY) == Review(State.INVALID, None, None)
-    meta = Metadata(status="active", review_frequency=Cadence(months=3))
-    assert assess(meta, True, date(2026, 1, 1), POLICY).state is State.INVALID
+    assert state_on(None, None, True, date(2026, 1, 1), POLICY) == Review(State.INVALID, None, None)
+    assert state_on(None, "active", False, date(2026, 1, 1), POLICY).state is State.INVALID
 
 
 def test_document_without_status_is_reviewed() -> None:
-    review = assess(_meta(status=None), False, date(2026, 11, 27), POLICY)
+    review = state_on(*_doc(status=None), False, date(2026, 11, 27), POLICY)
     assert review.state is State.OVERDUE
 
 
@@ -144,11 +142,10 @@ def test_due_is_monotonic_in_last_review(a: date, b: date, cadence: Cadence) -> 
 def test_state_agrees_with_days_until_due(
     last_reviewed: date, cadence: Cadence, shift: int
 ) -> None:
-    meta = Metadata(last_reviewed=last_reviewed, review_frequency=cadence, status="active")
     due = due_date(last_reviewed, cadence)
     assert due is not None
     today = due + timedelta(days=shift)
-    review = assess(meta, False, today, POLICY)
+    review = state_on(due, "active", False, today, POLICY)
     assert review.days_until_due == -shift
     expected = State.OVERDUE if shift > 0 else State.DUE_SOON if -shift <= 30 else State.OK
     assert review.state is expected

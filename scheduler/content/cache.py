@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from scheduler import __version__
 from scheduler.config import Settings
-from scheduler.content.facts import FORMAT_VERSION, FactsRow
+from scheduler.content.facts import FORMAT_VERSION, FactsRecord
 from scheduler.content.loader import SourceFile
 from scheduler.errors import StoreError
 from scheduler.store.sqlite import Store
@@ -66,6 +66,23 @@ SCHEMA_STEPS = (
         PRIMARY KEY (folder, name)
     )
     """,
+    # facts as one encoded record (scheduler.content.facts), not a column per field
+    """
+    DROP TABLE parse_cache;
+    DELETE FROM parse_cache_settings;
+    CREATE TABLE parse_cache (
+        folder BLOB NOT NULL,
+        name BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        stamp_ns INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        route TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        PRIMARY KEY (folder, name)
+    )
+    """,
 )
 
 # A file changed less than this long before it was read may change again with the same times
@@ -84,18 +101,7 @@ class CacheEntry(NamedTuple):
     stamp_ns: int  # no later than when the file was read: the start of that run
     digest: bytes
     route: str
-    title: str | None
-    status: str | None
-    last_reviewed: str | None
-    review_frequency: str | None
-    due: str | None
-    last_reviewed_line: int | None
-    url: str | None
-    problems: str | None
-
-    @property
-    def facts(self) -> FactsRow:
-        return self[7:]
+    facts: FactsRecord
 
 
 def fingerprint(settings: Settings, cwd: Path) -> str:
@@ -197,8 +203,7 @@ class ParseCache:
         self._visited.add(key)
         try:
             rows = self._store.db.execute(
-                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, route, title, status,"
-                " last_reviewed, review_frequency, due, last_reviewed_line, url, problems"
+                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, route, facts"
                 " FROM parse_cache WHERE folder = ?",
                 (key,),
             ).fetchall()
@@ -221,7 +226,7 @@ class ParseCache:
 
     # ------------------------------------------------------------------ writing
 
-    def store(self, file: SourceFile, digest: bytes, facts: FactsRow, route: str) -> None:
+    def store(self, file: SourceFile, digest: bytes, facts: FactsRecord, route: str) -> None:
         """Record what was read from ``file``."""
         if self._store is None:
             return
@@ -236,7 +241,7 @@ class ParseCache:
                 self._stamp_ns,
                 digest,
                 route,
-                *facts,
+                facts,
             )
         )
         if len(self._upserts) + len(self._confirms) >= WRITE_BATCH:
@@ -267,9 +272,7 @@ class ParseCache:
             with self._store.transaction() as db:
                 db.executemany(
                     "INSERT OR REPLACE INTO parse_cache (folder, name, size, mtime_ns, ctime_ns,"
-                    " stamp_ns, digest, route, title, status, last_reviewed, review_frequency,"
-                    " due, last_reviewed_line, url, problems)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " stamp_ns, digest, route, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     self._upserts,
                 )
                 db.executemany(

@@ -157,3 +157,13 @@ def _check_length(text: str, cadence: Cadence) -> None:
             f"{text!r} is longer than {MAX_YEARS} years",
             "patient information needs reviewing more often than that",
         )
+
+
+def due_date(last_reviewed: date | None, cadence: Cadence | None) -> date | None:
+    """``last_reviewed + interval`` in one step, or ``None`` when either is unknown."""
+    if last_reviewed is None or cadence is None:
+        return None
+    try:
+        return cadence.after(last_reviewed)
+    except (OverflowError, ValueError):
+        return None

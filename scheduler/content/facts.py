@@ -3,13 +3,16 @@
 A document's facts are everything the freshness report and ``validate`` need from its file: the
 metadata they show, the due date (``lastReviewed`` plus the review frequency) and the problems
 found. They depend on the file and the settings, never on the date, so the parse cache
-(:mod:`scheduler.content.cache`) can keep them. What depends on the date (a review recorded after today,
-days until due, the state) is worked out from them on every run.
+(:mod:`scheduler.content.cache`) can keep them. What depends on the date (a review recorded after
+today, days until due, the state) is worked out from them on every run.
 
-Facts travel as a row of plain values (text, numbers, ``None``): from worker processes to the
-main one, and into the cache's columns. Fresh and cached facts alike are decoded from a row, so a
-report never depends on where its facts came from. Paths are not part of a row: they are attached
-when decoding, as they depend on the directory the tool runs from.
+Facts travel as one encoded record per document (:data:`FactsRecord`, compact JSON text): from
+worker processes to the main one, and into the cache. Fresh and cached facts alike are decoded
+from a record, so a report never depends on where its facts came from. Paths are not part of a
+record: they are attached when decoding, as they depend on the directory the tool runs from.
+Fields the registry marks as reported beyond the ones every report shows (title, status, last
+reviewed, review frequency) travel in the record's ``shown`` part, so a new reported field needs
+no change here.
 """
 
 from __future__ import annotations
@@ -19,20 +22,20 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from scheduler.config import FieldNames
+from scheduler.content.cadence import Cadence, due_date
+from scheduler.content.fields import REPORTED, SHOWN
 from scheduler.content.metadata import ValidatedDocument
 from scheduler.results import Problem, Severity
-from scheduler.review.state import due_date
+from scheduler.rules import RULES
 
 # Part of the cache's fingerprint: change it whenever rows change shape or meaning.
-FORMAT_VERSION = 1
+FORMAT_VERSION = "2:" + ",".join(field.name for field in REPORTED)
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text survives storage
 _decode = json.JSONDecoder().decode
 
-# title, status, last_reviewed, review_frequency, due, last_reviewed_line, url, problems
-FactsRow = tuple[
-    str | None, str | None, str | None, str | None, str | None, int | None, str | None, str | None
-]
+# [title, status, last_reviewed, review_frequency, due, last_reviewed_line, url, problems, shown]
+FactsRecord = str
 
 
 class DocumentFacts(NamedTuple):
@@ -47,6 +50,7 @@ class DocumentFacts(NamedTuple):
     last_reviewed_line: int | None = None
     url: str | None = None  # the published page
     problems: tuple[Problem, ...] = ()
+    shown: tuple[tuple[str, Any], ...] = ()  # further reported fields: (name, JSON value)
 
     @property
     def has_errors(self) -> bool:
@@ -56,39 +60,57 @@ class DocumentFacts(NamedTuple):
 def establish(doc: ValidatedDocument, names: FieldNames) -> DocumentFacts:
     """The facts of a validated document."""
     meta = doc.metadata
-    frequency = doc.fields.get(names.review_frequency)
+    frequency = doc.fields.get(names.key("review_frequency"))
+    if meta is None:
+        return DocumentFacts(problems=doc.problems)
+    last_reviewed = meta.value("last_reviewed")
     return DocumentFacts(
-        title=meta.title if meta else None,
-        status=meta.status if meta else None,
-        last_reviewed=meta.last_reviewed if meta else None,
+        title=meta.value("title"),
+        status=meta.value("status"),
+        last_reviewed=last_reviewed,
         review_frequency=None if frequency is None else str(frequency),
-        due=due_date(meta.last_reviewed, meta.review_frequency) if meta else None,
+        due=due_date(last_reviewed, meta.value("review_frequency")),
         last_reviewed_line=doc.lines.get("last_reviewed"),
-        url=meta.url if meta else None,
+        url=meta.value("url"),
         problems=doc.problems,
+        shown=tuple(
+            (field.name, _shown(meta.value(field.name)))
+            for field in SHOWN
+            if meta.value(field.name) is not None
+        ),
     )
 
 
-def facts_row(facts: DocumentFacts) -> FactsRow:
-    return (
-        facts.title,
-        facts.status,
-        _iso(facts.last_reviewed),
-        facts.review_frequency,
-        _iso(facts.due),
-        facts.last_reviewed_line,
-        facts.url,
-        encode_problems(facts.problems),
+def _shown(value: object) -> Any:
+    """A reported value as JSON would hold it."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Cadence):
+        return value.label
+    return value
+
+
+def encode_facts(facts: DocumentFacts) -> FactsRecord:
+    return _encode(
+        [
+            facts.title,
+            facts.status,
+            _iso(facts.last_reviewed),
+            facts.review_frequency,
+            _iso(facts.due),
+            facts.last_reviewed_line,
+            facts.url,
+            [_problem_row(p) for p in facts.problems] if facts.problems else 0,
+            dict(facts.shown) if facts.shown else 0,
+        ]
     )
 
 
 def route_text(editors: tuple[str, ...], problems: tuple[Problem, ...]) -> str:
     """A document's editors and the problems with its owner field, as stored."""
     return _encode([list(editors), [_problem_row(p) for p in problems]])
-
-
-def encode_problems(problems: tuple[Problem, ...]) -> str | None:
-    return _encode([_problem_row(p) for p in problems]) if problems else None
 
 
 class FactsDecoder:
@@ -100,8 +122,8 @@ class FactsDecoder:
         self._dates: dict[str | None, date | None] = {None: None}
         self._routes: dict[str, tuple[str, ...]] = {}
 
-    def facts(self, row: FactsRow, path: str) -> DocumentFacts:
-        title, status, last, frequency, due, line, url, problems = row
+    def facts(self, record: FactsRecord, path: str) -> DocumentFacts:
+        title, status, last, frequency, due, line, url, problems, shown = _decode(record)
         texts, dates = self._texts, self._dates
         return DocumentFacts(
             title,
@@ -111,7 +133,8 @@ class FactsDecoder:
             dates[due] if due in dates else self._date(due),
             line,
             url,
-            () if problems is None else _problems(problems, path),
+            tuple(_problem(path, row) for row in problems) if problems else (),
+            tuple(shown.items()) if shown else (),
         )
 
     def route(self, text: str, path: str) -> tuple[tuple[str, ...], tuple[Problem, ...]]:
@@ -135,13 +158,28 @@ def _iso(value: date | None) -> str | None:
 
 
 def _problem_row(problem: Problem) -> list[Any]:
-    return [problem.line, problem.field, problem.severity.value, problem.message, problem.hint]
-
-
-def _problems(text: str, path: str) -> tuple[Problem, ...]:
-    return tuple(_problem(path, row) for row in _decode(text))
+    return [
+        problem.line,
+        problem.field,
+        problem.severity.value,
+        problem.message,
+        problem.hint,
+        problem.code,
+        problem.column,
+    ]
 
 
 def _problem(path: str, row: list[Any]) -> Problem:
-    line, field, severity, message, hint = row
-    return Problem(path, line, field, Severity(severity), message, hint)
+    line, field, severity, message, hint, code, column = row
+    rule = RULES.get(code)
+    return Problem(
+        path,
+        line,
+        field,
+        Severity(severity),
+        message,
+        hint,
+        code,
+        rule.name if rule else "",
+        column,
+    )

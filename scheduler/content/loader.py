@@ -25,7 +25,8 @@ import yaml
 from frontmatter.default_handlers import SafeLoader, YAMLHandler
 from wcmatch import glob as wcglob
 
-from scheduler.results import Problem, error
+from scheduler import rules
+from scheduler.results import Problem
 
 _HANDLER = YAMLHandler()  # python-frontmatter's YAML fences: a line of three or more dashes
 _CHUNK = 4096  # a page: frontmatter rarely needs more; longer heads are read in growing steps
@@ -154,11 +155,11 @@ class Discovery:
                     stat.st_ctime_ns,
                 )
             elif os.path.islink(absolute):
-                yield error(
+                yield rules.BROKEN_LINK(
                     shown, None, None, "is a broken symbolic link", "fix or remove the link"
                 )
             else:
-                yield error(shown, None, None, "no such file or folder")
+                yield rules.NO_SUCH_PATH(shown, None, None, "no such file or folder")
 
     def _display(self, absolute: str) -> str:
         return _relative_or_absolute(absolute, self._cwd)
@@ -184,7 +185,9 @@ class Discovery:
                 with os.scandir(folder) as scan:
                     entries = sorted(scan, key=_NAME)
             except OSError as exc:
-                yield error(shown_folder, None, None, f"cannot read folder: {exc.strerror}")
+                yield rules.UNREADABLE(
+                    shown_folder, None, None, f"cannot read folder: {exc.strerror}"
+                )
                 continue
             rel_prefix = f"{rel_folder}/" if rel_folder else ""
             shown_prefix = "" if shown_folder == "." else f"{shown_folder}/"
@@ -220,10 +223,12 @@ class Discovery:
         shown = self._display(entry.path)
         target = os.path.realpath(entry.path)
         if not os.path.exists(target):
-            return error(shown, None, None, "is a broken symbolic link", "fix or remove the link")
+            return rules.BROKEN_LINK(
+                shown, None, None, "is a broken symbolic link", "fix or remove the link"
+            )
         if not _within(target, boundary):
             shown_target = target if os.sep == "/" else target.replace(os.sep, "/")
-            return error(
+            return rules.LINK_OUTSIDE_ROOT(
                 shown,
                 None,
                 None,
@@ -242,7 +247,7 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
     path = file.display
 
     if file.size > max_bytes:
-        problem = error(
+        problem = rules.TOO_LARGE(
             path,
             None,
             None,
@@ -254,25 +259,31 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
         head = _read_head(file.path, max_bytes)
     except OSError as exc:
         return LoadedDocument(
-            file, None, (error(path, None, None, f"cannot be read: {exc.strerror}"),)
+            file, None, (rules.UNREADABLE(path, None, None, f"cannot be read: {exc.strerror}"),)
         )
     digest = head.digest
 
-    def fail(line: int | None, message: str, hint: str | None = None) -> LoadedDocument:
-        return LoadedDocument(file, None, (error(path, line, None, message, hint),), digest)
+    def fail(
+        rule: rules.Rule, line: int | None, message: str, hint: str | None = None
+    ) -> LoadedDocument:
+        return LoadedDocument(file, None, (rule(path, line, None, message, hint),), digest)
 
     if head.text.strip() == "":
-        return fail(None, "is empty", "start the file with a '---' frontmatter block")
+        return fail(
+            rules.EMPTY_FILE, None, "is empty", "start the file with a '---' frontmatter block"
+        )
     if not _HANDLER.detect(head.text):
         if _NOT_UTF8_RE.search(head.text[:_CHUNK]):
-            return fail(None, "is not UTF-8 text", "save the file as UTF-8")
+            return fail(rules.NOT_UTF8, None, "is not UTF-8 text", "save the file as UTF-8")
         return fail(
+            rules.NO_FRONTMATTER,
             1,
             "has no frontmatter: the first line must be '---'",
             "start the file with a '---' line, the metadata, then another '---' line",
         )
     if head.closing is None:
         return fail(
+            rules.UNCLOSED_FRONTMATTER,
             1,
             "frontmatter opened on line 1 is never closed",
             "add a line '---' after the last metadata line",
@@ -283,7 +294,9 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
     if bad is not None:
         line = 2 + block.count("\n", 0, bad.start())
         what = "a NUL byte" if bad.group() == "\x00" else "bytes that are not UTF-8"
-        return fail(line, f"frontmatter contains {what}", "save the file as UTF-8 text")
+        return fail(
+            rules.NOT_UTF8, line, f"frontmatter contains {what}", "save the file as UTF-8 text"
+        )
     frontmatter, problems = parse_frontmatter(block, path, first_line=1)
     return LoadedDocument(file, frontmatter, tuple(problems), digest)
 
@@ -370,12 +383,14 @@ def parse_frontmatter(
         node = loader.get_single_node()
         if node is None:
             return None, [
-                error(path, first_line, None, "frontmatter is empty", "add the metadata keys")
+                rules.EMPTY_FRONTMATTER(
+                    path, first_line, None, "frontmatter is empty", "add the metadata keys"
+                )
             ]
         if not isinstance(node, yaml.MappingNode):
             kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
             return None, [
-                error(
+                rules.NOT_A_MAPPING(
                     path,
                     node.start_mark.line + offset,
                     None,
@@ -389,15 +404,24 @@ def parse_frontmatter(
         line = mark.line + offset if mark is not None else first_line
         message = exc.problem or "is not valid YAML"
         return None, [
-            error(path, line, None, f"YAML syntax error: {message}", _yaml_hint(exc, offset))
+            rules.YAML_SYNTAX(
+                path,
+                line,
+                None,
+                f"YAML syntax error: {message}",
+                _yaml_hint(exc, offset),
+                column=mark.column + 1 if mark is not None else None,
+            )
         ]
     except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
         position = getattr(exc, "position", None)
         at = block.count("\n", 0, position) + offset if isinstance(position, int) else None
         reason = getattr(exc, "reason", None) or "cannot be read"
-        return None, [error(path, at, None, f"YAML error: {reason}")]
+        return None, [rules.YAML_SYNTAX(path, at, None, f"YAML error: {reason}")]
     except RecursionError:
-        return None, [error(path, first_line, None, "frontmatter is nested too deeply to read")]
+        return None, [
+            rules.TOO_DEEP(path, first_line, None, "frontmatter is nested too deeply to read")
+        ]
     finally:
         loader.dispose()
 
@@ -426,7 +450,7 @@ def _needs_scan(block: str) -> bool:
 
 
 def _too_deep(path: str, line: int) -> Problem:
-    return error(
+    return rules.TOO_DEEP(
         path,
         line,
         None,
@@ -447,12 +471,13 @@ def _scan_events(block: str, path: str, offset: int) -> Problem | None:
                 kind, sign = (
                     ("alias", "*") if isinstance(event, yaml.AliasEvent) else ("anchor", "&")
                 )
-                return error(
+                return rules.ANCHOR_OR_ALIAS(
                     path,
                     line,
                     None,
                     f"YAML {kind} {sign}{event.anchor} is not allowed in frontmatter",
                     "write each value out in full instead of using anchors (&) and aliases (*)",
+                    column=event.start_mark.column + 1,
                 )
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
@@ -520,18 +545,26 @@ def _construct_mapping(
         line = key_node.start_mark.line + offset
         if not isinstance(key_node, yaml.ScalarNode):
             problems.append(
-                error(path, line, None, "keys must be plain text", "write 'key: value'")
+                rules.KEY_NOT_TEXT(
+                    path,
+                    line,
+                    None,
+                    "keys must be plain text",
+                    "write 'key: value'",
+                    column=key_node.start_mark.column + 1,
+                )
             )
             continue
         key = key_node.value
         if key in lines:
             problems.append(
-                error(
+                rules.DUPLICATE_KEY(
                     path,
                     line,
                     key,
                     f"duplicate key (first on line {lines[key]}); YAML would keep only this one",
                     "remove one of the two lines",
+                    column=key_node.start_mark.column + 1,
                 )
             )
         lines[key] = line
@@ -547,11 +580,11 @@ def _construct_mapping(
             if value_node.tag == _TIMESTAMP_TAG:
                 value = value_node.value  # an impossible date: validation explains it
             else:
-                problems.append(error(path, line, key, f"cannot be read: {exc}"))
+                problems.append(rules.VALUE_UNREADABLE(path, line, key, f"cannot be read: {exc}"))
                 continue
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
-            problems.append(error(path, line, key, f"cannot be read: {problem}"))
+            problems.append(rules.VALUE_UNREADABLE(path, line, key, f"cannot be read: {problem}"))
             continue
         values[key] = value
         plain = isinstance(value_node, yaml.ScalarNode) and not value_node.style

@@ -21,11 +21,17 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
+from scheduler import rules
 from scheduler.config import Settings
-from scheduler.content.facts import DocumentFacts, FactsRow, establish, facts_row, route_text
+from scheduler.content.facts import (
+    DocumentFacts,
+    FactsRecord,
+    encode_facts,
+    establish,
+    route_text,
+)
 from scheduler.content.loader import SourceFile, head_digest, load_document
 from scheduler.content.metadata import validate
-from scheduler.results import error
 from scheduler.review.routing import Router
 
 log = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ class Outcome(NamedTuple):
     the result must not be cached (the file could not be read)."""
 
     digest: bytes | None
-    facts: FactsRow | None = None
+    facts: FactsRecord | None = None
     route: str | None = None
 
 
@@ -58,7 +64,7 @@ class _Context:
         self.max_bytes = settings.content.max_file_bytes
         self.rules = settings.metadata
         self.names = settings.fields
-        self.router = Router(settings.routing, settings.fields.owner)
+        self.router = Router(settings.routing, settings.fields.key("owner"))
 
     def read(self, file: SourceFile, expect: bytes | None) -> Outcome:
         try:
@@ -68,10 +74,10 @@ class _Context:
             validated = validate(loaded, self.rules, self.names)
             facts = establish(validated, self.names)
             editors, problems = self.router.route(validated)
-            return Outcome(loaded.digest, facts_row(facts), route_text(editors, problems))
+            return Outcome(loaded.digest, encode_facts(facts), route_text(editors, problems))
         except Exception as exc:  # one broken file must never stop the run
             log.exception("unexpected failure reading %s", file.display)
-            problem = error(
+            problem = rules.INTERNAL_ERROR(
                 file.display,
                 None,
                 None,
@@ -80,7 +86,9 @@ class _Context:
             )
             editors, problems = self.router.route_owners(file.display, file.rel, None, None, {})
             return Outcome(
-                None, facts_row(DocumentFacts(problems=(problem,))), route_text(editors, problems)
+                None,
+                encode_facts(DocumentFacts(problems=(problem,))),
+                route_text(editors, problems),
             )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import date
 from json.encoder import encode_basestring
 
+from scheduler.content.fields import SHOWN
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import (
     github_annotation,
@@ -118,13 +119,14 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
 
 
 _PIECE = 500  # documents per piece of a streamed report
-_encode_problem = json.JSONEncoder(ensure_ascii=False).encode
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def document_json(doc: DocumentReport) -> str:
     """``json.dumps(doc.to_json(), ensure_ascii=False)``, written out directly: the report
     writes one per document, and this takes a third of the time."""
     text = encode_basestring
+    shown = "".join(f"{text(name)}: {_encode(value)}, " for name, value in doc.shown)
     return (
         f'{{"path": {text(doc.path)}, '
         f'"title": {"null" if doc.title is None else text(doc.title)}, '
@@ -133,10 +135,11 @@ def document_json(doc: DocumentReport) -> str:
         f'"last_reviewed": {_json_date(doc.last_reviewed)}, '
         f'"review_frequency": '
         f"{'null' if doc.review_frequency is None else text(doc.review_frequency)}, "
+        f"{shown}"
         f'"due": {_json_date(doc.due)}, '
         f'"days_until_due": {"null" if doc.days_until_due is None else doc.days_until_due}, '
         f'"editors": [{", ".join(map(text, doc.editors))}], '
-        f'"problems": [{", ".join(_encode_problem(p.to_json()) for p in doc.problems)}]}}'
+        f'"problems": [{", ".join(_encode(p.to_json()) for p in doc.problems)}]}}'
     )
 
 
@@ -192,6 +195,20 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _shown_cells(doc: DocumentReport) -> list[str]:
+    """The further reported fields: lists joined with ``;``, nothing for a missing value."""
+    if not SHOWN:
+        return []
+    values = dict(doc.shown)
+    cells = []
+    for field in SHOWN:
+        value = values.get(field.name)
+        if isinstance(value, list):
+            value = ";".join(map(str, value))
+        cells.append(_cell("" if value is None else str(value)))
+    return cells
+
+
 @CHECK_FORMATS.register("csv", "one row per document")
 def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[str]:
     """The CSV report in pieces, so that a large one is never held whole in memory."""
@@ -205,6 +222,7 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
             "status",
             "last_reviewed",
             "review_frequency",
+            *(field.name for field in SHOWN),
             "due",
             "days_until_due",
             "editors",
@@ -222,6 +240,7 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
                 _cell(doc.status or ""),
                 iso(doc.last_reviewed) or "",
                 _cell(doc.review_frequency or ""),
+                *_shown_cells(doc),
                 iso(doc.due) or "",
                 "" if doc.days_until_due is None else doc.days_until_due,
                 _cell(";".join(doc.editors)),

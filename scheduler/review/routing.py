@@ -10,9 +10,10 @@ from typing import Any
 
 from wcmatch import glob as wcglob
 
+from scheduler import rules
 from scheduler.config import RoutingSettings, is_email_address
 from scheduler.content.metadata import ValidatedDocument
-from scheduler.results import Problem, warning
+from scheduler.results import Problem
 
 _GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE
 
@@ -96,7 +97,7 @@ class Router:
         return self.route_owners(
             doc.path,
             doc.rel,
-            doc.metadata.owner if doc.metadata is not None else None,
+            doc.metadata.value("owner") if doc.metadata is not None else None,
             doc.lines.get("owner"),
             doc.fields,
         )
@@ -118,7 +119,7 @@ class Router:
                 handles.append(owner)
             else:
                 problems.append(
-                    warning(
+                    rules.UNKNOWN_OWNER(
                         path,
                         owner_line,
                         self._owner_key,
@@ -134,7 +135,7 @@ class Router:
 
 
 def unowned_problem(path: str, owner_key: str) -> Problem:
-    return warning(
+    return rules.NOBODY_RESPONSIBLE(
         path,
         None,
         None,

@@ -17,7 +17,7 @@ from scheduler.config import FieldNames, Settings
 from scheduler.content.cache import CacheEntry, ParseCache, fingerprint
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
-from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRow
+from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord
 from scheduler.content.loader import Discovery, SourceFile
 from scheduler.content.metadata import future_review_problem
 from scheduler.content.reading import Outcome, Progress, Reader, worker_count
@@ -111,13 +111,13 @@ def examine(
     discovery = Discovery(
         settings.content.include, settings.content.exclude, settings.content.root, cwd
     )
-    router = Router(settings.routing, settings.fields.owner)
+    router = Router(settings.routing, settings.fields.key("owner"))
     decoder = FactsDecoder()
     cache = cache if cache is not None else ParseCache.off()
     workers = worker_count(settings.performance.workers)
     threshold = settings.performance.parallel_threshold
 
-    def answer(file: SourceFile, facts: FactsRow, route: str) -> Examined:
+    def answer(file: SourceFile, facts: FactsRecord, route: str) -> Examined:
         shown = file.display
         return Examined(shown, decoder.facts(facts, shown), *decoder.route(route, shown))
 
@@ -169,7 +169,11 @@ def validate_files(
             facts = doc.facts
             problems = facts.problems
             future = future_review_problem(
-                doc.path, facts.last_reviewed, facts.last_reviewed_line, names.last_reviewed, today
+                doc.path,
+                facts.last_reviewed,
+                facts.last_reviewed_line,
+                names.key("last_reviewed"),
+                today,
             )
             if future is not None:
                 problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
@@ -200,28 +204,29 @@ def build_report(
     last_reviewed = facts.last_reviewed
     if last_reviewed is not None and last_reviewed > today:
         future = future_review_problem(
-            doc.path, last_reviewed, facts.last_reviewed_line, names.last_reviewed, today
+            doc.path, last_reviewed, facts.last_reviewed_line, names.key("last_reviewed"), today
         )
         assert future is not None
         problems, has_errors = (*problems, future), True
     state, due, days = state_on(facts.due, facts.status, has_errors, today, policy)
     if not doc.editors and state is not State.EXEMPT:
-        problems += (unowned_problem(doc.path, names.owner),)
+        problems += (unowned_problem(doc.path, names.key("owner")),)
     if len(problems) > 1:
         problems = tuple(sorted(problems, key=_SORT_KEY))
     return DocumentReport(
-        doc.path,
-        facts.title,
-        state,
-        facts.status,
-        last_reviewed,
-        facts.review_frequency,
-        due,
-        days,
-        doc.editors,
-        problems,
-        facts.last_reviewed_line,
-        facts.url,
+        path=doc.path,
+        title=facts.title,
+        state=state,
+        status=facts.status,
+        last_reviewed=last_reviewed,
+        review_frequency=facts.review_frequency,
+        due=due,
+        days_until_due=days,
+        editors=doc.editors,
+        problems=problems,
+        line=facts.last_reviewed_line,
+        url=facts.url,
+        shown=facts.shown,
     )
 
 

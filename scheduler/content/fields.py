@@ -1,0 +1,241 @@
+"""The field registry: every piece of metadata a document can carry, declared once.
+
+Each :class:`Field` names the metadata (its canonical name, used in settings and reports), the
+frontmatter key it is read from by default, how a value is checked and turned into its meaning,
+an example for hints, and whether the freshness report shows it. The ``[fields]`` settings, the
+metadata model, the facts kept in the parse cache and the report's columns all derive from
+:data:`FIELDS`: adding a field is one entry here (and, for a new kind of value, its parser).
+
+Parsers raise :func:`invalid` with a message and a hint an editor can act on; they never see
+the file, so the same parser serves every convention a team maps onto these names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from pydantic_core import PydanticCustomError
+
+from scheduler.content.cadence import Cadence, CadenceError, parse_cadence
+
+
+class Rules(Protocol):
+    """What parsers need from the ``[metadata]`` settings."""
+
+    @property
+    def statuses(self) -> Sequence[str]: ...
+
+    @property
+    def licenses(self) -> Sequence[str]: ...
+
+
+def invalid(message: str, hint: str | None = None) -> PydanticCustomError:
+    """The error a parser raises: shown as the problem's message and hint."""
+    return PydanticCustomError("metadata", "{message}", {"message": message, "hint": hint})
+
+
+def describe(value: object) -> str:
+    """How an editor would name a YAML value of the wrong type."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the yes/no value {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, datetime):
+        return f"the date and time {value.isoformat(sep=' ')}"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+# --------------------------------------------------------------------------- parsers
+
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BCP47_RE = re.compile(
+    r"[a-z]{2,3}(?:-[a-z]{3}){0,3}"  # language and extended language subtags
+    r"(?:-[a-z]{4})?"  # script
+    r"(?:-(?:[a-z]{2}|\d{3}))?"  # region
+    r"(?:-(?:[a-z\d]{5,8}|\d[a-z\d]{3}))*"  # variants
+    r"(?:-[a-wyz\d](?:-[a-z\d]{2,8})+)*"  # extensions
+    r"(?:-x(?:-[a-z\d]{1,8})+)?",  # private use
+    re.IGNORECASE,
+)
+
+
+def text(value: object, rules: Rules | None = None, *, allow_empty: bool = False) -> str:
+    """Non-empty text, as written."""
+    if not isinstance(value, str):
+        raise invalid(f"expected text, got {describe(value)}", "put the value in quotes")
+    if not allow_empty and not value.strip():
+        raise invalid("is empty", "write a value after the colon")
+    return value
+
+
+def stripped_text(value: object, rules: Rules | None = None) -> str:
+    return text(value).strip()
+
+
+def text_list(value: object, rules: Rules | None = None) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise invalid("expected a list of text, got a single text value", f"write it as [{value}]")
+    if not isinstance(value, list | tuple):
+        raise invalid(f"expected a list of text, got {describe(value)}", "write it as [a, b]")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            got = "an empty entry" if isinstance(item, str) else describe(item)
+            raise invalid(f"entry {index + 1} must be text, got {got}", "quote each entry")
+    return tuple(value)
+
+
+def one_or_more_texts(value: object, rules: Rules | None = None) -> tuple[str, ...]:
+    """One text value or a list of them, each stripped."""
+    if isinstance(value, str):
+        return (stripped_text(value),)
+    return tuple(item.strip() for item in text_list(value))
+
+
+def calendar_date(value: object, rules: Rules | None = None) -> date:
+    if isinstance(value, datetime):
+        raise invalid(
+            f"{value.isoformat(sep=' ')} has a time of day", "write the date only: YYYY-MM-DD"
+        )
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise invalid(f"expected a date, got {describe(value)}", "write the date as YYYY-MM-DD")
+    written = value.strip()
+    if _DATE_RE.fullmatch(written) is None:
+        raise invalid(f"{written!r} is not a date in the form YYYY-MM-DD", "use YYYY-MM-DD")
+    try:
+        return date.fromisoformat(written)
+    except ValueError:
+        raise invalid(f"{written!r} is not a real date", "use YYYY-MM-DD") from None
+
+
+def cadence(value: object, rules: Rules | None = None) -> Cadence:
+    if isinstance(value, Cadence):
+        return value
+    try:
+        return parse_cadence(value)
+    except CadenceError as exc:
+        raise invalid(exc.message, exc.hint) from None
+
+
+def _one_of(value: object, allowed: Sequence[str], what: str) -> str:
+    written = text(value).strip()
+    by_fold = {option.casefold(): option for option in allowed}
+    if written.casefold() in by_fold:
+        return by_fold[written.casefold()]
+    close = difflib.get_close_matches(written.casefold(), list(by_fold), n=1, cutoff=0.75)
+    hint = f"did you mean {by_fold[close[0]]!r}? " if close else ""
+    raise invalid(
+        f"{written!r} is not an accepted {what}", f"{hint}use one of: {', '.join(allowed)}"
+    )
+
+
+def status(value: object, rules: Rules | None = None) -> str:
+    assert rules is not None
+    return _one_of(value, rules.statuses, "status")
+
+
+def license_(value: object, rules: Rules | None = None) -> str:
+    assert rules is not None
+    return _one_of(value, rules.licenses, "license")
+
+
+def web_address(value: object, rules: Rules | None = None) -> str:
+    written = stripped_text(value)
+    parts = urlsplit(written)
+    if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", written):
+        raise invalid(
+            f"{written!r} is not an absolute http(s) URL", "write the full address, https://..."
+        )
+    return written
+
+
+def language_tag(value: object, rules: Rules | None = None) -> str:
+    written = stripped_text(value)
+    if _BCP47_RE.fullmatch(written) is None:
+        hint = (
+            f"use a hyphen: {written.replace('_', '-')}"
+            if "_" in written
+            else "use a BCP 47 tag such as en, es, es-419 or pt-BR"
+        )
+        raise invalid(f"{written!r} is not a BCP 47 language tag", hint)
+    return written
+
+
+# --------------------------------------------------------------------------- the registry
+
+Parser = Callable[[object, "Rules | None"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One piece of metadata.
+
+    ``text``: the value is text, so a plain YAML scalar read as a number, date or yes/no gets a
+    hint to quote it. ``report``: the freshness report shows it (a JSON key and a CSV column,
+    after ``state``, in registry order); reported values are kept in the parse cache.
+    """
+
+    name: str
+    key: str
+    code: str  # of the rule "this value cannot be read" (see scheduler.rules)
+    type: Any
+    parse: Parser
+    example: str = "..."
+    text: bool = False
+    report: bool = False
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("title", "title", "RS210", str, stripped_text, "a title", text=True, report=True),
+    Field("last_reviewed", "lastReviewed", "RS211", date, calendar_date, "YYYY-MM-DD", report=True),
+    Field(
+        "review_frequency", "reviewFrequency", "RS212", Cadence, cadence, "quarterly", report=True
+    ),
+    Field("status", "status", "RS213", str, status, "active", text=True, report=True),
+    Field("license", "license", "RS214", str, license_, "CC-BY-4.0", text=True),
+    Field("url", "url", "RS215", str, web_address, "https://...", text=True),
+    Field("language", "language", "RS216", str, language_tag, "en", text=True),
+    Field("source", "source", "RS217", str, text, "the publisher", text=True),
+    Field("source_type", "sourceType", "RS218", str, text, text=True),
+    Field("citation", "citation", "RS219", str, text, text=True),
+    Field("audience_level", "audienceLevel", "RS220", str, text, text=True),
+    Field("version", "version", "RS221", str, text, text=True),
+    Field("tags", "tags", "RS222", tuple[str, ...], text_list),
+    Field("cancer_types", "cancerTypes", "RS223", tuple[str, ...], text_list),
+    Field("owner", "owner", "RS224", tuple[str, ...], one_or_more_texts),
+)
+
+BY_NAME: dict[str, Field] = {field.name: field for field in FIELDS}
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+REPORTED: tuple[Field, ...] = tuple(field for field in FIELDS if field.report)
+# Reported fields with a place of their own in every report (the title names the document;
+# the others decide its state); the other reported fields follow them, in registry order.
+OWN_PLACE = frozenset({"title", "status", "last_reviewed", "review_frequency"})
+SHOWN: tuple[Field, ...] = tuple(field for field in REPORTED if field.name not in OWN_PLACE)
+
+
+def unknown_names(names: Sequence[str]) -> list[str]:
+    """``names`` that are not fields, each with a "did you mean" where one is close."""
+    messages = []
+    for name in names:
+        if name in BY_NAME:
+            continue
+        close = difflib.get_close_matches(name, NAMES, n=1, cutoff=0.6)
+        messages.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return messages
