@@ -290,7 +290,9 @@ def test_an_unusable_store_only_costs_the_cache(library: Path, run: Any, kind: s
         assert result.out == expected
         warnings = result.err.splitlines()
         assert len(warnings) == 1  # said once per run
-        assert warnings[0].startswith("WARNING scheduler.content.cache: working without the parse cache")
+        assert warnings[0].startswith(
+            "WARNING scheduler.content.cache: working without the parse cache"
+        )
 
 
 def test_a_cache_written_by_a_newer_version_is_left_alone(library: Path, run: Any) -> None:

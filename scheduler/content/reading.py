@@ -1,10 +1,11 @@
 """Reading the documents the cache cannot answer for: in this process, or in a pool of worker
 processes when there are many.
 
-Each file is loaded, validated and routed, and comes back as text (see :mod:`scheduler.content.facts`);
-a file whose digest matches the one the cache holds comes back as "unchanged" without being
-parsed. Work goes to the workers in chunks, a bounded number at a time, and results come back in
-the order the files were handed in, whatever the number of workers. Workers never touch the state
+Each file is loaded, validated and routed, and comes back as one encoded record (see
+:mod:`scheduler.content.facts`); a file whose digest matches the one the cache holds comes back
+as "unchanged" without being parsed. Work goes to the workers in chunks, a bounded number at a
+time, and results come back in the order the files were handed in, whatever the number of
+workers. Workers never touch the state
 store: the main process records what they read.
 """
 
