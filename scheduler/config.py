@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from scheduler.content.fields import FIELDS, NAMES, unknown_names
 from scheduler.errors import ConfigError
+from scheduler.rules import find as find_rule
 
 ENV_PREFIX = "SCHEDULER_"
 CONFIG_ENV_VAR = "SCHEDULER_CONFIG"
@@ -128,6 +129,23 @@ class MetadataRules(_Section):
     licenses: tuple[str, ...] = DEFAULT_LICENSES
     extra_keys: tuple[str, ...] = ()
     warn_unknown_keys: bool = True
+    # Warnings to switch off, by code or name (RS204 or unknown-key); stored as codes.
+    ignore: tuple[str, ...] = ()
+
+    @field_validator("ignore")
+    @classmethod
+    def _warnings_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        codes = []
+        for wanted in value:
+            rule = find_rule(wanted)
+            if rule is None:
+                raise ValueError(f"{wanted!r} is not a rule code or name (see the README)")
+            if not rule.can_warn:
+                raise ValueError(
+                    f"{rule.code} {rule.name} is always an error and cannot be switched off"
+                )
+            codes.append(rule.code)
+        return tuple(codes)
 
     @field_validator("required", "recommended")
     @classmethod

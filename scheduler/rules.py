@@ -24,6 +24,7 @@ class Rule:
     name: str
     severity: Severity  # the usual one; a call may say otherwise (an empty optional field)
     summary: str
+    can_warn: bool = False  # gives warnings: [metadata] ignore may switch it off
 
     def __call__(
         self,
@@ -52,8 +53,8 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def _rule(code: str, name: str, severity: Severity, summary: str) -> Rule:
-    rule = Rule(code, name, severity, summary)
+def _rule(code: str, name: str, severity: Severity, summary: str, can_warn: bool = False) -> Rule:
+    rule = Rule(code, name, severity, summary, can_warn or severity is WARNING)
     assert code not in RULES and all(r.name != name for r in RULES.values()), code
     RULES[code] = rule
     return rule
@@ -90,7 +91,9 @@ MISSING_FIELD = _rule("RS201", "missing-field", ERROR, "a required field is miss
 MISSING_RECOMMENDED = _rule(
     "RS202", "missing-recommended", WARNING, "a recommended field is missing"
 )
-EMPTY_VALUE = _rule("RS203", "empty-value", ERROR, "a field has no value (a warning if optional)")
+EMPTY_VALUE = _rule(
+    "RS203", "empty-value", ERROR, "a field has no value (a warning if optional)", can_warn=True
+)
 UNKNOWN_KEY = _rule("RS204", "unknown-key", WARNING, "a key that is not a known field")
 FUTURE_REVIEW = _rule("RS205", "future-review", ERROR, "the last review is after the as-of date")
 INVALID = {

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from scheduler import rules
-from scheduler.config import Settings
+from scheduler.config import FieldNames, MetadataRules, RoutingSettings, Settings
 from scheduler.content.facts import (
     DocumentFacts,
     FactsRecord,
@@ -58,14 +58,34 @@ class Outcome(NamedTuple):
     route: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ReadingSettings:
+    """The settings reading a document depends on, and nothing else: this is all that is sent
+    to worker processes (never the mail server's password, say)."""
+
+    max_file_bytes: int
+    rules: MetadataRules
+    names: FieldNames
+    routing: RoutingSettings
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReadingSettings:
+        return cls(
+            max_file_bytes=settings.content.max_file_bytes,
+            rules=settings.metadata,
+            names=settings.fields,
+            routing=settings.routing,
+        )
+
+
 class _Context:
     """Everything needed to read a document, built once per process."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.max_bytes = settings.content.max_file_bytes
-        self.rules = settings.metadata
-        self.names = settings.fields
-        self.router = Router(settings.routing, settings.fields.key("owner"))
+    def __init__(self, settings: ReadingSettings) -> None:
+        self.max_bytes = settings.max_file_bytes
+        self.rules = settings.rules
+        self.names = settings.names
+        self.router = Router(settings.routing, settings.names.key("owner"))
 
     def read(self, file: SourceFile, expect: bytes | None) -> Outcome:
         try:
@@ -96,7 +116,7 @@ class _Context:
 _WORKER: _Context | None = None
 
 
-def _start_worker(settings: Settings) -> None:
+def _start_worker(settings: ReadingSettings) -> None:
     global _WORKER
     _WORKER = _Context(settings)
 
@@ -138,7 +158,11 @@ class Reader(Generic[T]):
     """
 
     def __init__(
-        self, settings: Settings, workers: int, threshold: int, progress: Progress | None = None
+        self,
+        settings: ReadingSettings,
+        workers: int,
+        threshold: int,
+        progress: Progress | None = None,
     ) -> None:
         self._settings = settings
         self._workers = workers

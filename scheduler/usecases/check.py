@@ -20,7 +20,7 @@ from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord
 from scheduler.content.loader import Discovery, SourceFile
 from scheduler.content.metadata import future_review_problem
-from scheduler.content.reading import Outcome, Progress, Reader, worker_count
+from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
 from scheduler.errors import ConfigError, UsageError
 from scheduler.results import (
     CheckResult,
@@ -132,7 +132,7 @@ def examine(
         return answer(file, read.facts, read.route)
 
     lookup, holds = cache.lookup, cache.holds
-    with Reader[_Task](settings, workers, threshold, progress) as reader:
+    with Reader[_Task](ReadingSettings.of(settings), workers, threshold, progress) as reader:
         for item in discovery.iter_files(found):  # the hot loop of every run
             if isinstance(item, Problem):
                 editors, problems = router.route_owners(item.path, item.path, None, None, {})
@@ -163,6 +163,7 @@ def validate_files(
 ) -> ValidationResult:
     """Every document's problems, the date-dependent ones judged on ``today``."""
     names = settings.fields
+    ignore = frozenset(settings.metadata.ignore)
     files = []
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
@@ -177,7 +178,7 @@ def validate_files(
             )
             if future is not None:
                 problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
-            files.append(FileProblems(doc.path, problems))
+            files.append(FileProblems(doc.path, switched_off(problems, ignore)))
     files.sort(key=lambda f: f.path)
     return ValidationResult(today, files)
 
@@ -195,8 +196,19 @@ class Selection:
         return not self.editors or any(e.casefold() in self.editors for e in doc.editors)
 
 
+def switched_off(problems: tuple[Problem, ...], ignore: frozenset[str]) -> tuple[Problem, ...]:
+    """``problems`` less the warnings of the rules in ``ignore`` ([metadata] ignore)."""
+    if not ignore or not problems:
+        return problems
+    return tuple(p for p in problems if p.is_error or p.code not in ignore)
+
+
 def build_report(
-    doc: Examined, policy: ReviewPolicy, names: FieldNames, today: date
+    doc: Examined,
+    policy: ReviewPolicy,
+    names: FieldNames,
+    today: date,
+    ignore: frozenset[str] = frozenset(),
 ) -> DocumentReport:
     facts = doc.facts
     problems = facts.problems + doc.routing_problems if doc.routing_problems else facts.problems
@@ -211,6 +223,7 @@ def build_report(
     state, due, days = state_on(facts.due, facts.status, has_errors, today, policy)
     if not doc.editors and state is not State.EXEMPT:
         problems += (unowned_problem(doc.path, names.key("owner")),)
+    problems = switched_off(problems, ignore)
     if len(problems) > 1:
         problems = tuple(sorted(problems, key=_SORT_KEY))
     return DocumentReport(
@@ -248,10 +261,11 @@ def check(
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
+    ignore = frozenset(settings.metadata.ignore)
     reports = []
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
-            report = build_report(doc, policy, settings.fields, today)
+            report = build_report(doc, policy, settings.fields, today, ignore)
             if report in selection:
                 reports.append(report)
     reports.sort(key=lambda r: r.urgency)
