@@ -84,6 +84,12 @@ class _FieldNamesBase(_Section):
             seen[key] = name
         return self
 
+    if TYPE_CHECKING:  # the fields come from the registry: type checkers accept any of them
+
+        def __init__(self, **data: str) -> None: ...
+
+        def __getattr__(self, name: str) -> str: ...
+
     def key(self, name: str) -> str:
         """The frontmatter key of the field ``name``."""
         value: str = getattr(self, name)

@@ -367,3 +367,19 @@ def test_log_lines_are_one_per_event(capsys: pytest.CaptureFixture[str]) -> None
     )
     assert "ValueError: boom" in entry["error"]
     setup_logging(0)
+
+
+def test_log_lines_go_to_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import logging
+
+    setup_logging(0)
+    log = logging.getLogger("scheduler.test")
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    log.warning("one")
+    first.close()  # as a test's captured stream is, once the test is over
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    log.warning("two")  # must not write to the closed stream
+    assert second.getvalue() == "WARNING scheduler.test: two\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from scheduler.commands.options import config_option, emit, format_option, now, settings_for
+from scheduler.errors import UsageError
 from scheduler.render.outbox import OUTBOX_FORMATS
 from scheduler.usecases import reminders
 
@@ -44,7 +45,7 @@ def retry(config_path: Path | None, ids: tuple[int, ...], all_failed: bool) -> i
     Only the recipients that failed are tried again; the give-up window starts afresh.
     """
     if not ids and not all_failed:
-        raise click.UsageError("name the messages to retry, or use --all")
+        raise UsageError("outbox retry: name the messages to retry, or use --all")
     result = reminders.retry(settings_for(config_path), None if all_failed else ids, now)
     if result.unknown:
         click.echo(f"not failed or not found: {', '.join(map(str, result.unknown))}", err=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, create_model
 from pydantic import field_validator as _field_validator
@@ -34,6 +34,12 @@ class MetadataBase(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
+    if TYPE_CHECKING:  # the fields come from the registry: type checkers accept any of them
+
+        def __init__(self, **data: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
+
     def value(self, name: str) -> Any:
         return getattr(self, name)
 
@@ -46,11 +52,12 @@ def _validator(field: Field) -> Any:
     return _field_validator(field.name, mode="before")(classmethod(check))
 
 
+_FIELDS: dict[str, Any] = {f.name: (f.type | None, None) for f in FIELDS}
 Metadata: type[MetadataBase] = create_model(
     "Metadata",
     __base__=MetadataBase,
     __validators__={f"_check_{f.name}": _validator(f) for f in FIELDS},
-    **{f.name: (f.type | None, None) for f in FIELDS},
+    **_FIELDS,
 )
 
 
