@@ -45,7 +45,8 @@ def interval(text: str) -> relativedelta:
         y, m, w, d = (int(g or 0) for g in iso.groups())
         return relativedelta(years=y, months=m, weeks=w, days=d)
     number, unit = text.split()
-    return relativedelta(**{UNITS[unit.rstrip("s")]: int(number)})
+    amount: dict[str, int] = {UNITS[unit.rstrip("s")]: int(number)}
+    return relativedelta(**amount)  # type: ignore[arg-type]
 
 
 def main(root: str, as_of: str) -> None:
@@ -54,7 +55,7 @@ def main(root: str, as_of: str) -> None:
     for path in sorted(Path(root).rglob("*.md")):
         post = frontmatter.load(path)
         try:
-            page = Page(**post.metadata)
+            page = Page.model_validate(post.metadata)
             due = page.lastReviewed + interval(page.reviewFrequency)
         except (ValidationError, ValueError, KeyError) as exc:
             out.write(json.dumps({"path": str(path), "error": str(exc)}) + "\n")

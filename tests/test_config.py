@@ -68,7 +68,7 @@ def test_file_values_and_environment_overrides(
 def test_settings_are_frozen() -> None:
     settings = load_settings(None)
     with pytest.raises(ValueError, match="frozen"):
-        settings.review.due_soon_days = 3  # type: ignore[misc]
+        settings.review.due_soon_days = 3
 
 
 @pytest.mark.parametrize(

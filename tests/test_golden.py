@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import gzip
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -135,4 +134,4 @@ def _write_golden() -> None:  # pragma: no cover - run by hand
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_write_golden())
+    _write_golden()

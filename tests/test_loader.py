@@ -24,7 +24,7 @@ from .conftest import GOOD_FRONTMATTER, SEED
 def _source(path: Path, cwd: Path | None = None) -> SourceFile:
     stat = path.stat()
     shown = display_path(path, cwd or path.parent)
-    return SourceFile(path, shown, shown, stat.st_size, stat.st_mtime_ns)
+    return SourceFile(str(path), shown, shown, stat.st_size, stat.st_mtime_ns)
 
 
 def load_bytes(

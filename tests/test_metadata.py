@@ -24,7 +24,7 @@ def check(
     path.write_text(text, encoding="utf-8")
     stat = path.stat()
     loaded = load_document(
-        SourceFile(path, "doc.md", "doc.md", stat.st_size, stat.st_mtime_ns), 1 << 20
+        SourceFile(str(path), "doc.md", "doc.md", stat.st_size, stat.st_mtime_ns), 1 << 20
     )
     return validate(loaded, rules, names)
 
@@ -36,7 +36,7 @@ def lines_of(doc: ValidatedDocument) -> list[str]:
 def test_seed_is_valid_and_fully_read() -> None:
     stat = SEED.stat()
     loaded = load_document(
-        SourceFile(SEED, "seed", "seed", stat.st_size, stat.st_mtime_ns), 1 << 20
+        SourceFile(str(SEED), "seed", "seed", stat.st_size, stat.st_mtime_ns), 1 << 20
     )
     doc = validate(loaded, RULES, NAMES)
     assert doc.problems == ()

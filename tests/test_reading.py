@@ -39,12 +39,12 @@ def library(tmp_path: Path) -> Path:
 
 
 def check_reviews(
-    cwd: Path, *args: str, stderr: int | None = subprocess.PIPE, **env: str
+    cwd: Path, *args: str, stderr: int | None = subprocess.PIPE, env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
     result = subprocess.run(
         [CHECK, "--as-of", "2026-05-01", "--format", "json", "--fail-on", "never", *args],
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
@@ -56,16 +56,16 @@ def check_reviews(
 def test_worker_processes_and_one_process_give_identical_reports(library: Path) -> None:
     pool = {"SCHEDULER_PERFORMANCE__PARALLEL_THRESHOLD": "5", "SCHEDULER_PERFORMANCE__WORKERS": "2"}
     one = {"SCHEDULER_PERFORMANCE__WORKERS": "1"}
-    in_pool = check_reviews(library, "--no-cache", **pool)
-    alone = check_reviews(library, "--no-cache", **one)
+    in_pool = check_reviews(library, "--no-cache", env=pool)
+    alone = check_reviews(library, "--no-cache", env=one)
     assert in_pool == alone
     assert in_pool[1].count('"path"') == 60 and in_pool[2] == ""
     # through the cache too: filled by workers, read back in one process, and the reverse
-    assert check_reviews(library, **pool) == alone  # cold, workers
-    assert check_reviews(library, **one) == alone  # warm
+    assert check_reviews(library, env=pool) == alone  # cold, workers
+    assert check_reviews(library, env=one) == alone  # warm
     (library / ".review-scheduler" / "state.sqlite3").unlink()
-    assert check_reviews(library, **one) == alone  # cold, one process
-    assert check_reviews(library, **pool) == alone  # warm
+    assert check_reviews(library, env=one) == alone  # cold, one process
+    assert check_reviews(library, env=pool) == alone  # warm
 
 
 def test_workers_are_used_from_the_threshold_on(library: Path) -> None:
@@ -102,7 +102,7 @@ def test_a_progress_bar_on_a_terminal_only(library: Path) -> None:
     env = {"SCHEDULER_PERFORMANCE__PARALLEL_THRESHOLD": "10", "TERM": "xterm"}
     controller, terminal = pty.openpty()
     try:
-        code, out, _ = check_reviews(library, "--no-cache", stderr=terminal, **env)
+        code, out, _ = check_reviews(library, "--no-cache", stderr=terminal, env=env)
         os.close(terminal)
         shown = b""
         while True:
@@ -118,7 +118,7 @@ def test_a_progress_bar_on_a_terminal_only(library: Path) -> None:
     assert code == 0 and out.count('"path"') == 60
     assert b"Reading documents" in shown
     # Not a terminal: nothing at all on stderr, and the same report.
-    assert check_reviews(library, "--no-cache", **env) == (code, out, "")
+    assert check_reviews(library, "--no-cache", env=env) == (code, out, "")
 
 
 THREADED = """
@@ -155,5 +155,5 @@ def test_a_process_with_other_threads_starts_workers_afresh(library: Path) -> No
     assert threaded.stderr == "forkserver\n"
     assert (
         threaded.stdout
-        == check_reviews(library, "--no-cache", SCHEDULER_PERFORMANCE__WORKERS="1")[1]
+        == check_reviews(library, "--no-cache", env={"SCHEDULER_PERFORMANCE__WORKERS": "1"})[1]
     )

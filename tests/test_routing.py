@@ -10,28 +10,28 @@ from scheduler.content.metadata import Metadata, ValidatedDocument
 from scheduler.review.routing import Router
 
 ROUTING = RoutingSettings(
-    default=["editors@example.org"],
+    default=("editors@example.org",),
     aliases={"#nci": ("nci-a@example.org", "nci-b@example.org"), "#web-team": ("web@example.org",)},
-    rules=[
-        RoutingRule(name="NCI", match={"source": "NCI"}, editors=["#nci"]),
+    rules=(
+        RoutingRule(name="NCI", match={"source": "NCI"}, editors=("#nci",)),
         RoutingRule(
             name="breast",
             match={"cancerTypes": ("breast", "ovarian")},
-            editors=["breast@example.org"],
+            editors=("breast@example.org",),
         ),
         RoutingRule(
             name="core+tag",
             match={"sourceType": "02_*", "tags": "cancer-type"},
-            editors=["core@example.org"],
+            editors=("core@example.org",),
         ),
         RoutingRule(
             name="spanish pages",
             match={"language": "es*"},
             paths=("es/**",),
-            editors=["es@example.org"],
+            editors=("es@example.org",),
         ),
-        RoutingRule(name="news", paths=("news/**", "**/*-news.md"), editors=["#web-team"]),
-    ],
+        RoutingRule(name="news", paths=("news/**", "**/*-news.md"), editors=("#web-team",)),
+    ),
 )
 
 
@@ -81,11 +81,11 @@ def test_routing(document: ValidatedDocument, editors: tuple[str, ...]) -> None:
 def test_dates_and_numbers_match_as_text() -> None:
     router = Router(
         RoutingSettings(
-            rules=[
+            rules=(
                 RoutingRule(
-                    match={"lastReviewed": "2026-*", "weight": "10"}, editors=["x@example.org"]
-                )
-            ]
+                    match={"lastReviewed": "2026-*", "weight": "10"}, editors=("x@example.org",)
+                ),
+            )
         ),
         "owner",
     )
