@@ -6,7 +6,7 @@ Run by hand from the repository root, with the test extras installed:
 
 Starts a real SMTP server on loopback (aiosmtpd, STARTTLS with a throwaway CA, AUTH), queues the
 same N rendered digests twice, and delivers them through the product's delivery loop: once with
-SmtpSender (one connection reused for the batch) and once with a sender that opens, upgrades,
+SmtpChannel (one connection reused for the batch) and once with a channel that opens, upgrades,
 authenticates and closes a connection for every message. Prints messages per second and the ratio.
 """
 
@@ -24,31 +24,37 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scheduler.config import DeliverySettings, SmtpSettings
+from pydantic import SecretStr
+
+from scheduler.config import DeliverySettings, SmtpSettings, StoreSettings
+from scheduler.notify.channel import Notification, Result, compose
 from scheduler.notify.delivery import deliver_pending
 from scheduler.notify.digest import DigestRenderer, digest_context
-from scheduler.notify.email import Result, SmtpSender, build_message
-from scheduler.notify.outbox import Reminders
+from scheduler.notify.email import SmtpChannel, build_message
+from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import Digest, DigestItem, Plan
 from scheduler.results import DocumentReport
 from scheduler.review.state import State
-from scheduler.store.sqlite import Store
+from scheduler.store import open_store
 from tests.smtp_server import PASSWORD, running_server
 
 
-class ConnectionPerMessage(SmtpSender):
+class ConnectionPerMessage(SmtpChannel):
     """The baseline: what a script calling aiosmtplib.send() for each message does."""
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> dict[str, Result]:
+    async def send(
+        self, notification: Notification, recipients: Sequence[str]
+    ) -> dict[str, Result]:
         try:
-            return await super().send(sender, recipients, data)
+            return await super().send(notification, recipients)
         finally:
             await self.close()
 
 
-def digests(count: int) -> tuple[Plan, dict[str, object]]:
+def digests(count: int) -> tuple[Plan, dict[str, Notification]]:
     renderer = DigestRenderer()
-    plan_digests, messages = [], {}
+    plan_digests: list[Digest] = []
+    messages: dict[str, Notification] = {}
     for i in range(count):
         items = tuple(
             DigestItem(
@@ -76,11 +82,12 @@ def digests(count: int) -> tuple[Plan, dict[str, object]]:
             digest_context(digest, escalate_after_days=30, last_reviewed_key="lastReviewed")
         )
         plan_digests.append(digest)
-        messages[digest.key] = build_message(
+        messages[digest.key] = compose(
             key=digest.key,
+            channel="email",
             from_address="reviews@example.org",
             from_name="Reviews",
-            to=digest.recipient,
+            to=(digest.recipient,),
             cc=(),
             subject=rendered.subject,
             text=rendered.text,
@@ -92,19 +99,20 @@ def digests(count: int) -> tuple[Plan, dict[str, object]]:
 
 def run(
     label: str,
-    sender_class: type[SmtpSender],
+    channel_class: type[SmtpChannel],
     settings: SmtpSettings,
     plan: Plan,
-    messages: dict[str, object],
+    messages: dict[str, Notification],
     folder: Path,
 ) -> float:
-    with Store(folder / f"{label}.sqlite3") as store:
-        reminders = Reminders(store)
-        reminders.enqueue(plan, messages, datetime.now(UTC) - timedelta(seconds=1))  # type: ignore[arg-type]
+    store_settings = StoreSettings(url=f"sqlite:///{folder / label}.sqlite3")
+    with open_store(store_settings, folder) as store:
+        outbox = Outbox(store)
+        outbox.enqueue(plan, messages, datetime.now(UTC) - timedelta(seconds=1))
         started = time.perf_counter()
         report = asyncio.run(
             deliver_pending(
-                reminders, sender_class(settings), DeliverySettings(), 30, lambda: datetime.now(UTC)
+                outbox, channel_class(settings), DeliverySettings(), 30, lambda: datetime.now(UTC)
             )
         )
         elapsed = time.perf_counter() - started
@@ -120,16 +128,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("mail.log").setLevel(logging.ERROR)  # the test server's chatter
     plan, messages = digests(args.messages)
-    size = sum(len(m.data) for m in messages.values()) / len(messages)  # type: ignore[attr-defined]
+    size = sum(len(build_message(m)) for m in messages.values()) / len(messages)
     print(f"{args.messages} digests of {size / 1024:.1f} KiB each, STARTTLS + AUTH on loopback")
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
         settings = SmtpSettings(
-            **server.settings(timeout_seconds=30, message_deadline_seconds=30), password=PASSWORD
+            **server.settings(timeout_seconds=30, message_deadline_seconds=30),
+            password=SecretStr(PASSWORD),
         )
         baseline = run(
             "connection per message", ConnectionPerMessage, settings, plan, messages, Path(tmp)
         )
-        ours = run("review-scheduler", SmtpSender, settings, plan, messages, Path(tmp))
+        ours = run("review-scheduler", SmtpChannel, settings, plan, messages, Path(tmp))
         assert len(server.handler.received) == 2 * args.messages
     print(f"ratio: review-scheduler delivers {ours / baseline:.1f}x the messages per second")
 

@@ -328,9 +328,37 @@ class DaemonSettings(_Section):
 
 
 class StoreSettings(_Section):
-    """[store]: the SQLite file that remembers reminders, the outbox and runs."""
+    """[store]: where the reminder ledger, the outbox, the run history and the parse cache are
+    kept. ``url`` names a backend and its place: ``sqlite:///relative/path`` (from the current
+    folder) or ``sqlite:////absolute/path``. ``path`` (a SQLite file) is its older form."""
 
-    path: Path = Path(".review-scheduler/state.sqlite3")
+    url: str = "sqlite:///.review-scheduler/state.sqlite3"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_is_a_sqlite_url(cls, data: Any) -> Any:
+        if not (isinstance(data, Mapping) and "path" in data):
+            return data
+        rest = {k: v for k, v in data.items() if k != "path"}
+        if "url" in data:
+            # One from the environment overrides the other from the file, as for any key.
+            names = {k.upper() for k in os.environ}
+            from_env = {k for k in ("url", "path") if f"{ENV_PREFIX}STORE__{k.upper()}" in names}
+            if len(from_env) != 1:
+                raise ValueError(
+                    "url and path are both set; keep url (path is its older form, "
+                    "for a SQLite file)"
+                )
+            if from_env == {"url"}:
+                return rest
+        return rest | {"url": f"sqlite:///{data['path']}"}
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        from scheduler.store import check_url  # the backends know their URLs
+
+        return check_url(value)
 
 
 class PerformanceSettings(_Section):

@@ -139,7 +139,7 @@ class LoopbackController(Controller):
     """Listens on a free loopback port chosen by the system."""
 
     def _trigger_server(self) -> None:
-        assert self.server is not None
+        assert isinstance(self.server, asyncio.Server)  # what asyncio's create_server returns
         self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scheduler.errors import HeaderInjectionError, TemplateError
+from scheduler.notify.channel import check_header, compose, message_id_for
 from scheduler.notify.digest import DigestRenderer, digest_context
-from scheduler.notify.email import build_message, check_header, message_id_for
+from scheduler.notify.email import build_message
 from scheduler.notify.reminders import Digest, DigestItem
-from scheduler.results import DocumentReport
+from scheduler.results import DocumentReport, Problem, Severity
 from scheduler.review.state import State
-from scheduler.rules import INVALID
 
 
 def report(
@@ -25,8 +28,8 @@ def report(
     state: State,
     days: int | None,
     url: str | None = None,
-    problems: tuple = (),
-) -> DocumentReport:  # type: ignore[type-arg]
+    problems: tuple[Problem, ...] = (),
+) -> DocumentReport:
     due = date(2026, 5, 1) if days is not None else None
     return DocumentReport(
         path,
@@ -67,10 +70,11 @@ DIGEST = Digest(
                 None,
                 "javascript:alert(1)",
                 (
-                    INVALID["last_reviewed"](
+                    Problem(
                         "b.md",
                         3,
                         "lastReviewed",
+                        Severity.ERROR,
                         "'2026-02-30' is not a real date",
                         "use YYYY-MM-DD",
                     ),
@@ -207,17 +211,18 @@ def _message(**overrides: object) -> EmailMessage:
     subject, text, html = render()
     args: dict[str, object] = {
         "key": DIGEST.key,
+        "channel": "email",
         "from_address": "reviews@example.org",
         "from_name": "Review Scheduler",
-        "to": "ed@example.org",
+        "to": ["ed@example.org"],
         "cc": ["boss@example.org"],
         "subject": subject,
         "text": text,
         "html": html,
         "date": datetime(2026, 5, 1, 9, 0, tzinfo=UTC),
     } | overrides
-    outgoing = build_message(**args)  # type: ignore[arg-type]
-    parsed = message_from_bytes(outgoing.data, policy=policy.default)
+    notification = compose(**args)  # type: ignore[arg-type]
+    parsed = message_from_bytes(build_message(notification), policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
@@ -257,8 +262,10 @@ def test_header_values_with_breaks_or_encoded_words_are_refused(value: str) -> N
 @pytest.mark.parametrize(
     "field",
     [
-        {"to": "ed@example.org\r\nBcc: evil@example.org"},
-        {"to": "=?UTF-8?Q?=0A?=Bcc:evil@example.org"},
+        {"to": ["ed@example.org\r\nBcc: evil@example.org"]},
+        {"to": ["=?UTF-8?Q?=0A?=Bcc:evil@example.org"]},
+        {"to": ["not an address"]},
+        {"from_address": "reviews@example.org\nBcc: evil@example.org"},
         {"cc": ["boss@example.org\nBcc: evil@example.org"]},
         {"from_name": "Reviews\r\nBcc: evil@example.org"},
         {"from_name": "=?UTF-8?B?Cg==?=Bcc: evil@example.org"},
@@ -287,3 +294,59 @@ def test_subject_template_that_leaks_a_hostile_title_is_refused(tmp_path: Path) 
     )
     with pytest.raises(HeaderInjectionError):
         _message(subject=rendered.subject)
+
+
+# The messages version 0.1 built from these values, by SHA-256: a notification built at delivery
+# must be byte for byte the same message (Message-ID, boundary, headers, encoding).
+BUILT_BY_0_1: list[tuple[dict[str, Any], str]] = [
+    (
+        {
+            "key": "digest:ed@example.org:2026-05-01",
+            "from_address": "reviews@example.org",
+            "from_name": "Review Scheduler",
+            "to": ["ed@example.org"],
+            "cc": ["boss@example.org", "lead@example.org"],
+            "subject": "Review reminder: 1 overdue — ü",
+            "text": "Hello,\n\n* Late page — überfällig\n",
+            "html": "<p>Hello &amp; ü</p>\n",
+            "date": datetime(2026, 5, 1, 9, tzinfo=UTC),
+        },
+        "92a36a7af8fb252161313dc0be5f4e09d7138229b546cd639cd924033d801f87",
+    ),
+    (
+        {
+            "key": "digest:team@example.org:2026-05-01",
+            "from_address": "reviews@example.org",
+            "from_name": "",
+            "to": ["team@example.org"],
+            "cc": [],
+            "subject": "Review reminder: 2 overdue",
+            "text": "x" * 200 + "\n",
+            "html": "<p>h</p>",
+            "date": datetime(2026, 5, 1, 9, 30, tzinfo=UTC),
+        },
+        "682ecebc03521b8c781eabdf0511273665047c6b4a518752ce2d23e3d3a71c8c",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "sha256"), BUILT_BY_0_1)
+def test_messages_are_those_version_0_1_built(args: dict[str, Any], sha256: str) -> None:
+    notification = compose(channel="email", **args)
+    assert hashlib.sha256(build_message(notification)).hexdigest() == sha256
+
+
+def test_a_prebuilt_message_is_sent_as_it_is() -> None:
+    notification = compose(channel="email", **BUILT_BY_0_1[1][0])
+    old = b"Subject: kept\r\n\r\nbody\r\n"
+    assert build_message(dataclasses.replace(notification, prebuilt=old)) == old
+
+
+def test_a_notification_lists_each_recipient_once() -> None:
+    notification = compose(
+        channel="email",
+        **BUILT_BY_0_1[0][0] | {"cc": ["boss@example.org", "ed@example.org"]},
+    )
+    assert notification.recipients == ("ed@example.org", "boss@example.org")
+    assert notification.message_id == message_id_for(notification.key, "example.org")
+    assert notification.header("date") == "Fri, 01 May 2026 09:00:00 +0000"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from scheduler.content.cadence import Cadence, due_date
 from scheduler.notify.reminders import Digest, LedgerEntry, Plan, ReminderPolicy, plan_reminders
 from scheduler.results import DocumentReport
-from scheduler.review.state import Review, ReviewPolicy, State, state_on
+from scheduler.review.state import ReviewPolicy, State, state_on
 
 POLICY = ReminderPolicy(
     remind_every_days=7, escalate_after_days=30, escalate_to=("boss@example.org",)
@@ -26,7 +27,7 @@ def doc(
     months: int = 3,
 ) -> DocumentReport:
     due = due_date(last_reviewed, Cadence(months=months))
-    review: Review = state_on(due, "active" if last_reviewed else None, invalid, today, REVIEW)
+    review = state_on(due, "active" if last_reviewed else None, invalid, today, REVIEW)
     return DocumentReport(
         path,
         path.upper(),
@@ -52,8 +53,11 @@ class Ledger(dict[tuple[str, str], LedgerEntry]):
 
 
 def run_days(
-    start: date, end: date, documents: callable, ledger: Ledger | None = None
-) -> dict[date, tuple[Digest, ...]]:  # type: ignore[valid-type]
+    start: date,
+    end: date,
+    documents: Callable[[date], list[DocumentReport]],
+    ledger: Ledger | None = None,
+) -> dict[date, tuple[Digest, ...]]:
     ledger = Ledger() if ledger is None else ledger
     sent = {}
     day = start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,11 @@ def test_cycles_over_several_days(library: Path, run: Any) -> None:
     ed = [message_from_bytes(f.read_bytes()) for f in outbox_files(library)]
     last = [m for m in ed if m["To"] == "ed@example.org" and "05-21" in str(m.get_payload(0))]
     assert len(last) == 1
-    body = last[0].get_payload(0).get_payload(decode=True).decode()
+    part = last[0].get_payload(0)
+    assert isinstance(part, Message)
+    body = part.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    body = body.decode()
     assert "Soon page" in body and "Late page" not in body
 
 

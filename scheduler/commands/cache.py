@@ -21,10 +21,10 @@ def group() -> None:
 def clear(config_path: Path | None) -> int:
     """Forget everything the parse cache holds: the next run reads every document."""
     settings = settings_for(config_path)
-    removed = clear_cache(settings, Path.cwd())
-    if removed is None:
-        click.echo(f"No state store at {settings.store.path}: nothing to clear.")
+    cleared = clear_cache(settings, Path.cwd())
+    if cleared.removed is None:
+        click.echo(f"No state store at {cleared.location}: nothing to clear.")
     else:
-        what = "1 document" if removed == 1 else f"{removed} documents"
-        click.echo(f"Cleared the parse cache in {settings.store.path} ({what}).")
+        what = "1 document" if cleared.removed == 1 else f"{cleared.removed} documents"
+        click.echo(f"Cleared the parse cache in {cleared.location} ({what}).")
     return 0

@@ -9,12 +9,13 @@ from pathlib import Path
 import click
 
 from scheduler.commands.options import as_of_option, config_option, now, settings_for, today_for
-from scheduler.notify.email import OutgoingMessage
+from scheduler.notify.channel import Notification
+from scheduler.notify.email import build_message
 from scheduler.usecases import reminders
 
 
-def _print_digest(message: OutgoingMessage) -> None:
-    parsed = message_from_bytes(message.data, policy=policy.default)
+def _print_digest(message: Notification) -> None:
+    parsed = message_from_bytes(build_message(message), policy=policy.default)
     click.echo(f"To: {parsed['To']}")
     if parsed["Cc"]:
         click.echo(f"Cc: {parsed['Cc']}")

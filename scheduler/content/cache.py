@@ -14,7 +14,8 @@ YAML and validation libraries, or a setting that affects reading, validation or 
 (``[content] max_file_bytes`` and ``root``, ``[fields]``, ``[metadata]``, ``[routing]``).
 
 The cache is an optimisation: when the store cannot be opened or written, the run goes on without
-it and says so once.
+it and says so once. Its entries live in the state store (:class:`~scheduler.store.CacheStore`);
+the rules for using them live here.
 """
 
 from __future__ import annotations
@@ -23,85 +24,26 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import NamedTuple
 
 from scheduler import __version__
-from scheduler.config import Settings
+from scheduler.config import Settings, StoreSettings
 from scheduler.content.facts import FORMAT_VERSION, FactsRecord
 from scheduler.content.loader import SourceFile
 from scheduler.errors import StoreError
-from scheduler.store.sqlite import Store
+from scheduler.store import CacheEntry, Retimed, StateStore, open_store, store_exists
+
+__all__ = ["RACY_NS", "CacheEntry", "ParseCache", "clear", "fingerprint", "opened"]
 
 log = logging.getLogger(__name__)
-
-COMPONENT = "parse_cache"
-SCHEMA_STEPS = (
-    """
-    CREATE TABLE parse_cache_settings (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        fingerprint TEXT NOT NULL
-    );
-    CREATE TABLE parse_cache (
-        folder BLOB NOT NULL,
-        name BLOB NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        ctime_ns INTEGER NOT NULL,
-        stamp_ns INTEGER NOT NULL,
-        digest BLOB NOT NULL,
-        title TEXT,
-        status TEXT,
-        last_reviewed TEXT,
-        review_frequency TEXT,
-        due TEXT,
-        last_reviewed_line INTEGER,
-        url TEXT,
-        problems TEXT,
-        route TEXT NOT NULL,
-        PRIMARY KEY (folder, name)
-    )
-    """,
-    # facts as one encoded record (scheduler.content.facts), not a column per field
-    """
-    DROP TABLE parse_cache;
-    DELETE FROM parse_cache_settings;
-    CREATE TABLE parse_cache (
-        folder BLOB NOT NULL,
-        name BLOB NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        ctime_ns INTEGER NOT NULL,
-        stamp_ns INTEGER NOT NULL,
-        digest BLOB NOT NULL,
-        route TEXT NOT NULL,
-        facts TEXT NOT NULL,
-        PRIMARY KEY (folder, name)
-    )
-    """,
-)
 
 # A file changed less than this long before it was read may change again with the same times
 # (file systems keep times in steps of up to two seconds); its entry is checked by digest.
 RACY_NS = 2_000_000_000
 WRITE_BATCH = 5_000
-
-
-class CacheEntry(NamedTuple):
-    """One row of the cache, as read."""
-
-    name: bytes
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    stamp_ns: int  # no later than when the file was read: the start of that run
-    digest: bytes
-    route: str
-    facts: FactsRecord
 
 
 def fingerprint(settings: Settings, cwd: Path) -> str:
@@ -132,14 +74,14 @@ class ParseCache:
     end, which also forgets files and folders that are gone.
     """
 
-    def __init__(self, store: Store | None, stamp_ns: int) -> None:
+    def __init__(self, store: StateStore | None, stamp_ns: int) -> None:
         self._store = store
         self._stamp_ns = stamp_ns
         self._folder: str | None = None
         self._rows: dict[str, CacheEntry] = {}
         self._visited: set[bytes] = set()
-        self._upserts: list[tuple[object, ...]] = []
-        self._confirms: list[tuple[object, ...]] = []
+        self._upserts: list[tuple[bytes, CacheEntry]] = []
+        self._retimed: list[Retimed] = []
         self._deletes: list[tuple[bytes, bytes]] = []
 
     @classmethod
@@ -147,27 +89,19 @@ class ParseCache:
         return cls(None, 0)
 
     @classmethod
-    def open(cls, path: Path, fingerprint: str, stamp_ns: int) -> ParseCache:
-        """The cache in the store at ``path``; without one (and a warning) if it is unusable."""
+    def open(
+        cls, settings: StoreSettings, cwd: Path, fingerprint: str, stamp_ns: int
+    ) -> ParseCache:
+        """The cache in the state store ``settings`` name; without one (and a warning) if it is
+        unusable."""
         store = None
         try:
-            store = Store(path)
             # The cache can be rebuilt from the documents: losing its last writes in a power cut
             # is acceptable, a flush to disk on every batch is not needed.
-            store.db.execute("PRAGMA synchronous=NORMAL")
-            store.migrate(COMPONENT, SCHEMA_STEPS)
-            with store.transaction() as db:
-                row = db.execute("SELECT fingerprint FROM parse_cache_settings").fetchone()
-                if row is None or row[0] != fingerprint:
-                    if row is not None:
-                        log.info("settings or version changed: the parse cache starts afresh")
-                    db.execute("DELETE FROM parse_cache")
-                    db.execute(
-                        "INSERT INTO parse_cache_settings (id, fingerprint) VALUES (1, ?)"
-                        " ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
-                        (fingerprint,),
-                    )
-        except (StoreError, sqlite3.Error) as exc:
+            store = open_store(settings, cwd, durable=False)
+            if store.cache.adopt(fingerprint):
+                log.info("settings or version changed: the parse cache starts afresh")
+        except StoreError as exc:
             log.warning("working without the parse cache: %s", _reason(exc))
             if store is not None:
                 store.close()
@@ -202,16 +136,12 @@ class ParseCache:
         key = os.fsencode(folder)
         self._visited.add(key)
         try:
-            rows = self._store.db.execute(
-                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, route, facts"
-                " FROM parse_cache WHERE folder = ?",
-                (key,),
-            ).fetchall()
-        except sqlite3.Error as exc:
+            entries = self._store.cache.folder(key)
+        except StoreError as exc:
             self._fail(exc)
             return
-        decode, make = os.fsdecode, CacheEntry._make
-        self._rows = {decode(row[0]): make(row) for row in rows}
+        decode = os.fsdecode
+        self._rows = {decode(entry.name): entry for entry in entries}
 
     def _leave(self) -> None:
         # Entries not looked up belong to files this run did not reach (another selection of
@@ -231,20 +161,18 @@ class ParseCache:
         if self._store is None:
             return
         folder, _, name = file.path.rpartition(os.sep)
-        self._upserts.append(
-            (
-                os.fsencode(folder),
-                os.fsencode(name),
-                file.size,
-                file.mtime_ns,
-                file.ctime_ns,
-                self._stamp_ns,
-                digest,
-                route,
-                facts,
-            )
+        entry = CacheEntry(
+            os.fsencode(name),
+            file.size,
+            file.mtime_ns,
+            file.ctime_ns,
+            self._stamp_ns,
+            digest,
+            route,
+            facts,
         )
-        if len(self._upserts) + len(self._confirms) >= WRITE_BATCH:
+        self._upserts.append((os.fsencode(folder), entry))
+        if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:
             self.flush()
 
     def confirm(self, file: SourceFile) -> None:
@@ -252,64 +180,52 @@ class ParseCache:
         if self._store is None:
             return
         folder, _, name = file.path.rpartition(os.sep)
-        self._confirms.append(
-            (
+        self._retimed.append(
+            Retimed(
+                os.fsencode(folder),
+                os.fsencode(name),
                 file.size,
                 file.mtime_ns,
                 file.ctime_ns,
                 self._stamp_ns,
-                os.fsencode(folder),
-                os.fsencode(name),
             )
         )
-        if len(self._upserts) + len(self._confirms) >= WRITE_BATCH:
+        if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Write what is pending; whether the cache is still in use (a failure ends it)."""
         if self._store is None:
-            return
+            return False
         try:
-            with self._store.transaction() as db:
-                db.executemany(
-                    "INSERT OR REPLACE INTO parse_cache (folder, name, size, mtime_ns, ctime_ns,"
-                    " stamp_ns, digest, route, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    self._upserts,
-                )
-                db.executemany(
-                    "UPDATE parse_cache SET size = ?, mtime_ns = ?, ctime_ns = ?, stamp_ns = ?"
-                    " WHERE folder = ? AND name = ?",
-                    self._confirms,
-                )
-                db.executemany(
-                    "DELETE FROM parse_cache WHERE folder = ? AND name = ?", self._deletes
-                )
-        except sqlite3.Error as exc:
+            self._store.cache.write(self._upserts, self._retimed, self._deletes)
+        except StoreError as exc:
             self._fail(exc)
-        self._upserts, self._confirms, self._deletes = [], [], []
+        self._upserts, self._retimed, self._deletes = [], [], []
+        return self._store is not None
 
     def close(self) -> None:
         """Write what is pending, forget folders that are gone, and close the store."""
         if self._store is None:
             return
         self._leave()
-        self.flush()
-        if self._store is None:  # the flush failed
+        if not self.flush():  # it failed
             return
         try:
-            folders = [
-                row[0] for row in self._store.db.execute("SELECT DISTINCT folder FROM parse_cache")
+            gone = [
+                f
+                for f in self._store.cache.folders()
+                if f not in self._visited and not os.path.isdir(f)
             ]
-            gone = [(f,) for f in folders if f not in self._visited and not os.path.isdir(f)]
             if gone:
-                with self._store.transaction() as db:
-                    db.executemany("DELETE FROM parse_cache WHERE folder = ?", gone)
-        except sqlite3.Error as exc:
+                self._store.cache.forget_folders(gone)
+        except StoreError as exc:
             self._fail(exc)
         if self._store is not None:
             self._store.close()
             self._store = None
 
-    def _fail(self, exc: sqlite3.Error) -> None:
+    def _fail(self, exc: StoreError) -> None:
         log.warning("working without the parse cache from here on: %s", _reason(exc))
         if self._store is not None:
             self._store.close()
@@ -317,23 +233,20 @@ class ParseCache:
         self._rows = {}
 
 
-def clear(path: Path) -> int | None:
-    """Empty the cache in the store at ``path``; the number of entries removed, or ``None`` when
-    there is no store there."""
-    if not path.exists():
+def clear(settings: StoreSettings, cwd: Path) -> int | None:
+    """Empty the cache in the state store ``settings`` name; the number of entries removed, or
+    ``None`` when there is no store (none is created)."""
+    if not store_exists(settings, cwd):
         return None
-    with Store(path) as store:
-        store.migrate(COMPONENT, SCHEMA_STEPS)
-        with store.transaction() as db:
-            removed = db.execute("DELETE FROM parse_cache").rowcount
-            db.execute("DELETE FROM parse_cache_settings")
-    return int(removed)
+    with open_store(settings, cwd) as store:
+        return store.cache.clear()
 
 
 @contextmanager
-def opened(path: Path | None, fingerprint: str, stamp_ns: int) -> Iterator[ParseCache]:
-    """The cache at ``path`` (none when ``path`` is ``None``), closed at the end."""
-    cache = ParseCache.open(path, fingerprint, stamp_ns) if path is not None else ParseCache.off()
+def opened(settings: Settings, cwd: Path, stamp_ns: int) -> Iterator[ParseCache]:
+    """The parse cache in the state store, for a run that started at ``stamp_ns`` (nanoseconds
+    since the epoch); closed, with what is pending written, at the end."""
+    cache = ParseCache.open(settings.store, cwd, fingerprint(settings, cwd), stamp_ns)
     try:
         yield cache
     finally:

@@ -1,8 +1,10 @@
-"""Mail: build messages (pure) and hand them to a sender (SMTP, or files in an outbox folder).
+"""Email: notifications built as MIME (pure) and delivered over SMTP, or written as ``.eml``
+files to a folder when no server is configured.
 
-Header values that come from data are refused when they hold CR, LF, other control characters
-or encoded-word openers (``=?``): Python's email package on this platform would otherwise let
-a value such as ``=?UTF-8?Q?=0A?=Bcc: x`` smuggle in a header.
+The message is built when it is delivered, from the notification alone: the same notification
+always gives the same bytes (Message-ID, boundary and headers included), so a retried message is
+the same message. TLS fails closed, and the SMTP password never leaves the client: whatever the
+server says is scrubbed of it before it is logged or stored.
 """
 
 from __future__ import annotations
@@ -12,132 +14,77 @@ import email.policy
 import hashlib
 import logging
 import os
-import re
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from scheduler.config import SmtpSettings, is_email_address
+from scheduler.config import SmtpSettings
 from scheduler.errors import HeaderInjectionError
+from scheduler.notify.channel import (
+    Channel,
+    Notification,
+    Outcome,
+    Result,
+    check_address,
+    check_header,
+)
 
 if TYPE_CHECKING:
     import aiosmtplib
 
 log = logging.getLogger(__name__)
 
-_FORBIDDEN_IN_HEADERS = re.compile(r"[\x00-\x1f\x7f]|=\?")
-
-
-def check_header(name: str, value: str) -> str:
-    """Return ``value`` if it is safe in a header, else raise :class:`HeaderInjectionError`."""
-    found = _FORBIDDEN_IN_HEADERS.search(value)
-    if found is not None:
-        what = (
-            "an encoded-word opener '=?'"
-            if found.group() == "=?"
-            else (f"the control character U+{ord(found.group()):04X}")
-        )
-        raise HeaderInjectionError(f"refusing a {name} header containing {what}")
-    return value
+CHANNEL = "email"
 
 
 def _address(name: str, addr: str, display_name: str = "") -> Address:
-    check_header(name, addr)
+    check_address(name, addr)
     check_header(name, display_name)
-    if not is_email_address(addr):
-        raise HeaderInjectionError(f"refusing a {name} header: {addr!r} is not an email address")
     username, domain = addr.rsplit("@", 1)
     return Address(display_name=display_name, username=username, domain=domain)
 
 
-def message_id_for(key: str, domain: str) -> str:
-    """A stable Message-ID: the same key always gives the same id, so a retried message is
-    recognisably the same message."""
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
+def build_message(notification: Notification) -> bytes:
+    """The notification as a multipart/alternative message (text and HTML). Pure.
 
-
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    """A rendered message with its envelope, ready for the outbox."""
-
-    key: str
-    message_id: str
-    sender: str
-    recipients: tuple[str, ...]
-    subject: str
-    data: bytes
-
-
-def build_message(
-    *,
-    key: str,
-    from_address: str,
-    from_name: str,
-    to: str,
-    cc: Sequence[str],
-    subject: str,
-    text: str,
-    html: str,
-    date: datetime,
-) -> OutgoingMessage:
-    """The reminder as a multipart/alternative message (text and HTML). Pure."""
+    A message queued by version 0.1 is already built: its bytes are returned as they are.
+    """
+    if notification.prebuilt is not None:
+        return notification.prebuilt
+    n = notification
     msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = _address("From", from_address, from_name)
-    msg["To"] = _address("To", to)
-    if cc:
-        msg["Cc"] = [_address("Cc", c) for c in cc]
-    msg["Subject"] = check_header("Subject", subject)
-    msg["Date"] = format_datetime(date)
-    message_id = message_id_for(key, from_address.rsplit("@", 1)[1])
-    msg["Message-ID"] = message_id
+    msg["From"] = _address("From", n.sender, n.sender_name)
+    msg["To"] = [_address("To", a) for a in n.to]
+    if n.cc:
+        msg["Cc"] = [_address("Cc", a) for a in n.cc]
+    msg["Subject"] = check_header("Subject", n.subject)
+    for name, value in n.headers:
+        msg[check_header("header name", name)] = check_header(name, value)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg.set_content(n.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(n.html, subtype="html", charset="utf-8", cte="quoted-printable")
     # A boundary derived from the key keeps the function pure: same input, same bytes.
-    msg.set_boundary(f"=_review-scheduler_{hashlib.sha256(key.encode()).hexdigest()[:32]}")
-    recipients = tuple(dict.fromkeys([to, *cc]))
-    return OutgoingMessage(key, message_id, from_address, recipients, subject, msg.as_bytes())
+    msg.set_boundary(f"=_review-scheduler_{hashlib.sha256(n.key.encode()).hexdigest()[:32]}")
+    return msg.as_bytes()
 
 
-# --------------------------------------------------------------------------- senders
+def _wire(notification: Notification, recipients: Sequence[str]) -> bytes | dict[str, Result]:
+    """The bytes to send, or, for a notification that cannot be built (one that was altered in
+    the store: it was checked when it was composed), a permanent failure for everyone."""
+    try:
+        return build_message(notification)
+    except HeaderInjectionError as exc:
+        return {r: Result(Outcome.PERMANENT, None, str(exc)) for r in recipients}
 
 
-class Outcome(StrEnum):
-    DELIVERED = "delivered"
-    TEMPORARY = "temporary"  # try again later
-    PERMANENT = "permanent"  # the server refused for good
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    outcome: Outcome
-    code: int | None = None
-    reply: str = ""
-
-
-class Sender(Protocol):
-    """Sends one message to some of its recipients and says what happened to each."""
-
-    async def send(
-        self, sender: str, recipients: Sequence[str], data: bytes
-    ) -> dict[str, Result]: ...
-
-    async def close(self) -> None: ...
-
-    @property
-    def description(self) -> str: ...
-
-
-class FileSender:
+class FileChannel:
     """The embedded default: each message becomes a ``.eml`` file in a folder."""
+
+    name = CHANNEL
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -146,11 +93,18 @@ class FileSender:
     def description(self) -> str:
         return f"the outbox folder {self.folder}"
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> dict[str, Result]:
+    async def send(
+        self, notification: Notification, recipients: Sequence[str]
+    ) -> dict[str, Result]:
+        data = _wire(notification, recipients)
+        if isinstance(data, dict):
+            return data
         name = hashlib.sha256(data).hexdigest()[:24] + ".eml"
         target = self.folder / name
         temporary = target.with_suffix(".tmp")
-        envelope = f"X-Envelope-From: {sender}\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
+        envelope = (
+            f"X-Envelope-From: {notification.sender}\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
+        )
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with temporary.open("wb") as out:
@@ -176,13 +130,15 @@ def classify(code: int | None) -> Outcome:
     return Outcome.TEMPORARY
 
 
-class SmtpSender:
+class SmtpChannel:
     """Sends over SMTP with aiosmtplib, reusing one connection for a batch.
 
     TLS fails closed: with ``starttls`` the server must offer STARTTLS, and certificates are
     always verified. The password is only ever handed to the SMTP client; anything the server
     says is scrubbed of it before it is logged or stored.
     """
+
+    name = CHANNEL
 
     def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
@@ -235,15 +191,22 @@ class SmtpSender:
             except Exception:
                 log.debug("closing a broken SMTP connection failed", exc_info=True)
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> dict[str, Result]:
+    async def send(
+        self, notification: Notification, recipients: Sequence[str]
+    ) -> dict[str, Result]:
         import aiosmtplib
 
+        data = _wire(notification, recipients)
+        if isinstance(data, dict):
+            return data
         try:
             async with asyncio.timeout(self._settings.message_deadline_seconds):
                 if self._client is None or not self._client.is_connected:
                     await self._drop()
                     self._client = await self._connect()
-                refused, reply = await self._client.sendmail(sender, list(recipients), data)
+                refused, reply = await self._client.sendmail(
+                    notification.sender, list(recipients), data
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return {
                 e.recipient: Result(classify(e.code), e.code, self.redact(e.message))
@@ -296,8 +259,8 @@ def _secret_forms(username: str, password: str) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
-def make_sender(smtp: SmtpSettings, outbox_dir: Path) -> Sender:
+def make_channel(smtp: SmtpSettings, outbox_dir: Path) -> Channel:
     """SMTP when a host is configured, else the on-disk outbox folder."""
     if smtp.host:
-        return SmtpSender(smtp)
-    return FileSender(outbox_dir)
+        return SmtpChannel(smtp)
+    return FileChannel(outbox_dir)

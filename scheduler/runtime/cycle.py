@@ -13,10 +13,12 @@ from pathlib import Path
 
 from scheduler.config import Settings
 from scheduler.errors import HeaderInjectionError
+from scheduler.notify.channel import Channel, Notification
+from scheduler.notify.channel import compose as compose_notification
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
 from scheduler.notify.digest import DigestRenderer, RenderedDigest, digest_context
-from scheduler.notify.email import OutgoingMessage, Sender, build_message
-from scheduler.notify.outbox import Reminders
+from scheduler.notify.email import CHANNEL as EMAIL
+from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import (
     OUTSTANDING,
     Digest,
@@ -27,11 +29,14 @@ from scheduler.notify.reminders import (
 )
 from scheduler.results import CheckResult
 from scheduler.review.routing import expand
+from scheduler.store import RunOutcome, StateStore
 from scheduler.usecases.check import check
 
 log = logging.getLogger(__name__)
 
 Ledger = Mapping[tuple[str, str], LedgerEntry]
+
+CYCLE = "cycle"  # the kind of run a cycle is, in the run history
 
 
 def reminder_policy(settings: Settings) -> ReminderPolicy:
@@ -46,30 +51,31 @@ def render(settings: Settings, renderer: DigestRenderer, digest: Digest) -> Rend
         digest_context(
             digest,
             escalate_after_days=settings.reminders.escalate_after_days,
-            last_reviewed_key=settings.fields.last_reviewed,
+            last_reviewed_key=settings.fields.key("last_reviewed"),
         )
     )
 
 
 def compose(
     settings: Settings, plan: Plan, now: datetime
-) -> tuple[dict[str, OutgoingMessage], dict[str, str]]:
-    """Every digest of the plan as a finished message, keyed by its idempotency key.
+) -> tuple[dict[str, Notification], dict[str, str]]:
+    """Every digest of the plan as a notification by email, keyed by its idempotency key.
 
     A digest whose headers would carry line breaks or encoded words is refused, not sent; the
     others go ahead. Returns (messages, refused: key -> reason).
     """
     renderer = DigestRenderer(settings.mail.templates)
-    messages: dict[str, OutgoingMessage] = {}
+    messages: dict[str, Notification] = {}
     refused: dict[str, str] = {}
     for digest in plan.digests:
         rendered = render(settings, renderer, digest)
         try:
-            messages[digest.key] = build_message(
+            messages[digest.key] = compose_notification(
                 key=digest.key,
+                channel=EMAIL,
                 from_address=settings.mail.from_address,
                 from_name=settings.mail.from_name,
-                to=digest.recipient,
+                to=(digest.recipient,),
                 cc=digest.cc,
                 subject=rendered.subject,
                 text=rendered.text,
@@ -88,7 +94,7 @@ class CycleReport:
     documents: int
     outstanding: int
     plan: Plan
-    messages: dict[str, OutgoingMessage]
+    messages: dict[str, Notification]
     refused: dict[str, str] = field(default_factory=dict)
     queued: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
@@ -146,7 +152,14 @@ def dry_run_cycle(
     """What a cycle would send, rendered, with nothing written or sent."""
     result, plan = plan_cycle(settings, cwd, today, ledger, write=False)
     messages, refused = compose(settings, plan, now)
-    return CycleReport(today, len(result.documents), _outstanding(result), plan, messages, refused)
+    return CycleReport(
+        as_of=today,
+        documents=len(result.documents),
+        outstanding=_outstanding(result),
+        plan=plan,
+        messages=messages,
+        refused=refused,
+    )
 
 
 async def run_cycle(
@@ -154,42 +167,45 @@ async def run_cycle(
     cwd: Path,
     today: date,
     clock: Clock,
-    reminders: Reminders,
-    sender: Sender,
+    store: StateStore,
+    channel: Channel,
     stop: asyncio.Event | None = None,
 ) -> CycleReport:
-    """One reminder cycle: compute, decide, enqueue (one transaction), deliver.
+    """One reminder cycle: compute, decide, enqueue (one transaction), deliver over
+    ``channel``.
 
     The run is recorded in the run history, whether it succeeds or fails.
     """
     now = clock()
-    run_id = reminders.start_run("cycle", today, now)
+    outbox = Outbox(store)
+    run_id = store.runs.start(CYCLE, today, now)
     try:
-        result, plan = plan_cycle(settings, cwd, today, reminders.ledger())
+        result, plan = plan_cycle(settings, cwd, today, outbox.ledger())
         messages, refused = compose(settings, plan, now)
-        queued, skipped = reminders.enqueue(plan, messages, now)
+        queued, skipped = outbox.enqueue(plan, messages, now)
         delivery = await deliver_pending(
-            reminders,
-            sender,
+            outbox,
+            channel,
             settings.delivery,
             settings.smtp.message_deadline_seconds,
             clock,
             stop=stop,
         )
     except BaseException as exc:
-        reminders.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"}, clock())
+        error = {"error": f"{type(exc).__name__}: {exc}"}
+        store.runs.finish(run_id, RunOutcome.FAILED, error, clock())
         raise
     report = CycleReport(
-        today,
-        len(result.documents),
-        _outstanding(result),
-        plan,
-        messages,
-        refused,
-        tuple(queued),
-        tuple(skipped),
-        delivery,
-        sender.description,
+        as_of=today,
+        documents=len(result.documents),
+        outstanding=_outstanding(result),
+        plan=plan,
+        messages=messages,
+        refused=refused,
+        queued=tuple(queued),
+        skipped=tuple(skipped),
+        delivery=delivery,
+        destination=channel.description,
     )
-    reminders.finish_run(run_id, "ok", report.summary(), clock())
+    store.runs.finish(run_id, RunOutcome.OK, report.summary(), clock())
     return report

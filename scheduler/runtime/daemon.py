@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -22,12 +22,13 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.config import Settings
+from scheduler.notify.channel import Channel
 from scheduler.notify.delivery import deliver_pending
-from scheduler.notify.email import Sender, make_sender
-from scheduler.notify.outbox import Reminders
-from scheduler.runtime.cycle import run_cycle
+from scheduler.notify.email import make_channel
+from scheduler.notify.outbox import Outbox
+from scheduler.runtime.cycle import CYCLE, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
-from scheduler.store.sqlite import Store, StoreLock
+from scheduler.store import RunHistory, RunOutcome, StateStore, location, open_store
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,12 @@ def cycle_trigger(settings: Settings) -> LocalCronTrigger:
     return LocalCronTrigger(settings.daemon.schedule, settings.review.zone)
 
 
-def catch_up_due(
-    reminders: Reminders, trigger: LocalCronTrigger, now: datetime
-) -> tuple[bool, str]:
+def catch_up_due(runs: RunHistory, trigger: LocalCronTrigger, now: datetime) -> tuple[bool, str]:
     """Whether a cycle must run at start-up, and why. From the run history only."""
-    last = reminders.last_run("cycle")
+    last = runs.last(CYCLE)
     if last is None:
         return False, "no cycle has run yet"
-    if last.outcome == "interrupted":
+    if last.outcome is RunOutcome.INTERRUPTED:
         return (
             True,
             f"the cycle started {last.started_at.isoformat(timespec='seconds')} was interrupted",
@@ -67,20 +66,20 @@ class Daemon:
         self,
         settings: Settings,
         cwd: Path,
-        sender_factory: Callable[[], Sender] | None = None,
+        channel_factory: Callable[[], Channel] | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
         self.cwd = cwd
         self.clock = clock
-        self.sender_factory = sender_factory or (
-            lambda: make_sender(settings.smtp, settings.mail.outbox_dir)
+        self.channel_factory = channel_factory or (
+            lambda: make_channel(settings.smtp, settings.mail.outbox_dir)
         )
         self.trigger = cycle_trigger(settings)
         self.stop = asyncio.Event()
         self._work = asyncio.Lock()  # one job at a time: cycles and drains both deliver
         self._running: asyncio.Task[None] | None = None
-        self._reminders: Reminders | None = None
+        self._store: StateStore | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
@@ -88,20 +87,21 @@ class Daemon:
             self.stop.set()
 
     async def run(self) -> int:
-        lock = StoreLock(self.settings.store.path).acquire()
-        try:
-            with Store(self.settings.store.path) as store:
-                self._reminders = Reminders(store)
-                return await self._serve(self._reminders)
-        finally:
-            lock.release()
+        """Serve until SIGTERM or SIGINT, holding the store's daemon lock (a
+        :class:`~scheduler.errors.StoreError` when another daemon holds it)."""
+        with open_store(self.settings.store, self.cwd) as store, store.lock():
+            self._store = store
+            try:
+                return await self._serve(store)
+            finally:
+                self._store = None
 
-    async def _serve(self, reminders: Reminders) -> int:
+    async def _serve(self, store: StateStore) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
         now = self.clock()
-        interrupted = reminders.mark_interrupted("cycle", now)
+        interrupted = store.runs.mark_interrupted(CYCLE, now)
         if interrupted:
             log.warning("%d cycle(s) left unfinished by a stopped process were closed", interrupted)
         zone = self.settings.review.zone
@@ -128,7 +128,7 @@ class Daemon:
             next_run_time=now,
             **options,
         )
-        catch_up, why = catch_up_due(reminders, self.trigger, now)
+        catch_up, why = catch_up_due(store.runs, self.trigger, now)
         if catch_up:
             scheduler.add_job(
                 self._cycle,
@@ -142,7 +142,7 @@ class Daemon:
         next_cycle = self.trigger.next_after(now)
         log.info(
             "daemon started: store %s, schedule %r in %s, next cycle %s, %s",
-            self.settings.store.path,
+            location(self.settings.store),
             self.settings.daemon.schedule,
             zone.key,
             next_cycle.isoformat(timespec="seconds") if next_cycle else "never",
@@ -174,66 +174,68 @@ class Daemon:
             task.cancel()
             await asyncio.wait({task})
 
-    async def _cycle(self, reason: str) -> None:
+    async def _exclusively(self, failure: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` as the one job at a time (cycles and drains both deliver), unless the
+        daemon is stopping; a failure is logged as ``failure`` and the daemon carries on."""
         async with self._work:
             if self.stop.is_set():
                 return
             self._running = asyncio.current_task()
-            assert self._reminders is not None
-            today = self.clock().astimezone(self.settings.review.zone).date()
-            log.info("cycle begun for %s (%s)", today.isoformat(), reason)
             try:
-                report = await run_cycle(
-                    self.settings,
-                    self.cwd,
-                    today,
-                    self.clock,
-                    self._reminders,
-                    self.sender_factory(),
-                    self.stop,
-                )
+                await job()
             except Exception:
-                log.exception("cycle for %s failed", today.isoformat())
-                return
+                log.exception("%s", failure)
             finally:
                 self._running = None
-            counts = report.summary()
-            log.info(
-                "cycle ended for %s: %d documents, %d outstanding, %d digests queued, "
-                "%d delivered, %d waiting for a retry, %d failed",
-                today.isoformat(),
-                counts["documents"],
-                counts["outstanding"],
-                counts["queued"],
-                counts["delivered"],
-                counts["retrying"],
-                counts["failed"],
-            )
+
+    async def _cycle(self, reason: str) -> None:
+        today = self.clock().astimezone(self.settings.review.zone).date()
+        await self._exclusively(
+            f"cycle for {today.isoformat()} failed", lambda: self._run_cycle(today, reason)
+        )
+
+    async def _run_cycle(self, today: date, reason: str) -> None:
+        assert self._store is not None
+        log.info("cycle begun for %s (%s)", today.isoformat(), reason)
+        report = await run_cycle(
+            self.settings,
+            self.cwd,
+            today,
+            self.clock,
+            self._store,
+            self.channel_factory(),
+            self.stop,
+        )
+        counts = report.summary()
+        log.info(
+            "cycle ended for %s: %d documents, %d outstanding, %d digests queued, "
+            "%d delivered, %d waiting for a retry, %d failed",
+            today.isoformat(),
+            counts["documents"],
+            counts["outstanding"],
+            counts["queued"],
+            counts["delivered"],
+            counts["retrying"],
+            counts["failed"],
+        )
 
     async def _drain(self) -> None:
-        async with self._work:
-            if self.stop.is_set():
-                return
-            self._running = asyncio.current_task()
-            assert self._reminders is not None
-            try:
-                report = await deliver_pending(
-                    self._reminders,
-                    self.sender_factory(),
-                    self.settings.delivery,
-                    self.settings.smtp.message_deadline_seconds,
-                    self.clock,
-                    stop=self.stop,
-                )
-            except Exception:
-                log.exception("draining the outbox failed")
-                return
-            finally:
-                self._running = None
-            if report.delivered or report.failed or report.retrying:
-                log.info(
-                    "outbox drained: %d delivered, %d waiting for a retry, %d failed",
-                    report.delivered,
-                    report.retrying,
-                    report.failed,
-                )
+        await self._exclusively("draining the outbox failed", self._run_drain)
+
+    async def _run_drain(self) -> None:
+        assert self._store is not None
+        report = await deliver_pending(
+            Outbox(self._store),
+            self.channel_factory(),
+            self.settings.delivery,
+            self.settings.smtp.message_deadline_seconds,
+            self.clock,
+            stop=self.stop,
+        )
+        if report.delivered or report.failed or report.retrying:
+            log.info(
+                "outbox drained: %d delivered, %d waiting for a retry, %d failed",
+                report.delivered,
+                report.retrying,
+                report.failed,
+            )

@@ -1,0 +1,110 @@
+"""The state store: the interfaces the tool uses, and the backends behind them.
+
+``[store] url`` chooses the backend by its scheme; :func:`open_store` opens it. Commands that
+only look (``status``, ``preview``, ``send --dry-run``, ``cache clear``) first ask
+:func:`store_exists`, so that looking never creates a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from scheduler.store import sqlite
+from scheduler.store.interfaces import (
+    Attempt,
+    CacheEntry,
+    CacheStore,
+    Claimed,
+    LedgerStore,
+    OutboxRow,
+    OutboxStatus,
+    OutboxStore,
+    Queued,
+    Recipient,
+    Retimed,
+    Run,
+    RunHistory,
+    RunOutcome,
+    StateStore,
+)
+
+if TYPE_CHECKING:
+    from scheduler.config import StoreSettings
+
+__all__ = [
+    "BACKENDS",
+    "Attempt",
+    "Backend",
+    "CacheEntry",
+    "CacheStore",
+    "Claimed",
+    "LedgerStore",
+    "OutboxRow",
+    "OutboxStatus",
+    "OutboxStore",
+    "Queued",
+    "Recipient",
+    "Retimed",
+    "Run",
+    "RunHistory",
+    "RunOutcome",
+    "StateStore",
+    "check_url",
+    "location",
+    "open_store",
+    "store_exists",
+]
+
+
+class Backend(NamedTuple):
+    """A kind of store, named by a URL scheme."""
+
+    # Where the store is, from the URL's part after "scheme://"; ValueError when malformed.
+    location: Callable[[str], str]
+    exists: Callable[[str, Path], bool]  # (location, cwd)
+    open: Callable[[str, Path, bool], StateStore]  # (location, cwd, durable)
+
+
+BACKENDS: dict[str, Backend] = {
+    "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store),
+}
+
+
+def _parse(url: str) -> tuple[Backend, str]:
+    scheme, sep, rest = url.partition("://")
+    backend = BACKENDS.get(scheme) if sep else None
+    if backend is None:
+        supported = ", ".join(f"{name}://" for name in BACKENDS)
+        what = f"the scheme {scheme!r}" if sep else f"{url!r}"
+        raise ValueError(f"{what} is not supported; the supported schemes are: {supported}")
+    return backend, backend.location(rest)
+
+
+def check_url(url: str) -> str:
+    """``url`` if it names a store this version can open, else ValueError saying why."""
+    _parse(url)
+    return url
+
+
+def location(settings: StoreSettings) -> str:
+    """Where the store is, for messages: for SQLite, the file as configured."""
+    return _parse(settings.url)[1]
+
+
+def store_exists(settings: StoreSettings, cwd: Path) -> bool:
+    """Whether the store has been created. Relative locations are taken from ``cwd``."""
+    backend, where = _parse(settings.url)
+    return backend.exists(where, cwd)
+
+
+def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> StateStore:
+    """Open (creating it if needed) the store ``settings`` name. Relative locations are taken
+    from ``cwd``. Without ``durable``, a power cut may cost the last commits (never
+    consistency): for a store opened only for the parse cache, which can be rebuilt.
+
+    Raises :class:`~scheduler.errors.StoreError` when the store cannot be opened.
+    """
+    backend, where = _parse(settings.url)
+    return backend.open(where, cwd, durable)

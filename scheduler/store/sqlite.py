@@ -1,52 +1,299 @@
-"""The state store: one SQLite file holding everything that must outlive a process.
+"""The SQLite state store: one file holding everything that must outlive a process.
 
-Each part of the tool that keeps state (the parse cache, the reminder ledger and outbox, the run
-history) owns its tables and registers its own numbered schema steps with :meth:`Store.migrate`;
-the store applies the missing steps once, in a transaction. The file uses write-ahead logging and
-full synchronous commits, so a crash or power cut loses no committed transaction.
+The only module that speaks SQL. Each part of the store (the reminder ledger, outbox and run
+history; the parse cache) has its numbered schema steps, applied once, in a transaction, the
+first time the part is used; steps are only ever appended. The file uses write-ahead logging and
+full synchronous commits, so a crash or power cut loses no committed transaction. The daemon
+lock is an ``flock`` on a file beside the store, released by the kernel when its holder dies.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from scheduler.errors import StoreError
+from scheduler.notify.channel import Notification
+from scheduler.notify.reminders import LedgerEntry
+from scheduler.review.state import State
+from scheduler.store.interfaces import (
+    Attempt,
+    CacheEntry,
+    Claimed,
+    OutboxRow,
+    OutboxStatus,
+    Queued,
+    Recipient,
+    Retimed,
+    Run,
+    RunOutcome,
+)
 
 BUSY_TIMEOUT_MS = 10_000
 
+REMINDER_STEPS = (
+    """
+    CREATE TABLE reminder_ledger (
+        recipient TEXT NOT NULL,
+        path TEXT NOT NULL,
+        due TEXT,
+        state TEXT NOT NULL,
+        notified_on TEXT NOT NULL,
+        PRIMARY KEY (recipient, path)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        cycle TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        data BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        created_at TEXT NOT NULL,
+        window_start TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at);
+    CREATE TABLE outbox_recipients (
+        outbox_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        code INTEGER,
+        reply TEXT,
+        PRIMARY KEY (outbox_id, address)
+    );
+    CREATE TABLE delivery_attempts (
+        id INTEGER PRIMARY KEY,
+        outbox_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        address TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        code INTEGER,
+        reply TEXT
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        as_of TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT,
+        detail TEXT
+    )
+    """,
+    # Notifications instead of MIME: the outbox keeps the parts a channel builds its message
+    # from. Messages queued before keep their bytes in ``data`` and are sent as they are.
+    """
+    CREATE TABLE outbox_v2 (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        sender_name TEXT NOT NULL,
+        to_addresses TEXT NOT NULL,
+        cc_addresses TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text_body TEXT NOT NULL,
+        html_body TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        data BLOB,
+        status TEXT NOT NULL DEFAULT 'pending',
+        created_at TEXT NOT NULL,
+        window_start TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until TEXT,
+        finished_at TEXT
+    );
+    INSERT INTO outbox_v2 (id, key, channel, sender, sender_name, to_addresses, cc_addresses,
+        subject, text_body, html_body, headers, data, status, created_at, window_start,
+        next_attempt_at, attempts, lease_owner, lease_until, finished_at)
+    SELECT id, key, 'email', sender, '', json_array(recipient), json_array(), subject, '', '',
+        json_array(json_array('Message-ID', message_id)), data, status, created_at,
+        window_start, next_attempt_at, attempts, lease_owner, lease_until, finished_at
+    FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v2 RENAME TO outbox;
+    CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at)
+    """,
+)
 
-class Store:
-    """An open state store. Use as a context manager, or call :meth:`close`."""
+CACHE_STEPS = (
+    """
+    CREATE TABLE parse_cache_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL
+    );
+    CREATE TABLE parse_cache (
+        folder BLOB NOT NULL,
+        name BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        stamp_ns INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        title TEXT,
+        status TEXT,
+        last_reviewed TEXT,
+        review_frequency TEXT,
+        due TEXT,
+        last_reviewed_line INTEGER,
+        url TEXT,
+        problems TEXT,
+        route TEXT NOT NULL,
+        PRIMARY KEY (folder, name)
+    )
+    """,
+    # A document's facts are one encoded record. The cache can be rebuilt: it starts afresh.
+    """
+    DROP TABLE parse_cache;
+    DELETE FROM parse_cache_settings;
+    CREATE TABLE parse_cache (
+        folder BLOB NOT NULL,
+        name BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        stamp_ns INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        route TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        PRIMARY KEY (folder, name)
+    )
+    """,
+)
 
-    def __init__(self, path: Path) -> None:
+
+def location(rest: str) -> str:
+    """The file named by a URL's part after ``sqlite://``: ``/relative/path`` (from the
+    current folder) or ``//absolute/path``."""
+    if not rest.startswith("/") or rest == "/":
+        raise ValueError(
+            "a sqlite URL names a file: sqlite:///relative/path or sqlite:////absolute/path"
+        )
+    return rest[1:]
+
+
+def exists(path: str, cwd: Path) -> bool:
+    return (cwd / path).exists()
+
+
+def open_store(path: str, cwd: Path, durable: bool) -> SqliteStore:
+    return SqliteStore(cwd / path, path, durable=durable)
+
+
+def ts(moment: datetime) -> str:
+    """Timestamps are stored as UTC ISO strings, which sort as text."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+class SqliteStore:
+    """An open SQLite state store (a :class:`~scheduler.store.interfaces.StateStore`).
+
+    ``shown`` is how messages name it (the path as configured). Without ``durable``, the last
+    commits may be lost in a power cut (never corrupted): for a store opened only for the parse
+    cache, which can be rebuilt.
+    """
+
+    def __init__(self, path: Path, shown: str, *, durable: bool = True) -> None:
         self.path = path
+        self.shown = shown
+        self._migrated: set[str] = set()
+        self._lock = _FileLock(path.with_name(path.name + ".lock"), shown)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: transactions are explicit, see transaction().
+            # Autocommit mode: transactions are explicit, see _transaction().
             self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_steps ("
-                " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-            )
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the state store {path}: {exc}") from exc
+            raise StoreError(f"cannot open the state store {shown}: {exc}") from exc
+        try:
+            with self.guard():
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_steps ("
+                    " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+                )
+        except StoreError:
+            self.db.close()
+            raise
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SqliteStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
+        self._lock.release()
         self.db.close()
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def lock_holder(self) -> int | None:
+        return self._lock.holder()
+
+    @cached_property
+    def ledger(self) -> SqliteLedger:
+        return SqliteLedger(self._ready("reminders", REMINDER_STEPS))
+
+    @cached_property
+    def outbox(self) -> SqliteOutbox:
+        return SqliteOutbox(self._ready("reminders", REMINDER_STEPS))
+
+    @cached_property
+    def runs(self) -> SqliteRuns:
+        return SqliteRuns(self._ready("reminders", REMINDER_STEPS))
+
+    @cached_property
+    def cache(self) -> SqliteCache:
+        return SqliteCache(self._ready("parse_cache", CACHE_STEPS))
+
+    # ----- plumbing
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """SQLite's errors, as the store's."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"the state store {self.shown}: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -55,55 +302,74 @@ class Store:
         ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes never interleave
         their read-then-write steps.
         """
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self.guard():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.guard():
+            return self.db.execute(sql, params).fetchall()
+
+    def _ready(self, component: str, steps: Sequence[str]) -> SqliteStore:
+        """The store, with ``component``'s tables brought up to date (once per connection)."""
+        if component not in self._migrated:
+            self.migrate(component, steps)
+            self._migrated.add(component)
+        return self
 
     def migrate(self, component: str, steps: Sequence[str]) -> None:
-        """Bring ``component``'s tables up to date by running its missing schema steps.
+        """Run ``component``'s missing schema steps, in one transaction.
 
-        Each step is a script of SQL statements; steps are only ever appended, never edited.
+        Foreign keys are off meanwhile, so that a step may rebuild a table others refer to; they
+        are checked before the commit.
         """
-        with self.transaction() as db:
-            row = db.execute(
-                "SELECT version FROM schema_steps WHERE component = ?", (component,)
-            ).fetchone()
-            version = row[0] if row else 0
-            if version > len(steps):
-                raise StoreError(
-                    f"the state store {self.path} was written by a newer review-scheduler "
-                    f"({component} schema {version}, this version knows {len(steps)})"
+        with self.guard():
+            self.db.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction
+        try:
+            with self.transaction() as db:
+                row = db.execute(
+                    "SELECT version FROM schema_steps WHERE component = ?", (component,)
+                ).fetchone()
+                version = row[0] if row else 0
+                if version > len(steps):
+                    raise StoreError(
+                        f"the state store {self.shown} was written by a newer review-scheduler "
+                        f"({component} schema {version}, this version knows {len(steps)})"
+                    )
+                for step in steps[version:]:
+                    for statement in _statements(step):
+                        db.execute(statement)
+                if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise StoreError(f"the state store {self.shown}: broken references")
+                db.execute(
+                    "INSERT INTO schema_steps (component, version) VALUES (?, ?)"
+                    " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                    (component, len(steps)),
                 )
-            for step in steps[version:]:
-                for statement in _statements(step):
-                    db.execute(statement)
-            db.execute(
-                "INSERT INTO schema_steps (component, version) VALUES (?, ?)"
-                " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                (component, len(steps)),
-            )
+        finally:
+            with self.guard():
+                self.db.execute("PRAGMA foreign_keys=ON")
 
 
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+class _FileLock:
+    """An exclusive ``flock`` on a file, which holds the holder's process id for messages."""
 
-
-class StoreLock:
-    """An exclusive lock on a state store for one daemon, released by the kernel if the holder
-    dies. The lock file beside the store holds the holder's process id, for messages."""
-
-    def __init__(self, store_path: Path) -> None:
-        self.store_path = store_path
-        self.path = store_path.with_name(store_path.name + ".lock")
+    def __init__(self, path: Path, shown: str) -> None:
+        self.path = path
+        self.shown = shown
         self._fd: int | None = None
 
-    def acquire(self) -> StoreLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot lock the state store {self.shown}: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -112,12 +378,11 @@ class StoreLock:
             who = f" (pid {holder})" if holder else ""
             raise StoreError(
                 f"another review-scheduler daemon{who} is already running on the state store "
-                f"{self.store_path}; stop it first, or give this one another [store] path"
+                f"{self.shown}; stop it first, or give this one another [store] url"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
-        return self
 
     def release(self) -> None:
         if self._fd is not None:
@@ -126,7 +391,6 @@ class StoreLock:
             self._fd = None
 
     def holder(self) -> int | None:
-        """The process id of the daemon holding the lock, or None when nobody holds it."""
         if not self.path.exists():
             return None
         fd = os.open(self.path, os.O_RDONLY)
@@ -145,3 +409,364 @@ def _read_pid(fd: int) -> int | None:
     os.lseek(fd, 0, os.SEEK_SET)
     text = os.read(fd, 32).decode(errors="replace").strip()
     return int(text) if text.isdigit() else None
+
+
+class SqliteLedger:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def entries(self) -> list[LedgerEntry]:
+        rows = self._store.query(
+            "SELECT recipient, path, due, state, notified_on FROM reminder_ledger"
+        )
+        return [
+            LedgerEntry(
+                recipient=r,
+                path=p,
+                due=date.fromisoformat(d) if d else None,
+                state=State(s),
+                notified_on=date.fromisoformat(n),
+            )
+            for r, p, d, s, n in rows
+        ]
+
+
+_NOTIFICATION_COLUMNS = (
+    "key, channel, sender, sender_name, to_addresses, cc_addresses, subject, text_body,"
+    " html_body, headers, data"
+)
+
+
+def _notification_values(n: Notification) -> tuple[object, ...]:
+    return (
+        n.key,
+        n.channel,
+        n.sender,
+        n.sender_name,
+        json.dumps(n.to),
+        json.dumps(n.cc),
+        n.subject,
+        n.text,
+        n.html,
+        json.dumps(n.headers),
+        n.prebuilt,
+    )
+
+
+def _notification(row: Sequence[Any]) -> Notification:
+    key, channel, sender, sender_name, to, cc, subject, text, html, headers, data = row
+    return Notification(
+        key=key,
+        channel=channel,
+        sender=sender,
+        sender_name=sender_name,
+        to=tuple(json.loads(to)),
+        cc=tuple(json.loads(cc)),
+        subject=subject,
+        text=text,
+        html=html,
+        headers=tuple((name, value) for name, value in json.loads(headers)),
+        prebuilt=data,
+    )
+
+
+class SqliteOutbox:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def enqueue(
+        self, queued: Sequence[Queued], forget: Collection[tuple[str, str]], now: datetime
+    ) -> list[str]:
+        stamp = ts(now)
+        added = []
+        with self._store.transaction() as db:
+            for item in queued:
+                cursor = db.execute(
+                    f"INSERT INTO outbox ({_NOTIFICATION_COLUMNS}, created_at, window_start,"  # noqa: S608
+                    " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (*_notification_values(item.notification), stamp, stamp, stamp),
+                )
+                if cursor.rowcount == 0:
+                    continue  # queued before: so were its ledger entries
+                added.append(item.key)
+                db.executemany(
+                    "INSERT INTO outbox_recipients (outbox_id, address) VALUES (?, ?)",
+                    [(cursor.lastrowid, a) for a in item.notification.recipients],
+                )
+                db.executemany(
+                    "INSERT INTO reminder_ledger (recipient, path, due, state, notified_on)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (recipient, path) DO UPDATE SET"
+                    " due = excluded.due, state = excluded.state,"
+                    " notified_on = excluded.notified_on",
+                    [
+                        (e.recipient, e.path, _iso(e.due), e.state.value, e.notified_on.isoformat())
+                        for e in item.remember
+                    ],
+                )
+            db.executemany("DELETE FROM reminder_ledger WHERE recipient = ? AND path = ?", forget)
+        return added
+
+    def claim(
+        self,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        *,
+        channel: str,
+        exclude: Collection[int] = (),
+    ) -> list[Claimed]:
+        stamp = ts(now)
+        # Only integers are spliced into the statement.
+        skip = f" AND id NOT IN ({','.join(str(int(i)) for i in exclude)})" if exclude else ""
+        with self._store.transaction() as db:
+            rows = db.execute(
+                "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("  # noqa: S608
+                " SELECT id FROM outbox WHERE status = 'pending' AND channel = ?"
+                " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
+                f"{skip} ORDER BY id LIMIT ?)"
+                f" RETURNING id, attempts, window_start, {_NOTIFICATION_COLUMNS}",
+                (owner, ts(now + lease), channel, stamp, stamp, limit),
+            ).fetchall()
+            return [
+                Claimed(
+                    id=row[0],
+                    notification=_notification(row[3:]),
+                    attempts=row[1],
+                    window_start=from_ts(row[2]),
+                    recipients=_recipients(db, row[0]),
+                )
+                for row in sorted(rows)
+            ]
+
+    def release(self, ids: Collection[int], owner: str) -> None:
+        with self._store.transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND lease_owner = ?",
+                [(i, owner) for i in ids],
+            )
+
+    def lease_owners(self) -> list[str]:
+        return [
+            owner
+            for (owner,) in self._store.query(
+                "SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL"
+            )
+        ]
+
+    def release_owner(self, owner: str) -> int:
+        with self._store.transaction() as db:
+            return db.execute(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+                (owner,),
+            ).rowcount
+
+    def record(
+        self,
+        outbox_id: int,
+        now: datetime,
+        attempts: Sequence[Attempt],
+        status: OutboxStatus,
+        attempt_count: int,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        stamp = ts(now)
+        with self._store.transaction() as db:
+            db.executemany(
+                "INSERT INTO delivery_attempts (outbox_id, at, address, outcome, code, reply)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        outbox_id,
+                        stamp,
+                        a.address,
+                        a.result.outcome.value,
+                        a.result.code,
+                        a.result.reply,
+                    )
+                    for a in attempts
+                ],
+            )
+            db.executemany(
+                "UPDATE outbox_recipients SET status = ?, code = ?, reply = ?"
+                " WHERE outbox_id = ? AND address = ?",
+                [(a.status.value, a.result.code, a.reply, outbox_id, a.address) for a in attempts],
+            )
+            db.execute(
+                "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
+                " lease_owner = NULL, lease_until = NULL, finished_at = ? WHERE id = ?",
+                (
+                    status.value,
+                    attempt_count,
+                    ts(next_attempt_at) if next_attempt_at else stamp,
+                    None if next_attempt_at else stamp,
+                    outbox_id,
+                ),
+            )
+
+    def rows(self, status: OutboxStatus | None = None) -> list[OutboxRow]:
+        query = "SELECT id, key, status, subject, created_at, attempts, next_attempt_at FROM outbox"
+        params: tuple[str, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            params = (status.value,)
+        with self._store.guard():
+            db = self._store.db
+            return [
+                OutboxRow(
+                    id=row[0],
+                    key=row[1],
+                    status=OutboxStatus(row[2]),
+                    subject=row[3],
+                    created_at=from_ts(row[4]),
+                    attempts=row[5],
+                    next_attempt_at=from_ts(row[6]),
+                    recipients=_recipients(db, row[0]),
+                )
+                for row in db.execute(query + " ORDER BY id", params).fetchall()
+            ]
+
+    def counts(self) -> dict[str, int]:
+        tally = dict(self._store.query("SELECT status, count(*) FROM outbox GROUP BY status"))
+        return {s.value: tally.get(s.value, 0) for s in OutboxStatus}
+
+    def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
+        stamp = ts(now)
+        with self._store.transaction() as db:
+            failed = {i for (i,) in db.execute("SELECT id FROM outbox WHERE status = 'failed'")}
+            chosen = sorted(failed) if ids is None else [i for i in ids if i in failed]
+            for outbox_id in chosen:
+                db.execute(
+                    "UPDATE outbox_recipients SET status = 'pending'"
+                    " WHERE outbox_id = ? AND status = 'failed'",
+                    (outbox_id,),
+                )
+                db.execute(
+                    "UPDATE outbox SET status = 'pending', next_attempt_at = ?, window_start = ?,"
+                    " finished_at = NULL WHERE id = ?",
+                    (stamp, stamp, outbox_id),
+                )
+        return chosen
+
+
+def _recipients(db: sqlite3.Connection, outbox_id: int) -> tuple[Recipient, ...]:
+    return tuple(
+        Recipient(address=a, status=OutboxStatus(s), code=c, reply=r)
+        for a, s, c, r in db.execute(
+            "SELECT address, status, code, reply FROM outbox_recipients WHERE outbox_id = ?"
+            " ORDER BY rowid",
+            (outbox_id,),
+        )
+    )
+
+
+class SqliteRuns:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def start(self, kind: str, as_of: date | None, now: datetime) -> int:
+        with self._store.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (kind, as_of, started_at) VALUES (?, ?, ?)",
+                (kind, _iso(as_of), ts(now)),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish(
+        self, run_id: int, outcome: RunOutcome, detail: Mapping[str, object], now: datetime
+    ) -> None:
+        with self._store.transaction() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?, detail = ? WHERE id = ?",
+                (ts(now), outcome.value, json.dumps(detail, sort_keys=True), run_id),
+            )
+
+    def mark_interrupted(self, kind: str, now: datetime) -> int:
+        with self._store.transaction() as db:
+            return db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?"
+                " WHERE kind = ? AND finished_at IS NULL",
+                (ts(now), RunOutcome.INTERRUPTED.value, kind),
+            ).rowcount
+
+    def last(self, kind: str) -> Run | None:
+        found = self._store.query(
+            "SELECT id, kind, as_of, started_at, finished_at, outcome, detail FROM runs"
+            " WHERE kind = ? ORDER BY id DESC LIMIT 1",
+            (kind,),
+        )
+        if not found:
+            return None
+        run_id, kind, as_of, started_at, finished_at, outcome, detail = found[0]
+        return Run(
+            id=run_id,
+            kind=kind,
+            as_of=date.fromisoformat(as_of) if as_of else None,
+            started_at=from_ts(started_at),
+            finished_at=from_ts(finished_at) if finished_at else None,
+            outcome=RunOutcome(outcome) if outcome else None,
+            detail=json.loads(detail) if detail else {},
+        )
+
+
+class SqliteCache:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def adopt(self, fingerprint: str) -> bool:
+        with self._store.transaction() as db:
+            row = db.execute("SELECT fingerprint FROM parse_cache_settings").fetchone()
+            if row is not None and row[0] == fingerprint:
+                return False
+            db.execute("DELETE FROM parse_cache")
+            db.execute(
+                "INSERT INTO parse_cache_settings (id, fingerprint) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
+                (fingerprint,),
+            )
+            return row is not None
+
+    def folder(self, folder: bytes) -> list[CacheEntry]:
+        make = CacheEntry._make
+        return [
+            make(row)
+            for row in self._store.query(
+                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, route, facts"
+                " FROM parse_cache WHERE folder = ?",
+                (folder,),
+            )
+        ]
+
+    def write(
+        self,
+        upserts: Sequence[tuple[bytes, CacheEntry]],
+        retimed: Sequence[Retimed],
+        deletes: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        with self._store.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO parse_cache (folder, name, size, mtime_ns, ctime_ns,"
+                " stamp_ns, digest, route, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(folder, *entry) for folder, entry in upserts],
+            )
+            db.executemany(
+                "UPDATE parse_cache SET size = ?, mtime_ns = ?, ctime_ns = ?, stamp_ns = ?"
+                " WHERE folder = ? AND name = ?",
+                [(r.size, r.mtime_ns, r.ctime_ns, r.stamp_ns, r.folder, r.name) for r in retimed],
+            )
+            db.executemany("DELETE FROM parse_cache WHERE folder = ? AND name = ?", deletes)
+
+    def folders(self) -> list[bytes]:
+        return [f for (f,) in self._store.query("SELECT DISTINCT folder FROM parse_cache")]
+
+    def forget_folders(self, folders: Sequence[bytes]) -> None:
+        with self._store.transaction() as db:
+            db.executemany("DELETE FROM parse_cache WHERE folder = ?", [(f,) for f in folders])
+
+    def clear(self) -> int:
+        with self._store.transaction() as db:
+            removed = db.execute("DELETE FROM parse_cache").rowcount
+            db.execute("DELETE FROM parse_cache_settings")
+        return int(removed)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from scheduler.config import FieldNames, Settings
-from scheduler.content.cache import CacheEntry, ParseCache, fingerprint
+from scheduler.content.cache import CacheEntry, ParseCache
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord
@@ -32,6 +32,7 @@ from scheduler.results import (
 )
 from scheduler.review.routing import Router, unowned_problem
 from scheduler.review.state import ReviewPolicy, state_on
+from scheduler.store import location
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -66,7 +67,7 @@ _Task = tuple[SourceFile, CacheEntry | None]
 def parse_cache(settings: Settings, cwd: Path, now_ns: int) -> Iterator[ParseCache]:
     """The parse cache in the state store for a run that started at ``now_ns`` (nanoseconds
     since the epoch); closed, with what is pending written, at the end."""
-    with opened_cache(cwd / settings.store.path, fingerprint(settings, cwd), now_ns) as cache:
+    with opened_cache(settings, cwd, now_ns) as cache:
         yield cache
 
 
@@ -272,6 +273,14 @@ def check(
     return CheckResult(today, settings.review.timezone, settings.review.due_soon_days, reports)
 
 
-def clear_cache(settings: Settings, cwd: Path) -> int | None:
-    """Empty the parse cache; the number of documents it held, or ``None`` without a store."""
-    return clear_parse_cache(cwd / settings.store.path)
+@dataclass(frozen=True, slots=True)
+class CacheCleared:
+    """What ``cache clear`` did."""
+
+    location: str  # the store, for messages
+    removed: int | None  # documents forgotten; None when there is no store
+
+
+def clear_cache(settings: Settings, cwd: Path) -> CacheCleared:
+    """Empty the parse cache, so that the next run reads every document."""
+    return CacheCleared(location(settings.store), clear_parse_cache(settings.store, cwd))

@@ -1,8 +1,11 @@
-"""Reminders: one cycle, its dry run, an editor's preview, the outbox and the service's health.
+"""Reminders: one cycle, its dry run, an editor's preview, the outbox, the service's health and
+the parse cache's upkeep.
 
-What the commands ``send``, ``preview``, ``outbox``, ``outbox retry`` and ``status`` call. Each
-opens the state store and the delivery channel itself and returns a result object; nothing here
-prints, reads the clock (``now`` and ``clock`` are arguments) or exits.
+What the commands ``send``, ``preview``, ``outbox``, ``outbox retry``, ``status`` and ``cache
+clear`` call. Each opens the state store and the delivery channel itself and returns a result
+object; nothing here prints, reads the clock (``now`` and ``clock`` are arguments) or exits.
+Looking (``status``, ``preview``, ``send --dry-run``, ``cache clear``) never creates a store.
+Relative store locations are taken from ``cwd``.
 """
 
 from __future__ import annotations
@@ -16,55 +19,54 @@ from pathlib import Path
 from scheduler.config import Settings
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
 from scheduler.notify.digest import RenderedDigest
-from scheduler.notify.email import make_sender
-from scheduler.notify.outbox import OutboxRow, Reminders, Run
+from scheduler.notify.email import make_channel
+from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import LedgerEntry
-from scheduler.runtime.cycle import CycleReport, dry_run_cycle, preview_digest, run_cycle
+from scheduler.runtime.cycle import CYCLE, CycleReport, dry_run_cycle, preview_digest, run_cycle
 from scheduler.runtime.daemon import cycle_trigger
-from scheduler.store.sqlite import Store, StoreLock
+from scheduler.store import OutboxRow, OutboxStatus, Run, open_store, store_exists
 
 
-def _ledger(settings: Settings) -> Mapping[tuple[str, str], LedgerEntry]:
+def _ledger(settings: Settings, cwd: Path) -> Mapping[tuple[str, str], LedgerEntry]:
     """What editors were last told; nothing when there is no store yet (never creates one)."""
-    if not settings.store.path.exists():
+    if not store_exists(settings.store, cwd):
         return {}
-    with Store(settings.store.path) as store:
-        return Reminders(store).ledger()
+    with open_store(settings.store, cwd) as store:
+        return Outbox(store).ledger()
 
 
 def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleReport:
     """One reminder cycle: check, decide, queue the digests, deliver them."""
-    with Store(settings.store.path) as store:
-        reminders = Reminders(store)
-        sender = make_sender(settings.smtp, settings.mail.outbox_dir)
-        return asyncio.run(run_cycle(settings, cwd, today, clock, reminders, sender))
+    with open_store(settings.store, cwd) as store:
+        channel = make_channel(settings.smtp, settings.mail.outbox_dir)
+        return asyncio.run(run_cycle(settings, cwd, today, clock, store, channel))
 
 
 def dry_run(settings: Settings, cwd: Path, today: date, now: datetime) -> CycleReport:
-    """What a cycle would send today, rendered; nothing is written or sent."""
-    return dry_run_cycle(settings, cwd, today, now, _ledger(settings))
+    """What a cycle would send today, composed; nothing is written or sent."""
+    return dry_run_cycle(settings, cwd, today, now, _ledger(settings, cwd))
 
 
 def preview(settings: Settings, cwd: Path, today: date, editor: str) -> RenderedDigest | None:
     """The digest ``editor`` would get today, listing all they have outstanding."""
-    return preview_digest(settings, cwd, today, editor, _ledger(settings))
+    return preview_digest(settings, cwd, today, editor, _ledger(settings, cwd))
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxListing:
     rows: list[OutboxRow]
-    counts: dict[str, int]
+    counts: dict[str, int]  # by OutboxStatus value
 
     @property
     def failed(self) -> int:
-        return self.counts.get("failed", 0)
+        return self.counts.get(OutboxStatus.FAILED, 0)
 
 
-def outbox(settings: Settings, status: str | None = None) -> OutboxListing:
+def outbox(settings: Settings, status: str | None = None, cwd: Path = Path()) -> OutboxListing:
     """The messages in the outbox (those in ``status``, or all) and the counts by status."""
-    with Store(settings.store.path) as store:
-        reminders = Reminders(store)
-        return OutboxListing(reminders.rows(status), reminders.counts())
+    with open_store(settings.store, cwd) as store:
+        box = Outbox(store)
+        return OutboxListing(box.rows(OutboxStatus(status) if status else None), box.counts())
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +76,21 @@ class RetryResult:
     delivery: DeliveryReport
 
 
-def retry(settings: Settings, ids: Collection[int] | None, clock: Clock) -> RetryResult:
+def retry(
+    settings: Settings, ids: Collection[int] | None, clock: Clock, cwd: Path = Path()
+) -> RetryResult:
     """Queue failed messages again (``ids``, or every failed one) and deliver them now."""
-    with Store(settings.store.path) as store:
-        reminders = Reminders(store)
-        chosen = reminders.requeue(ids, clock())
+    with open_store(settings.store, cwd) as store:
+        box = Outbox(store)
+        chosen = box.requeue(ids, clock())
         unknown = sorted(set(ids or ()) - set(chosen))
-        sender = make_sender(settings.smtp, settings.mail.outbox_dir)
+        channel = make_channel(settings.smtp, settings.mail.outbox_dir)
         report = asyncio.run(
             deliver_pending(
-                reminders, sender, settings.delivery, settings.smtp.message_deadline_seconds, clock
+                box, channel, settings.delivery, settings.smtp.message_deadline_seconds, clock
             )
         )
-    return RetryResult(chosen, unknown, report)
+    return RetryResult(queued=chosen, unknown=unknown, delivery=report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,18 +111,18 @@ class Status:
         return self.outcome not in ("failed", "interrupted") and not self.outbox.get("failed")
 
 
-def status(settings: Settings, now: datetime) -> Status:
-    holder = StoreLock(settings.store.path).holder()
+def status(settings: Settings, now: datetime, cwd: Path = Path()) -> Status:
+    holder = None
     last = None
-    counts = {"pending": 0, "failed": 0, "sent": 0}
-    if settings.store.path.exists():
-        with Store(settings.store.path) as store:
-            reminders = Reminders(store)
-            last = reminders.last_run("cycle")
-            counts = reminders.counts()
+    counts = {s.value: 0 for s in OutboxStatus}
+    if store_exists(settings.store, cwd):
+        with open_store(settings.store, cwd) as store:
+            holder = store.lock_holder()
+            last = store.runs.last(CYCLE)
+            counts = Outbox(store).counts()
     outcome = None
     if last is not None:
-        outcome = last.outcome or ("running" if holder else "interrupted")
+        outcome = last.outcome.value if last.outcome else ("running" if holder else "interrupted")
     return Status(
         last=last,
         outcome=outcome,

@@ -1,0 +1,290 @@
+"""What the tool asks of a state store, whatever keeps it.
+
+A store holds what must outlive a process: the reminder ledger, the outbox of notifications, the
+run history, the parse cache, and the lock that lets one daemon at a time work on it. Each part
+is a small protocol. Every method that must be atomic is one call, so a backend makes it one
+transaction; the rules deciding what to write (which ledger entries go with which digest, when to
+retry or give up, when a cache entry still holds) stay with the callers in ``notify`` and
+``content``. A backend raises :class:`~scheduler.errors.StoreError`, never its driver's errors,
+and passes ``tests/test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+
+from scheduler.notify.channel import Notification, Result
+from scheduler.notify.reminders import LedgerEntry
+
+
+class OutboxStatus(StrEnum):
+    """Where a notification, or one of its recipients, stands."""
+
+    PENDING = "pending"  # waiting for a (first or next) attempt
+    SENT = "sent"
+    FAILED = "failed"  # refused for good, or given up
+
+
+class RunOutcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the process running it died
+
+
+class Recipient(NamedTuple):
+    """One recipient of a notification in the outbox, with the last word on them."""
+
+    address: str
+    status: OutboxStatus
+    code: int | None = None
+    reply: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A notification to add to the outbox, and the ledger entries that are written with it,
+    only if it is new."""
+
+    notification: Notification
+    remember: tuple[LedgerEntry, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.notification.key
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A notification held under a lease by one delivering process."""
+
+    id: int
+    notification: Notification
+    attempts: int
+    window_start: datetime  # when the give-up window began
+    recipients: tuple[Recipient, ...]  # all of them, in the order they were queued
+
+    @property
+    def key(self) -> str:
+        return self.notification.key
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """The recipients this attempt is for."""
+        return tuple(r.address for r in self.recipients if r.status is OutboxStatus.PENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one delivery attempt did for one recipient, and where it leaves them."""
+
+    address: str
+    result: Result  # what the channel said, kept in the attempt log
+    status: OutboxStatus
+    reply: str  # what is shown for the recipient: the reply, or why it was given up
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A notification in the outbox, as listed."""
+
+    id: int
+    key: str
+    status: OutboxStatus
+    subject: str
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    recipients: tuple[Recipient, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One entry of the run history."""
+
+    id: int
+    kind: str
+    as_of: date | None
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: RunOutcome | None  # None while it runs (or when its process died unnoticed)
+    detail: dict[str, object]
+
+
+class CacheEntry(NamedTuple):
+    """One file in the parse cache: its times when it was read, and what was read.
+
+    (A named tuple: one is made for every cached document on every run.)"""
+
+    name: bytes  # the file name within its folder
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    stamp_ns: int  # no later than when the file was read: the start of that run
+    digest: bytes
+    route: str  # the document's editors, encoded by the reader
+    facts: str  # the document's facts, encoded by the reader
+
+
+class Retimed(NamedTuple):
+    """A cached file whose times changed and contents did not: its entry holds for new times."""
+
+    folder: bytes
+    name: bytes
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    stamp_ns: int
+
+
+class LedgerStore(Protocol):
+    """What each editor was last told about each document. Written by :meth:`OutboxStore.enqueue`,
+    together with the notifications."""
+
+    def entries(self) -> list[LedgerEntry]: ...
+
+
+class OutboxStore(Protocol):
+    """Notifications waiting for delivery, each recipient's state, and every attempt."""
+
+    def enqueue(
+        self, queued: Sequence[Queued], forget: Collection[tuple[str, str]], now: datetime
+    ) -> list[str]:
+        """In one transaction: add each notification whose key is new, with its ledger entries
+        (a key already present is skipped with its entries), and delete the ledger entries
+        ``forget`` names as (recipient, path). Returns the keys added."""
+        ...
+
+    def claim(
+        self,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        *,
+        channel: str,
+        exclude: Collection[int] = (),
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` pending notifications for ``channel`` that are due at ``now``,
+        oldest first, skipping ``exclude``. A lease that ran out counts as free."""
+        ...
+
+    def release(self, ids: Collection[int], owner: str) -> None:
+        """Give back notifications ``owner`` leased and did not attempt."""
+        ...
+
+    def lease_owners(self) -> list[str]:
+        """Everyone holding a lease now (expired or not)."""
+        ...
+
+    def release_owner(self, owner: str) -> int:
+        """Free every lease ``owner`` holds; how many there were."""
+        ...
+
+    def record(
+        self,
+        outbox_id: int,
+        now: datetime,
+        attempts: Sequence[Attempt],
+        status: OutboxStatus,
+        attempt_count: int,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """In one transaction: log the attempts, set each attempted recipient's state, set the
+        notification's state, attempt count and next attempt (None when it is finished), and
+        free its lease."""
+        ...
+
+    def rows(self, status: OutboxStatus | None = None) -> list[OutboxRow]: ...
+
+    def counts(self) -> dict[str, int]:
+        """How many notifications are in each :class:`OutboxStatus` (every status is a key)."""
+        ...
+
+    def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
+        """In one transaction: make the failed notifications among ``ids`` (all, for None)
+        pending and due at ``now`` with a give-up window starting then, their failed recipients
+        pending again. Returns the ids requeued."""
+        ...
+
+
+class RunHistory(Protocol):
+    """When each cycle ran and how it ended."""
+
+    def start(self, kind: str, as_of: date | None, now: datetime) -> int: ...
+
+    def finish(
+        self, run_id: int, outcome: RunOutcome, detail: Mapping[str, object], now: datetime
+    ) -> None: ...
+
+    def mark_interrupted(self, kind: str, now: datetime) -> int:
+        """Close the runs of ``kind`` left unfinished; how many there were."""
+        ...
+
+    def last(self, kind: str) -> Run | None: ...
+
+
+class CacheStore(Protocol):
+    """The parse cache's entries, by folder. Folder and file names are bytes: any name a file
+    system allows."""
+
+    def adopt(self, fingerprint: str) -> bool:
+        """Keep the entries if they were made under ``fingerprint``; else drop them all and
+        record ``fingerprint``. True when entries made under another one were dropped."""
+        ...
+
+    def folder(self, folder: bytes) -> list[CacheEntry]: ...
+
+    def write(
+        self,
+        upserts: Sequence[tuple[bytes, CacheEntry]],
+        retimed: Sequence[Retimed],
+        deletes: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        """In one transaction: add or replace entries (with their folder), give entries new
+        times, delete entries named by (folder, name)."""
+        ...
+
+    def folders(self) -> list[bytes]: ...
+
+    def forget_folders(self, folders: Sequence[bytes]) -> None: ...
+
+    def clear(self) -> int:
+        """Delete every entry and the fingerprint; how many entries there were."""
+        ...
+
+
+class StateStore(Protocol):
+    """An open state store. Use as a context manager, or call :meth:`close`."""
+
+    @property
+    def ledger(self) -> LedgerStore: ...
+
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    @property
+    def runs(self) -> RunHistory: ...
+
+    @property
+    def cache(self) -> CacheStore: ...
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Hold the single-daemon lock for the block (or until :meth:`close`); a
+        :class:`~scheduler.errors.StoreError` naming the holder's pid if another holds it. The
+        lock is freed when its holder dies."""
+        ...
+
+    def lock_holder(self) -> int | None:
+        """The pid of the process holding the lock (-1 when unknown), or None."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StateStore: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...

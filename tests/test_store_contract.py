@@ -1,0 +1,376 @@
+"""The state store's contract: what every backend must do, tested against each of them.
+
+A new backend joins by adding its name to BACKENDS and a way to open a fresh store in
+``store_settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduler.config import StoreSettings
+from scheduler.errors import StoreError
+from scheduler.notify.channel import Notification, Outcome, Result
+from scheduler.notify.reminders import LedgerEntry
+from scheduler.review.state import State
+from scheduler.store import (
+    Attempt,
+    CacheEntry,
+    OutboxStatus,
+    Queued,
+    Recipient,
+    Retimed,
+    RunOutcome,
+    StateStore,
+    open_store,
+    store_exists,
+)
+
+BACKENDS = ["sqlite"]
+
+T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=10)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSettings:
+    """Settings naming a fresh, empty store of one backend."""
+    if request.param == "sqlite":
+        return StoreSettings(url=f"sqlite:///{tmp_path / 'state' / 'state.sqlite3'}")
+    raise AssertionError(f"no way to open a {request.param} store")
+
+
+@pytest.fixture
+def store(store_settings: StoreSettings, tmp_path: Path) -> Iterator[StateStore]:
+    with open_store(store_settings, tmp_path) as opened:
+        yield opened
+
+
+def note(key: str, *to: str, cc: Sequence[str] = (), channel: str = "email") -> Notification:
+    return Notification(
+        key=key,
+        channel=channel,
+        sender="reviews@example.org",
+        sender_name="Reviews",
+        to=to or ("ed@example.org",),
+        cc=tuple(cc),
+        subject=f"Subject of {key}",
+        text="text ü\n",
+        html="<p>html</p>\n",
+        headers=(("Date", "Fri, 01 May 2026 09:00:00 +0000"), ("Message-ID", f"<{key}@x>")),
+    )
+
+
+def entry(recipient: str, path: str, state: State = State.OVERDUE) -> LedgerEntry:
+    return LedgerEntry(recipient, path, date(2026, 4, 1), state, date(2026, 5, 1))
+
+
+def delivered(address: str) -> Attempt:
+    return Attempt(address, Result(Outcome.DELIVERED, 250, "ok"), OutboxStatus.SENT, "ok")
+
+
+def refused(address: str, reply: str = "gone") -> Attempt:
+    return Attempt(address, Result(Outcome.PERMANENT, 550, reply), OutboxStatus.FAILED, reply)
+
+
+def deferred(address: str) -> Attempt:
+    return Attempt(address, Result(Outcome.TEMPORARY, 450, "busy"), OutboxStatus.PENDING, "busy")
+
+
+def statuses(store: StateStore) -> list[tuple[str, OutboxStatus, tuple[Recipient, ...]]]:
+    return [(row.key, row.status, row.recipients) for row in store.outbox.rows()]
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def test_looking_does_not_create_a_store(store_settings: StoreSettings, tmp_path: Path) -> None:
+    assert not store_exists(store_settings, tmp_path)
+    with open_store(store_settings, tmp_path):
+        pass
+    assert store_exists(store_settings, tmp_path)
+
+
+# --------------------------------------------------------------------------- ledger and enqueue
+
+
+def test_ledger_round_trip(store: StateStore) -> None:
+    assert store.ledger.entries() == []
+    remembered = (entry("ed@example.org", "a.md"), entry("ed@example.org", "b.md", State.DUE_SOON))
+    added = store.outbox.enqueue([Queued(note("k1"), remembered)], (), T0)
+    assert added == ["k1"]
+    assert sorted(store.ledger.entries(), key=lambda e: e.path) == list(remembered)
+
+    newer = LedgerEntry(
+        "ed@example.org", "a.md", date(2026, 8, 1), State.DUE_SOON, date(2026, 6, 1)
+    )
+    store.outbox.enqueue([Queued(note("k2"), (newer,))], [("ed@example.org", "b.md")], T0)
+    assert store.ledger.entries() == [newer]  # replaced, and b.md forgotten
+
+
+def test_a_key_is_queued_once_and_its_entries_only_with_it(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note("k1"), (entry("ed@example.org", "a.md"),))], (), T0)
+    again = store.outbox.enqueue(
+        [Queued(note("k1"), (entry("ed@example.org", "other.md"),)), Queued(note("k2"))], (), T0
+    )
+    assert again == ["k2"]
+    assert [e.path for e in store.ledger.entries()] == ["a.md"]
+    assert [row.key for row in store.outbox.rows()] == ["k1", "k2"]
+
+
+class Crashing(Sequence[Queued]):
+    """A batch whose second item cannot be produced: a crash in the middle of an enqueue."""
+
+    def __init__(self, first: Queued) -> None:
+        self.first = first
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: Any) -> Any:
+        if index == 0:
+            return self.first
+        raise RuntimeError("crash in the middle of the enqueue")
+
+
+def test_a_failure_mid_enqueue_leaves_nothing(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note("before"), (entry("ed@example.org", "kept.md"),))], (), T0)
+    batch = Crashing(Queued(note("k1", "a@example.org"), (entry("a@example.org", "a.md"),)))
+    with pytest.raises(RuntimeError, match="crash in the middle"):
+        store.outbox.enqueue(batch, [("ed@example.org", "kept.md")], T0)
+    assert [row.key for row in store.outbox.rows()] == ["before"]
+    assert [e.path for e in store.ledger.entries()] == ["kept.md"]
+    assert store.outbox.claim(T0, "w", LEASE, 10, channel="email")[0].key == "before"
+
+
+# --------------------------------------------------------------------------- claiming
+
+
+def test_a_claimed_notification_is_the_one_queued(store: StateStore) -> None:
+    queued = note("k1", "ed@example.org", cc=["boss@example.org", "ed@example.org"])
+    store.outbox.enqueue([Queued(queued)], (), T0)
+    (claimed,) = store.outbox.claim(T0, "w", LEASE, 10, channel="email")
+    assert claimed.notification == queued
+    assert (claimed.attempts, claimed.window_start) == (0, T0)
+    assert claimed.recipients == (
+        Recipient("ed@example.org", OutboxStatus.PENDING),
+        Recipient("boss@example.org", OutboxStatus.PENDING),
+    )
+    assert claimed.pending == ("ed@example.org", "boss@example.org")
+
+
+def test_claims_are_leased_oldest_first_and_expire(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note(f"k{i}")) for i in range(3)], (), T0)
+    first = store.outbox.claim(T0, "a", LEASE, 2, channel="email")
+    assert [c.key for c in first] == ["k0", "k1"]
+    assert [c.key for c in store.outbox.claim(T0, "b", LEASE, 10, channel="email")] == ["k2"]
+    assert (
+        store.outbox.claim(T0 + LEASE - timedelta(seconds=1), "c", LEASE, 10, channel="email") == []
+    )
+    expired = store.outbox.claim(T0 + LEASE, "c", LEASE, 10, channel="email")
+    assert [c.key for c in expired] == ["k0", "k1", "k2"]
+
+
+def test_claims_skip_other_channels_excluded_ids_and_future_attempts(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note("mail")), Queued(note("chat", channel="chat"))], (), T0)
+    assert store.outbox.claim(T0 - timedelta(seconds=1), "w", LEASE, 10, channel="email") == []
+    (mail,) = store.outbox.claim(T0, "w", LEASE, 10, channel="email")
+    store.outbox.release([mail.id], "w")
+    assert store.outbox.claim(T0, "w", LEASE, 10, channel="email", exclude=[mail.id]) == []
+    (chat,) = store.outbox.claim(T0, "w", LEASE, 10, channel="chat")
+    assert chat.key == "chat"
+
+
+def test_only_the_owner_releases_its_claims(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note("k1"))], (), T0)
+    (claimed,) = store.outbox.claim(T0, "a", LEASE, 10, channel="email")
+    store.outbox.release([claimed.id], "b")
+    assert store.outbox.claim(T0, "b", LEASE, 10, channel="email") == []
+    store.outbox.release([claimed.id], "a")
+    assert [c.key for c in store.outbox.claim(T0, "b", LEASE, 10, channel="email")] == ["k1"]
+
+
+def test_the_leases_of_an_owner_can_be_freed(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note(f"k{i}")) for i in range(3)], (), T0)
+    store.outbox.claim(T0, "host:1:dead", LEASE, 2, channel="email")
+    store.outbox.claim(T0, "host:2:alive", LEASE, 1, channel="email")
+    assert sorted(store.outbox.lease_owners()) == ["host:1:dead", "host:2:alive"]
+    assert store.outbox.release_owner("host:1:dead") == 2
+    assert store.outbox.lease_owners() == ["host:2:alive"]
+    assert [c.key for c in store.outbox.claim(T0, "new", LEASE, 10, channel="email")] == [
+        "k0",
+        "k1",
+    ]
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def test_record_settles_recipients_and_frees_the_lease(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note("k1", "a@example.org", cc=["b@example.org"]))], (), T0)
+    (claimed,) = store.outbox.claim(T0, "w", LEASE, 10, channel="email")
+    later = T0 + timedelta(minutes=5)
+    attempts = [delivered("a@example.org"), deferred("b@example.org")]
+    store.outbox.record(claimed.id, T0, attempts, OutboxStatus.PENDING, 1, later)
+    (row,) = store.outbox.rows()
+    assert (row.status, row.attempts, row.next_attempt_at) == (OutboxStatus.PENDING, 1, later)
+    assert row.recipients == (
+        Recipient("a@example.org", OutboxStatus.SENT, 250, "ok"),
+        Recipient("b@example.org", OutboxStatus.PENDING, 450, "busy"),
+    )
+    assert store.outbox.claim(later - timedelta(seconds=1), "w", LEASE, 10, channel="email") == []
+    (again,) = store.outbox.claim(later, "other", LEASE, 10, channel="email")  # lease freed
+    assert (again.attempts, again.pending) == (1, ("b@example.org",))
+
+    store.outbox.record(
+        again.id, later, [refused("b@example.org", "gave up")], OutboxStatus.FAILED, 2, None
+    )
+    (row,) = store.outbox.rows(OutboxStatus.FAILED)
+    assert row.attempts == 2
+    assert row.recipients[1] == Recipient("b@example.org", OutboxStatus.FAILED, 550, "gave up")
+    assert store.outbox.rows(OutboxStatus.PENDING) == []
+    assert store.outbox.claim(later + LEASE, "w", LEASE, 10, channel="email") == []
+    assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 1}
+
+
+def test_requeue_brings_back_failed_recipients_only(store: StateStore) -> None:
+    store.outbox.enqueue(
+        [
+            Queued(note("k1", "a@example.org", cc=["b@example.org"])),
+            Queued(note("k2")),
+            Queued(note("k3")),
+        ],
+        (),
+        T0,
+    )
+    k1, k2, k3 = store.outbox.claim(T0, "w", LEASE, 10, channel="email")
+    store.outbox.record(
+        k1.id,
+        T0,
+        [delivered("a@example.org"), refused("b@example.org")],
+        OutboxStatus.FAILED,
+        1,
+        None,
+    )
+    store.outbox.record(k2.id, T0, [delivered("ed@example.org")], OutboxStatus.SENT, 1, None)
+    store.outbox.record(k3.id, T0, [refused("ed@example.org")], OutboxStatus.FAILED, 1, None)
+    assert store.outbox.counts() == {"pending": 0, "sent": 1, "failed": 2}
+
+    later = T0 + timedelta(days=3)
+    assert store.outbox.requeue([k1.id, k2.id, 999], later) == [k1.id]
+    (again,) = store.outbox.claim(later, "w", LEASE, 10, channel="email")
+    assert (again.key, again.pending, again.window_start) == ("k1", ("b@example.org",), later)
+    store.outbox.release([again.id], "w")
+    assert store.outbox.requeue(None, later) == [k3.id]
+    assert store.outbox.counts() == {"pending": 2, "sent": 1, "failed": 0}
+
+
+# --------------------------------------------------------------------------- run history
+
+
+def test_run_history(store: StateStore) -> None:
+    assert store.runs.last("cycle") is None
+    first = store.runs.start("cycle", date(2026, 5, 1), T0)
+    store.runs.finish(first, RunOutcome.OK, {"documents": 3}, T0 + timedelta(seconds=2))
+    run = store.runs.last("cycle")
+    assert run is not None
+    assert (run.id, run.kind, run.as_of, run.started_at) == (first, "cycle", date(2026, 5, 1), T0)
+    assert (run.finished_at, run.outcome, run.detail) == (
+        T0 + timedelta(seconds=2),
+        RunOutcome.OK,
+        {"documents": 3},
+    )
+
+    second = store.runs.start("cycle", None, T0 + timedelta(days=1))
+    other = store.runs.start("other", None, T0)
+    running = store.runs.last("cycle")
+    assert running is not None and (running.id, running.outcome, running.as_of) == (
+        second,
+        None,
+        None,
+    )
+    assert store.runs.mark_interrupted("cycle", T0 + timedelta(days=2)) == 1
+    interrupted = store.runs.last("cycle")
+    assert interrupted is not None and interrupted.outcome is RunOutcome.INTERRUPTED
+    assert interrupted.finished_at == T0 + timedelta(days=2)
+    still = store.runs.last("other")
+    assert still is not None and (still.id, still.outcome) == (other, None)
+
+
+# --------------------------------------------------------------------------- parse cache
+
+
+def cached(name: bytes, size: int = 10, facts: str = "[]") -> CacheEntry:
+    return CacheEntry(name, size, 1, 2, 3, b"\x00digest", '[["ed@example.org"],[]]', facts)
+
+
+def test_cache_entries_by_folder(store: StateStore) -> None:
+    cache = store.cache
+    assert cache.adopt("fp1") is False  # a first fingerprint drops nothing
+    odd = b"caf\xe9"  # not UTF-8: any name a file system allows
+    cache.write([(b"/d", cached(b"a.md")), (b"/d", cached(odd)), (b"/e", cached(b"b.md"))], [], [])
+    assert sorted(cache.folder(b"/d")) == sorted([cached(b"a.md"), cached(odd)])
+    assert sorted(cache.folders()) == [b"/d", b"/e"]
+
+    cache.write(
+        [(b"/d", cached(b"a.md", size=11, facts='["new"]'))],
+        [Retimed(b"/e", b"b.md", 12, 5, 6, 7)],
+        [(b"/d", odd)],
+    )
+    assert cache.folder(b"/d") == [cached(b"a.md", size=11, facts='["new"]')]
+    assert cache.folder(b"/e") == [
+        cached(b"b.md")._replace(size=12, mtime_ns=5, ctime_ns=6, stamp_ns=7)
+    ]
+    cache.forget_folders([b"/e"])
+    assert cache.folders() == [b"/d"]
+
+
+def test_cache_fingerprint_and_clear(store: StateStore) -> None:
+    cache = store.cache
+    cache.adopt("fp1")
+    cache.write([(b"/d", cached(b"a.md"))], [], [])
+    assert cache.adopt("fp1") is False
+    assert cache.folder(b"/d") == [cached(b"a.md")]
+    assert cache.adopt("fp2") is True  # made under other settings: dropped
+    assert cache.folders() == []
+    cache.write([(b"/d", cached(b"a.md")), (b"/d", cached(b"b.md"))], [], [])
+    assert cache.clear() == 2
+    assert cache.folders() == []
+    assert cache.adopt("fp2") is False  # the fingerprint went too
+
+
+# --------------------------------------------------------------------------- the daemon lock
+
+
+def test_one_lock_holder_at_a_time(store_settings: StoreSettings, tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        first = stack.enter_context(open_store(store_settings, tmp_path))
+        second = stack.enter_context(open_store(store_settings, tmp_path))
+        assert first.lock_holder() is None
+        with first.lock():
+            assert second.lock_holder() == os.getpid()
+            with pytest.raises(StoreError, match=rf"daemon \(pid {os.getpid()}\) is already"):
+                stack.enter_context(second.lock())
+        with second.lock():  # released when the block ended
+            assert first.lock_holder() == os.getpid()
+        assert first.lock_holder() is None
+
+
+def test_closing_the_store_releases_the_lock(store_settings: StoreSettings, tmp_path: Path) -> None:
+    with open_store(store_settings, tmp_path) as second:
+        first = open_store(store_settings, tmp_path)
+        holding = first.lock()
+        holding.__enter__()
+        with pytest.raises(StoreError, match="already running"):
+            second.lock().__enter__()
+        first.close()
+        with second.lock():
+            assert second.lock_holder() == os.getpid()
+        holding.__exit__(None, None, None)
