@@ -42,7 +42,7 @@ paths = ["section-0*/**"]
 editors = ["oncology@example.org"]
 
 [store]
-path = ".review-scheduler/state.sqlite3"
+url = "sqlite:///.review-scheduler/state.sqlite3"
 """
 
 SOURCES = ["NCI", "NHS", "CDC", "WHO", "Mayo Clinic", "MedlinePlus"]

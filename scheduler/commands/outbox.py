@@ -30,7 +30,7 @@ def group(ctx: click.Context, config_path: Path | None, status: str | None, fmt:
     ctx.obj = config_path
     if ctx.invoked_subcommand is not None:
         return 0
-    listing = reminders.outbox(settings_for(config_path), status)
+    listing = reminders.outbox(settings_for(config_path), Path.cwd(), status)
     emit(OUTBOX_FORMATS, fmt, listing)
     return 1 if listing.failed else 0
 
@@ -46,7 +46,9 @@ def retry(config_path: Path | None, ids: tuple[int, ...], all_failed: bool) -> i
     """
     if not ids and not all_failed:
         raise UsageError("outbox retry: name the messages to retry, or use --all")
-    result = reminders.retry(settings_for(config_path), None if all_failed else ids, now)
+    result = reminders.retry(
+        settings_for(config_path), Path.cwd(), None if all_failed else ids, now
+    )
     if result.unknown:
         click.echo(f"not failed or not found: {', '.join(map(str, result.unknown))}", err=True)
     report = result.delivery

@@ -23,6 +23,6 @@ def command(config_path: Path | None, fmt: str) -> int:
 
     Usable as a health check: the exit code is non-zero when something needs attention.
     """
-    status = reminders.status(settings_for(config_path), now())
+    status = reminders.status(settings_for(config_path), Path.cwd(), now())
     emit(STATUS_FORMATS, fmt, status)
     return 0 if status.healthy else 1

@@ -1,11 +1,10 @@
-"""Reminders: one cycle, its dry run, an editor's preview, the outbox, the service's health and
-the parse cache's upkeep.
+"""Reminders: one cycle, its dry run, an editor's preview, the outbox and the service's health.
 
-What the commands ``send``, ``preview``, ``outbox``, ``outbox retry``, ``status`` and ``cache
-clear`` call. Each opens the state store and the delivery channel itself and returns a result
-object; nothing here prints, reads the clock (``now`` and ``clock`` are arguments) or exits.
-Looking (``status``, ``preview``, ``send --dry-run``, ``cache clear``) never creates a store.
-Relative store locations are taken from ``cwd``.
+What the commands ``send``, ``preview``, ``outbox``, ``outbox retry`` and ``status`` call. Each
+opens the state store and the delivery channel itself and returns a result object; nothing here
+prints, reads the clock (``now`` and ``clock`` are arguments) or exits. Looking (``status``,
+``preview``, ``send --dry-run``) never creates a store. Relative store locations are taken from
+``cwd``.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ class OutboxListing:
         return self.counts.get(OutboxStatus.FAILED, 0)
 
 
-def outbox(settings: Settings, status: str | None = None, cwd: Path = Path()) -> OutboxListing:
+def outbox(settings: Settings, cwd: Path, status: str | None = None) -> OutboxListing:
     """The messages in the outbox (those in ``status``, or all) and the counts by status."""
     with open_store(settings.store, cwd) as store:
         box = Outbox(store)
@@ -76,9 +75,7 @@ class RetryResult:
     delivery: DeliveryReport
 
 
-def retry(
-    settings: Settings, ids: Collection[int] | None, clock: Clock, cwd: Path = Path()
-) -> RetryResult:
+def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clock) -> RetryResult:
     """Queue failed messages again (``ids``, or every failed one) and deliver them now."""
     with open_store(settings.store, cwd) as store:
         box = Outbox(store)
@@ -103,7 +100,7 @@ class Status:
     schedule: str
     timezone: str
     outbox: dict[str, int] = field(default_factory=dict)
-    daemon_pid: int | None = None  # -1: running, process id unknown
+    daemon_pid: int | None = None  # None also when a daemon runs whose process id is unknown
     daemon_running: bool = False
 
     @property
@@ -111,7 +108,7 @@ class Status:
         return self.outcome not in ("failed", "interrupted") and not self.outbox.get("failed")
 
 
-def status(settings: Settings, now: datetime, cwd: Path = Path()) -> Status:
+def status(settings: Settings, cwd: Path, now: datetime) -> Status:
     holder = None
     last = None
     counts = {s.value: 0 for s in OutboxStatus}
