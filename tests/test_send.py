@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from email import message_from_bytes
 from email.message import Message
@@ -168,6 +169,20 @@ def test_refused_recipient_is_reported_and_can_be_retried(
         failed = run("outbox", "--state", "failed")
         assert failed.code == 1
         assert "    ed@example.org: failed 550 5.1.1 No such user\n" in failed.out
+        as_json = run("outbox", "--state", "failed", "--format", "json")
+        assert as_json.code == 1
+        data = json.loads(as_json.out)
+        assert data["counts"] == {"pending": 0, "sent": 1, "failed": 1}
+        [message] = data["messages"]
+        assert (message["key"], message["status"]) == ("digest:ed@example.org:2026-05-01", "failed")
+        assert message["recipients"] == [
+            {
+                "address": "ed@example.org",
+                "status": "failed",
+                "code": 550,
+                "reply": "5.1.1 No such user",
+            }
+        ]
         assert run("outbox", "retry").code == 2  # say which
         retried = run("outbox", "retry", "--all")
         assert (retried.code, retried.out) == (

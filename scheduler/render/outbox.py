@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from scheduler.render import Registry, RenderOptions
+from scheduler.store import OutboxStatus
 from scheduler.usecases.reminders import OutboxListing
 
 OUTBOX_FORMATS: Registry[OutboxListing] = Registry("the outbox")
@@ -18,9 +19,10 @@ def render_outbox_text(listing: OutboxListing, options: RenderOptions) -> list[s
             f"#{row.id} {row.status} {row.created_at.isoformat(timespec='seconds')} "
             f"attempts={row.attempts} {row.subject}"
         )
-        for address, state, code, reply in row.recipients:
-            detail = "" if state == "sent" else " ".join(str(x) for x in (code, reply) if x)
-            lines.append(f"    {address}: {state}{' ' + detail if detail else ''}")
+        for to in row.recipients:
+            sent = to.status is OutboxStatus.SENT
+            detail = "" if sent else " ".join(str(x) for x in (to.code, to.reply) if x)
+            lines.append(f"    {to.address}: {to.status}{' ' + detail if detail else ''}")
     counts = listing.counts
     lines.append(f"{counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent.")
     return ["\n".join(lines) + "\n"]
@@ -40,8 +42,8 @@ def render_outbox_json(listing: OutboxListing, options: RenderOptions) -> list[s
                 "attempts": row.attempts,
                 "next_attempt_at": row.next_attempt_at.isoformat(),
                 "recipients": [
-                    {"address": address, "status": state, "code": code, "reply": reply}
-                    for address, state, code, reply in row.recipients
+                    {"address": to.address, "status": to.status, "code": to.code, "reply": to.reply}
+                    for to in row.recipients
                 ],
             }
             for row in listing.rows
