@@ -41,19 +41,13 @@ CASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def arguments(config: Path, *extra: str) -> list[str]:
+    fixed = ["--as-of", AS_OF, "--format", "json", "--fail-on", "never"]
+    return ["--config", str(config), *fixed, *extra]
+
+
 def report(run: Any, folder: Path, config: Path, *extra: str) -> str:
-    result = run(
-        "--config",
-        str(config),
-        "--as-of",
-        AS_OF,
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-        *extra,
-        prog="check-reviews",
-    )
+    result = run(*arguments(config, *extra), prog="check-reviews")
     assert result.code == 0, result.err
     return str(result.out)
 
@@ -110,21 +104,7 @@ def _write_golden() -> None:  # pragma: no cover - run by hand
             os.chdir(folder)
             buffer = io.StringIO()
             with contextlib.redirect_stdout(buffer):
-                code = run(
-                    check_reviews,
-                    [
-                        "--config",
-                        str(config),
-                        "--as-of",
-                        AS_OF,
-                        "--format",
-                        "json",
-                        "--fail-on",
-                        "never",
-                        "--no-cache",
-                    ],
-                    "check-reviews",
-                )
+                code = run(check_reviews, arguments(config, "--no-cache"), "check-reviews")
             os.chdir(cwd)
             assert code == 0
             (GOLDEN / f"{name}.json.gz").write_bytes(
