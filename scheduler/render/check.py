@@ -126,7 +126,11 @@ def document_json(doc: DocumentReport) -> str:
     """``json.dumps(doc.to_json(), ensure_ascii=False)``, written out directly: the report
     writes one per document, and this takes a third of the time."""
     text = encode_basestring
-    shown = "".join(f"{text(name)}: {_encode(value)}, " for name, value in doc.shown)
+    shown = (
+        "".join(f"{text(name)}: {_encode(value)}, " for name, value in doc.shown)
+        if doc.shown
+        else ""
+    )
     return (
         f'{{"path": {text(doc.path)}, '
         f'"title": {"null" if doc.title is None else text(doc.title)}, '

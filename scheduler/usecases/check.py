@@ -180,7 +180,7 @@ def validate_files(
             if future is not None:
                 problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
             files.append(FileProblems(doc.path, switched_off(problems, ignore)))
-    files.sort(key=lambda f: f.path)
+        files.sort(key=lambda f: f.path)
     return ValidationResult(today, files)
 
 
@@ -224,7 +224,8 @@ def build_report(
     state, due, days = state_on(facts.due, facts.status, has_errors, today, policy)
     if not doc.editors and state is not State.EXEMPT:
         problems += (unowned_problem(doc.path, names.key("owner")),)
-    problems = switched_off(problems, ignore)
+    if ignore:
+        problems = switched_off(problems, ignore)
     if len(problems) > 1:
         problems = tuple(sorted(problems, key=_SORT_KEY))
     return DocumentReport(
@@ -269,7 +270,7 @@ def check(
             report = build_report(doc, policy, settings.fields, today, ignore)
             if report in selection:
                 reports.append(report)
-    reports.sort(key=lambda r: r.urgency)
+        reports.sort(key=lambda r: r.urgency)  # still with few collections: see scanning()
     return CheckResult(today, settings.review.timezone, settings.review.due_soon_days, reports)
 
 
