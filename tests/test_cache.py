@@ -19,7 +19,7 @@ from scheduler.content.cache import RACY_NS, CacheEntry, ParseCache
 from scheduler.content.loader import SourceFile
 from scheduler.usecases.check import check, parse_cache
 
-from .conftest import frontmatter, write_doc
+from .conftest import Result, frontmatter, write_doc
 
 AS_OF = ("--as-of", "2026-05-01")
 STORE = Path(".review-scheduler/state.sqlite3")
@@ -76,6 +76,14 @@ def rows(path: Path = STORE) -> dict[str, tuple[int, int]]:
     return {os.fsdecode(f + b"/" + n): (size, mtime) for f, n, size, mtime in found}
 
 
+def as_fresh(run: Any, *args: str) -> Result:
+    """Run a command with the cache, checking it says what a run without the cache says."""
+    result: Result = run(*args)
+    fresh = run(*args, "--no-cache")
+    assert (result.code, result.out) == (fresh.code, fresh.out)
+    return result
+
+
 def same_size_edit(path: Path, old: str, new: str) -> None:
     """Change ``path``'s text keeping its size and modification time."""
     assert len(old) == len(new)
@@ -101,6 +109,7 @@ def test_cold_warm_and_changed_runs_give_the_reports_of_a_fresh_read(
     warm = run(*args)
     assert (warm.code, warm.out, warm.err) == (0, cold.out, "")
     assert reads["parsed"] == 0  # everything came from the cache
+    assert warm.out == run(*args, "--no-cache").out
 
     same_size_edit(library / "docs" / "good.md", "2026-01-15", "2025-01-15")  # now overdue
     (library / "docs" / "bad.md").unlink()
@@ -122,6 +131,7 @@ def test_validate_reads_through_the_same_cache(
     warm = run("validate", *AS_OF, "--format", "json")
     assert (warm.code, warm.out) == (cold.code, cold.out)
     assert reads["parsed"] == parsed  # nothing parsed again
+    assert warm.out == run("validate", *AS_OF, "--format", "json", "--no-cache").out
     assert '"2026-12-01 is after today (2026-05-01)"' in warm.out  # worked out on every run
     later = run("validate", "--as-of", "2026-12-31", "--format", "json")
     assert "is after today" not in later.out
@@ -145,7 +155,7 @@ def test_deleted_files_and_folders_leave_the_cache(library: Path, run: Any) -> N
 def test_checking_some_paths_keeps_the_entries_of_the_others(library: Path, run: Any) -> None:
     run("check", *AS_OF)
     before = rows()
-    result = run("check", *AS_OF, "docs/good.md", "--format", "json")
+    result = as_fresh(run, "check", *AS_OF, "docs/good.md", "--format", "json")
     assert result.out.count('"path"') == 1
     assert rows() == before
 
@@ -162,6 +172,7 @@ def test_a_touched_but_unchanged_file_is_not_parsed_again(
     assert touched.out == cold.out
     assert reads["parsed"] == 0 and reads["digested"] > 0  # the digest settled it
     assert rows()[str(page)] == (page.stat().st_size, later)  # the entry holds for the new time
+    assert touched.out == run("check", *AS_OF, "--format", "json", "--no-cache").out
 
 
 def test_same_size_and_time_but_new_content_is_seen(library: Path, run: Any) -> None:
@@ -197,8 +208,8 @@ def test_settled_entries_are_not_even_digested(library: Path, reads: dict[str, i
     reads["parsed"] = reads["digested"] = 0
     with parse_cache(settings, library, later + RACY_NS) as cache:
         warm = check(settings, [], library, date(2026, 5, 1), cache=cache)
-    assert warm == cold
     assert reads == {"parsed": 0, "digested": 0}
+    assert warm == cold == check(settings, [], library, date(2026, 5, 1))  # without a cache
 
 
 def test_racy_entries_are_checked_by_digest(library: Path, reads: dict[str, int]) -> None:
@@ -209,8 +220,9 @@ def test_racy_entries_are_checked_by_digest(library: Path, reads: dict[str, int]
         check(settings, [], library, date(2026, 5, 1), cache=cache)
     reads["parsed"] = reads["digested"] = 0
     with parse_cache(settings, library, now + 10 * RACY_NS) as cache:
-        check(settings, [], library, date(2026, 5, 1), cache=cache)
+        warm = check(settings, [], library, date(2026, 5, 1), cache=cache)
     assert reads["parsed"] == 0 and reads["digested"] == 11
+    assert warm == check(settings, [], library, date(2026, 5, 1))  # without a cache
 
 
 def test_the_cache_is_dropped_when_the_version_changes(
@@ -223,8 +235,9 @@ def test_the_cache_is_dropped_when_the_version_changes(
     assert upgraded.out == cold.out
     assert reads["parsed"] == 11  # every document read again
     reads["parsed"] = 0
-    run("check", *AS_OF, "--format", "json")
+    again = run("check", *AS_OF, "--format", "json")
     assert reads["parsed"] == 0  # and cached again under the new version
+    assert again.out == run("check", *AS_OF, "--format", "json", "--no-cache").out
 
 
 @pytest.mark.parametrize(
@@ -265,8 +278,9 @@ def test_cache_clear(library: Path, run: Any, reads: dict[str, int]) -> None:
     )
     assert rows() == {}
     reads["parsed"] = 0
-    run("check", *AS_OF)
+    after = run("check", *AS_OF)
     assert reads["parsed"] == 11
+    assert after.out == run("check", *AS_OF, "--no-cache").out
 
 
 def test_no_cache_neither_uses_nor_creates_the_store(library: Path, run: Any) -> None:
