@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -189,7 +192,7 @@ def test_entries_are_trusted_only_for_files_changed_well_before_they_were_read()
     cache = ParseCache.off()
 
     def entry(size: int = 100, mtime: int = file.mtime_ns, stamp: int = 0) -> CacheEntry:
-        return CacheEntry(b"a.md", size, mtime, file.ctime_ns, stamp, b"", "", "")
+        return CacheEntry(b"a.md", size, mtime, file.ctime_ns, stamp, b"", "", "a.md", "", "")
 
     settled = file.mtime_ns + RACY_NS + 1
     assert cache.holds(entry(stamp=settled), file)
@@ -316,3 +319,102 @@ def test_a_cache_written_by_a_newer_version_is_left_alone(library: Path, run: An
     result = run("check", *AS_OF, "--format", "json")
     assert result.out == run("check", *AS_OF, "--format", "json", "--no-cache").out
     assert "written by a newer review-scheduler" in result.err
+
+
+# --------------------------------------------------------------------------- runs at once
+
+# Settings another run may have (from the environment): each changes the report.
+OTHER_SETTINGS = {
+    "narrowed licenses": ("SCHEDULER_METADATA__LICENSES", '["CC0-1.0"]'),
+    "another default editor": ("SCHEDULER_ROUTING__DEFAULT", '["other@example.org"]'),
+}
+REPORT = ("check", *AS_OF, "--format", "json", "--fail-on", "never")
+
+
+def run_in_another_process(cwd: Path, *env: tuple[str, str]) -> str:
+    """``check`` in a process of its own, to the end; its report."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", *REPORT],
+        cwd=cwd,
+        env={**os.environ, **dict(env)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    return done.stdout
+
+
+@pytest.mark.parametrize("moment", ["after the fingerprint check", "before the first write"])
+@pytest.mark.parametrize("other", sorted(OTHER_SETTINGS))
+def test_a_run_under_other_settings_at_the_same_time_leaves_no_wrong_entries(
+    library: Path, run: Any, monkeypatch: pytest.MonkeyPatch, moment: str, other: str
+) -> None:
+    """Another process, under other settings, runs from start to end while this one is between
+    checking the cache's fingerprint and writing its entries (or reading them)."""
+    setting = OTHER_SETTINGS[other]
+    theirs: list[str] = []
+
+    def another_run() -> None:
+        if not theirs:
+            theirs.append(run_in_another_process(library, setting))
+
+    if moment == "after the fingerprint check":
+        real_open = ParseCache.open
+
+        def open_then_another_run(cls: type[ParseCache], *args: Any) -> ParseCache:
+            cache = real_open(*args)
+            another_run()
+            return cache
+
+        monkeypatch.setattr(ParseCache, "open", classmethod(open_then_another_run))
+    else:
+        real_flush = ParseCache.flush
+
+        def another_run_then_flush(self: ParseCache) -> bool:
+            another_run()
+            return real_flush(self)
+
+        monkeypatch.setattr(ParseCache, "flush", another_run_then_flush)
+    mine = as_fresh(run, *REPORT)
+    assert len(theirs) == 1
+
+    monkeypatch.setenv(*setting)
+    assert theirs[0] == run(*REPORT, "--no-cache").out != mine.out
+    for _ in range(2):  # the entries are replaced, then used
+        as_fresh(run, *REPORT)
+    monkeypatch.delenv(setting[0])
+    for _ in range(2):
+        as_fresh(run, *REPORT)
+
+
+# --------------------------------------------------------------------------- the current folder
+
+
+def test_editors_of_files_outside_the_content_root_are_those_a_fresh_read_gives(
+    tmp_path: Path, run: Any, reads: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Routing globs see a path relative to the content root, or for a file outside it the path
+    shown, which depends on the current folder. One store serves runs from either folder."""
+    config = write_doc(
+        tmp_path / "scheduler.toml",
+        f'[content]\nroot = "{tmp_path / "docs"}"\n'
+        f'[store]\nurl = "sqlite:///{tmp_path / "state.sqlite3"}"\n'
+        '[routing]\ndefault = ["team@example.org"]\n'
+        '[[routing.rules]]\npaths = ["outside/*.md"]\neditors = ["out@example.org"]\n',
+    )
+    (tmp_path / "docs").mkdir()
+    write_doc(tmp_path / "outside" / "extra.md", frontmatter())
+
+    def editors(cwd: Path, target: str) -> list[str]:
+        monkeypatch.chdir(cwd)
+        report = json.loads(as_fresh(run, *REPORT, "--config", str(config), target).out)
+        return [e for doc in report["documents"] for e in doc["editors"]]
+
+    for _ in range(2):
+        assert editors(tmp_path, "outside/extra.md") == ["out@example.org"]
+        assert editors(tmp_path / "outside", "extra.md") == ["team@example.org"]
+    reads["parsed"] = 0
+    editors(tmp_path / "outside", "extra.md")
+    assert reads["parsed"] == 1  # the run without the cache: the other came from the cache

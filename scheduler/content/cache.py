@@ -8,10 +8,14 @@ its times changing (the "racy git" problem). Such entries, and files whose times
 whose size did not (a ``touch``, a fresh checkout), are checked against a SHA-256 digest of the
 bytes that were read; a file whose digest still matches is not parsed again.
 
-Each entry also holds the document's editors. The whole cache is dropped when anything that
-shapes what it holds changes: the tool's version, the format of the facts, the versions of the
-YAML and validation libraries, or a setting that affects reading, validation or routing
-(``[content] max_file_bytes`` and ``root``, ``[fields]``, ``[metadata]``, ``[routing]``).
+Each entry also holds the document's editors. An entry answers only under what it was read
+with: the fingerprint of everything that shapes what it holds (the tool's version, the format of
+the facts, the versions of the YAML and validation libraries, and the settings that affect
+reading, validation or routing: ``[content] max_file_bytes`` and ``root``, ``[fields]``,
+``[metadata]``, ``[routing]``), and the path routing globs saw (for a file outside the content
+root, one that depends on the current folder). Each entry carries both, so runs under other
+settings, even at the same time, never use each other's entries; when the fingerprint changes,
+the entries of any other are dropped.
 
 The cache is an optimisation: when the store cannot be opened or written, the run goes on without
 it and says so once. Its entries live in the state store (:class:`~scheduler.store.CacheStore`);
@@ -74,9 +78,10 @@ class ParseCache:
     end, which also forgets files and folders that are gone.
     """
 
-    def __init__(self, store: StateStore | None, stamp_ns: int) -> None:
+    def __init__(self, store: StateStore | None, stamp_ns: int, fingerprint: str = "") -> None:
         self._store = store
         self._stamp_ns = stamp_ns
+        self._fingerprint = fingerprint
         self._folder: str | None = None
         self._rows: dict[str, CacheEntry] = {}
         self._visited: set[bytes] = set()
@@ -106,18 +111,22 @@ class ParseCache:
             if store is not None:
                 store.close()
             return cls.off()
-        return cls(store, stamp_ns)
+        return cls(store, stamp_ns, fingerprint)
 
     # ------------------------------------------------------------------ reading
 
     def lookup(self, file: SourceFile) -> CacheEntry | None:
-        """The entry recorded for ``file``, whether or not it still holds."""
+        """The entry recorded for ``file`` under this run's settings and with the path routing
+        sees for it now, whether or not it still holds; None for any other."""
         if self._store is None:
             return None
         folder, _, name = file.path.rpartition(os.sep)
         if folder != self._folder:
             self._enter(folder)
-        return self._rows.pop(name, None)
+        entry = self._rows.pop(name, None)
+        if entry is None or entry.fingerprint != self._fingerprint or entry.rel != file.rel:
+            return None
+        return entry
 
     def holds(self, entry: CacheEntry, file: SourceFile) -> bool:
         """Whether ``entry`` answers for ``file`` without looking at its contents."""
@@ -168,6 +177,8 @@ class ParseCache:
             file.ctime_ns,
             self._stamp_ns,
             digest,
+            self._fingerprint,
+            file.rel,
             route,
             facts,
         )
@@ -175,8 +186,9 @@ class ParseCache:
         if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:
             self.flush()
 
-    def confirm(self, file: SourceFile) -> None:
-        """``file``'s times changed but its contents did not: the entry holds for the new times."""
+    def confirm(self, file: SourceFile, digest: bytes) -> None:
+        """``file``'s times changed but its contents, of ``digest``, did not: the entry holds
+        for the new times (if no other run replaced it meanwhile)."""
         if self._store is None:
             return
         folder, _, name = file.path.rpartition(os.sep)
@@ -188,6 +200,8 @@ class ParseCache:
                 file.mtime_ns,
                 file.ctime_ns,
                 self._stamp_ns,
+                digest,
+                self._fingerprint,
             )
         )
         if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:

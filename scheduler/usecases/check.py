@@ -124,8 +124,8 @@ def examine(
 
     def outcome(file: SourceFile, entry: CacheEntry | None, read: Outcome) -> Examined:
         if read.facts is None:  # the contents are those cached
-            assert entry is not None
-            cache.confirm(file)
+            assert entry is not None and read.digest is not None
+            cache.confirm(file, read.digest)
             return answer(file, entry.facts, entry.route)
         assert read.route is not None
         if read.digest is not None:
