@@ -389,6 +389,85 @@ def test_a_run_under_other_settings_at_the_same_time_leaves_no_wrong_entries(
         as_fresh(run, *REPORT)
 
 
+# --------------------------------------------------------------------------- damaged entries
+
+
+def facts_with(index: int, value: Any) -> Callable[[str], str]:
+    """A change to a record: its item ``index`` becomes ``value``."""
+
+    def change(record: str) -> str:
+        fields = json.loads(record)
+        fields[index] = value
+        return json.dumps(fields)
+
+    return change
+
+
+# column -> how it is damaged
+DAMAGE: dict[str, tuple[str, Callable[[str], str]]] = {
+    "a bad date": ("facts", lambda record: record.replace('"2026-01-15"', '"2026-02-30"')),
+    "bad JSON": ("facts", lambda record: record[:-1]),
+    "no JSON at all": ("facts", lambda record: ""),
+    "more after the record": ("facts", lambda record: record + "[]"),
+    "too few fields": ("facts", lambda record: json.dumps(json.loads(record)[:-1])),
+    "not an array": ("facts", lambda record: '{"title": "x"}'),
+    "a title that is not text": ("facts", facts_with(0, 5)),
+    "a date that is not text": ("facts", facts_with(2, [2026, 1, 15])),
+    "an unknown severity": ("facts", facts_with(7, [[1, "title", "fatal", "m", None, "RS106", 1]])),
+    "an unknown rule": ("facts", facts_with(7, [[1, "title", "error", "m", None, "RS999", 1]])),
+    "a short problem": ("facts", facts_with(7, [[1, "title", "error"]])),
+    "further fields that are not a table": ("facts", facts_with(8, [["language", "en"]])),
+    "nesting too deep for Python": ("facts", lambda record: "[" * 100_000 + "]" * 100_000),
+    "a route of one item": ("route", lambda route: '["ed@example.org"]'),
+    "editors that are not text": ("route", lambda route: "[[1],[]]"),
+    "a bad problem in the route": ("route", lambda route: '[["ed@example.org"],[[1]]]'),
+    "a route that is not JSON": ("route", lambda route: "[["),
+}
+
+
+def damage(path: Path, column: str, change: Callable[[str], str]) -> None:
+    folder, name = os.fsencode(path.parent), os.fsencode(path.name)
+    with sqlite3.connect(STORE) as db:
+        where = "WHERE folder = ? AND name = ?"
+        (old,) = db.execute(f"SELECT {column} FROM parse_cache {where}", (folder, name)).fetchone()  # noqa: S608
+        db.execute(f"UPDATE parse_cache SET {column} = ? {where}", (change(old), folder, name))  # noqa: S608
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_an_entry_that_cannot_be_decoded_is_a_miss_and_is_replaced(
+    library: Path, run: Any, reads: dict[str, int], kind: str
+) -> None:
+    run(*REPORT)
+    damage(library / "docs" / "good.md", *DAMAGE[kind])
+    reads["parsed"] = 0
+    damaged = run(*REPORT)
+    assert reads["parsed"] == 1  # that document, again
+    assert damaged.err == (
+        "WARNING scheduler.content.cache: 1 entry of the parse cache could not be decoded;"
+        " the documents were read again\n"
+    )
+    assert damaged.out == run(*REPORT, "--no-cache").out
+    reads["parsed"] = 0
+    repaired = as_fresh(run, *REPORT)
+    assert (repaired.err, reads["parsed"]) == ("", 11)  # 11: the run without the cache
+
+
+def test_entry_times_of_the_wrong_type_are_not_trusted(
+    library: Path, run: Any, reads: dict[str, int]
+) -> None:
+    run(*REPORT)
+    with sqlite3.connect(STORE) as db:
+        db.execute("UPDATE parse_cache SET stamp_ns = 'late' WHERE name = ?", (b"good.md",))
+        db.execute("UPDATE parse_cache SET size = x'00' WHERE name = ?", (b"warn.md",))
+    reads["parsed"] = 0
+    damaged = run(*REPORT)
+    assert (damaged.err, reads["parsed"]) == ("", 1)  # warn.md; good.md is settled by digest
+    assert damaged.out == run(*REPORT, "--no-cache").out
+    with sqlite3.connect(STORE) as db:
+        stamps = db.execute("SELECT typeof(stamp_ns), typeof(size) FROM parse_cache").fetchall()
+    assert set(stamps) == {("integer", "integer")}  # both entries rewritten
+
+
 # --------------------------------------------------------------------------- the current folder
 
 

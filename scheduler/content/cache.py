@@ -15,7 +15,8 @@ reading, validation or routing: ``[content] max_file_bytes`` and ``root``, ``[fi
 ``[metadata]``, ``[routing]``), and the path routing globs saw (for a file outside the content
 root, one that depends on the current folder). Each entry carries both, so runs under other
 settings, even at the same time, never use each other's entries; when the fingerprint changes,
-the entries of any other are dropped.
+the entries of any other are dropped. An entry that cannot be decoded is a miss too: its file is
+read again and the entry replaced.
 
 The cache is an optimisation: when the store cannot be opened or written, the run goes on without
 it and says so once. Its entries live in the state store (:class:`~scheduler.store.CacheStore`);
@@ -82,6 +83,7 @@ class ParseCache:
         self._store = store
         self._stamp_ns = stamp_ns
         self._fingerprint = fingerprint
+        self._malformed = 0
         self._folder: str | None = None
         self._rows: dict[str, CacheEntry] = {}
         self._visited: set[bytes] = set()
@@ -127,6 +129,12 @@ class ParseCache:
         if entry is None or entry.fingerprint != self._fingerprint or entry.rel != file.rel:
             return None
         return entry
+
+    def reject(self, file: SourceFile) -> None:
+        """The entry :meth:`lookup` gave for ``file`` could not be decoded: a miss. (Reading
+        the file again replaces it.)"""
+        log.debug("the parse cache's entry for %s cannot be decoded", file.display)
+        self._malformed += 1
 
     def holds(self, entry: CacheEntry, file: SourceFile) -> bool:
         """Whether ``entry`` answers for ``file`` without looking at its contents."""
@@ -220,6 +228,14 @@ class ParseCache:
 
     def close(self) -> None:
         """Write what is pending, forget folders that are gone, and close the store."""
+        if self._malformed:
+            count = self._malformed
+            log.warning(
+                "%d %s of the parse cache could not be decoded; the documents were read again",
+                count,
+                "entry" if count == 1 else "entries",
+            )
+            self._malformed = 0
         if self._store is None:
             return
         self._leave()

@@ -749,12 +749,16 @@ class SqliteCache:
             return row is not None
 
     def folder(self, folder: bytes) -> list[CacheEntry]:
+        # SQLite keeps whatever a column is given: the casts hand back the declared types even
+        # from a damaged file.
         make = CacheEntry._make
         return [
             make(row)
             for row in self._store.query(
-                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, fingerprint, rel, route,"
-                " facts FROM parse_cache WHERE folder = ?",
+                "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
+                " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
+                " CAST(fingerprint AS TEXT), CAST(rel AS TEXT), CAST(route AS TEXT),"
+                " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ?",
                 (folder,),
             )
         ]
