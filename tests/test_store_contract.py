@@ -307,8 +307,19 @@ def test_run_history(store: StateStore) -> None:
 # --------------------------------------------------------------------------- parse cache
 
 
-def cached(name: bytes, size: int = 10, facts: str = "[]") -> CacheEntry:
-    return CacheEntry(name, size, 1, 2, 3, b"\x00digest", '[["ed@example.org"],[]]', facts)
+def cached(name: bytes, size: int = 10, facts: str = "[]", fingerprint: str = "fp1") -> CacheEntry:
+    return CacheEntry(
+        name,
+        size,
+        1,
+        2,
+        3,
+        b"\x00digest",
+        fingerprint,
+        "sub/a.md",
+        '[["ed@example.org"],[]]',
+        facts,
+    )
 
 
 def test_cache_entries_by_folder(store: StateStore) -> None:
@@ -321,7 +332,7 @@ def test_cache_entries_by_folder(store: StateStore) -> None:
 
     cache.write(
         [(b"/d", cached(b"a.md", size=11, facts='["new"]'))],
-        [Retimed(b"/e", b"b.md", 12, 5, 6, 7)],
+        [Retimed(b"/e", b"b.md", 12, 5, 6, 7, b"\x00digest", "fp1")],
         [(b"/d", odd)],
     )
     assert cache.folder(b"/d") == [cached(b"a.md", size=11, facts='["new"]')]
@@ -332,15 +343,36 @@ def test_cache_entries_by_folder(store: StateStore) -> None:
     assert cache.folders() == [b"/d"]
 
 
+def test_only_the_entry_that_was_checked_gets_new_times(store: StateStore) -> None:
+    """Another run may replace an entry between one run's reading it and giving it new times."""
+    cache = store.cache
+    cache.adopt("fp1")
+    cache.write([(b"/d", cached(b"a.md"))], [], [])
+    cache.write(
+        [],
+        [
+            Retimed(b"/d", b"a.md", 12, 5, 6, 7, b"other digest", "fp1"),
+            Retimed(b"/d", b"a.md", 12, 5, 6, 7, b"\x00digest", "fp2"),
+        ],
+        [],
+    )
+    assert cache.folder(b"/d") == [cached(b"a.md")]
+
+
 def test_cache_fingerprint_and_clear(store: StateStore) -> None:
     cache = store.cache
     cache.adopt("fp1")
     cache.write([(b"/d", cached(b"a.md"))], [], [])
     assert cache.adopt("fp1") is False
     assert cache.folder(b"/d") == [cached(b"a.md")]
-    assert cache.adopt("fp2") is True  # made under other settings: dropped
-    assert cache.folders() == []
-    cache.write([(b"/d", cached(b"a.md")), (b"/d", cached(b"b.md"))], [], [])
+    # A run under other settings may write at any time: entries keep their own fingerprint.
+    cache.write([(b"/d", cached(b"b.md", fingerprint="fp2"))], [], [])
+    assert sorted(cache.folder(b"/d")) == [cached(b"a.md"), cached(b"b.md", fingerprint="fp2")]
+    assert cache.adopt("fp2") is True  # the settings changed: entries made under others go
+    assert cache.folder(b"/d") == [cached(b"b.md", fingerprint="fp2")]
+    cache.write([(b"/d", cached(b"a.md"))], [], [])
+    assert cache.adopt("fp2") is False  # unchanged: nothing is dropped
+    assert len(cache.folder(b"/d")) == 2
     assert cache.clear() == 2
     assert cache.folders() == []
     assert cache.adopt("fp2") is False  # the fingerprint went too

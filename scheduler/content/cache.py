@@ -8,10 +8,15 @@ its times changing (the "racy git" problem). Such entries, and files whose times
 whose size did not (a ``touch``, a fresh checkout), are checked against a SHA-256 digest of the
 bytes that were read; a file whose digest still matches is not parsed again.
 
-Each entry also holds the document's editors. The whole cache is dropped when anything that
-shapes what it holds changes: the tool's version, the format of the facts, the versions of the
-YAML and validation libraries, or a setting that affects reading, validation or routing
-(``[content] max_file_bytes`` and ``root``, ``[fields]``, ``[metadata]``, ``[routing]``).
+Each entry also holds the document's editors. An entry answers only under what it was read
+with: the fingerprint of everything that shapes what it holds (the tool's version, the format of
+the facts, the versions of the YAML and validation libraries, and the settings that affect
+reading, validation or routing: ``[content] max_file_bytes`` and ``root``, ``[fields]``,
+``[metadata]``, ``[routing]``), and the path routing globs saw (for a file outside the content
+root, one that depends on the current folder). Each entry carries both, so runs under other
+settings, even at the same time, never use each other's entries; when the fingerprint changes,
+the entries of any other are dropped. An entry that cannot be decoded is a miss too: its file is
+read again and the entry replaced.
 
 The cache is an optimisation: when the store cannot be opened or written, the run goes on without
 it and says so once. Its entries live in the state store (:class:`~scheduler.store.CacheStore`);
@@ -74,9 +79,11 @@ class ParseCache:
     end, which also forgets files and folders that are gone.
     """
 
-    def __init__(self, store: StateStore | None, stamp_ns: int) -> None:
+    def __init__(self, store: StateStore | None, stamp_ns: int, fingerprint: str = "") -> None:
         self._store = store
         self._stamp_ns = stamp_ns
+        self._fingerprint = fingerprint
+        self._malformed = 0
         self._folder: str | None = None
         self._rows: dict[str, CacheEntry] = {}
         self._visited: set[bytes] = set()
@@ -106,18 +113,28 @@ class ParseCache:
             if store is not None:
                 store.close()
             return cls.off()
-        return cls(store, stamp_ns)
+        return cls(store, stamp_ns, fingerprint)
 
     # ------------------------------------------------------------------ reading
 
     def lookup(self, file: SourceFile) -> CacheEntry | None:
-        """The entry recorded for ``file``, whether or not it still holds."""
+        """The entry recorded for ``file`` under this run's settings and with the path routing
+        sees for it now, whether or not it still holds; None for any other."""
         if self._store is None:
             return None
         folder, _, name = file.path.rpartition(os.sep)
         if folder != self._folder:
             self._enter(folder)
-        return self._rows.pop(name, None)
+        entry = self._rows.pop(name, None)
+        if entry is None or entry.fingerprint != self._fingerprint or entry.rel != file.rel:
+            return None
+        return entry
+
+    def reject(self, file: SourceFile) -> None:
+        """The entry :meth:`lookup` gave for ``file`` could not be decoded: a miss. (Reading
+        the file again replaces it.)"""
+        log.debug("the parse cache's entry for %s cannot be decoded", file.display)
+        self._malformed += 1
 
     def holds(self, entry: CacheEntry, file: SourceFile) -> bool:
         """Whether ``entry`` answers for ``file`` without looking at its contents."""
@@ -168,6 +185,8 @@ class ParseCache:
             file.ctime_ns,
             self._stamp_ns,
             digest,
+            self._fingerprint,
+            file.rel,
             route,
             facts,
         )
@@ -175,8 +194,9 @@ class ParseCache:
         if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:
             self.flush()
 
-    def confirm(self, file: SourceFile) -> None:
-        """``file``'s times changed but its contents did not: the entry holds for the new times."""
+    def confirm(self, file: SourceFile, digest: bytes) -> None:
+        """``file``'s times changed but its contents, of ``digest``, did not: the entry holds
+        for the new times (if no other run replaced it meanwhile)."""
         if self._store is None:
             return
         folder, _, name = file.path.rpartition(os.sep)
@@ -188,6 +208,8 @@ class ParseCache:
                 file.mtime_ns,
                 file.ctime_ns,
                 self._stamp_ns,
+                digest,
+                self._fingerprint,
             )
         )
         if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:
@@ -206,6 +228,14 @@ class ParseCache:
 
     def close(self) -> None:
         """Write what is pending, forget folders that are gone, and close the store."""
+        if self._malformed:
+            count = self._malformed
+            log.warning(
+                "%d %s of the parse cache could not be decoded; the documents were read again",
+                count,
+                "entry" if count == 1 else "entries",
+            )
+            self._malformed = 0
         if self._store is None:
             return
         self._leave()

@@ -33,7 +33,6 @@ from scheduler.rules import RULES
 FORMAT_VERSION = "2:" + ",".join(field.name for field in REPORTED)
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text survives storage
-_decode = json.JSONDecoder().decode
 # The decoder's C scanner itself (an attribute the type stubs leave out): a record is one JSON
 # array, and calling the scanner directly skips two Python-level wrappers that cost as much as
 # the rest of decoding a record.
@@ -118,9 +117,21 @@ def route_text(editors: tuple[str, ...], problems: tuple[Problem, ...]) -> str:
     return _encode([list(editors), [_problem_row(p) for p in problems]])
 
 
+class MalformedRecord(ValueError):
+    """A record or route that is not one the encoder writes: it holds no facts."""
+
+
+_OPTIONAL_TEXT = (str, type(None))
+_SEVERITIES = {severity.value: severity for severity in Severity}
+
+
 class FactsDecoder:
     """Decodes rows for one run, sharing the values many documents have in common (statuses,
-    frequencies, dates, editor lists) so that a large report stays small in memory."""
+    frequencies, dates, editor lists) so that a large report stays small in memory.
+
+    Whatever it is given, it returns facts of the types :class:`DocumentFacts` declares or
+    raises :class:`MalformedRecord`: a record from a damaged store is refused, never passed on.
+    """
 
     def __init__(self) -> None:
         self._texts: dict[str | None, str | None] = {None: None}
@@ -128,7 +139,19 @@ class FactsDecoder:
         self._routes: dict[str, tuple[str, ...]] = {}
 
     def facts(self, record: FactsRecord, path: str) -> DocumentFacts:
-        title, status, last, frequency, due, line, url, problems, shown = _scan(record, 0)[0]
+        fields = _array(record, 9)
+        title, status, last, frequency, due, line, url, problems, shown = fields
+        if not (
+            isinstance(title, _OPTIONAL_TEXT)
+            and isinstance(status, _OPTIONAL_TEXT)
+            and isinstance(last, _OPTIONAL_TEXT)
+            and isinstance(frequency, _OPTIONAL_TEXT)
+            and isinstance(due, _OPTIONAL_TEXT)
+            and _is_line(line)
+            and isinstance(url, _OPTIONAL_TEXT)
+            and (shown == 0 or type(shown) is dict)
+        ):
+            raise MalformedRecord("a field of the wrong type")
         texts, dates = self._texts, self._dates
         return DocumentFacts(
             title,
@@ -138,7 +161,7 @@ class FactsDecoder:
             dates[due] if due in dates else self._date(due),
             line,
             url,
-            tuple(_problem(path, row) for row in problems) if problems else (),
+            () if problems == 0 else _problems(path, problems),
             tuple(shown.items()) if shown else (),
         )
 
@@ -146,16 +169,37 @@ class FactsDecoder:
         editors = self._routes.get(text)
         if editors is not None:
             return editors, ()
-        names, problems = _decode(text)
+        names, rows = _array(text, 2)
+        if type(names) is not list or not all(type(name) is str for name in names):
+            raise MalformedRecord("editors that are not a list of addresses")
+        problems = _problems(path, rows)
         if problems:
-            return tuple(names), tuple(_problem(path, row) for row in problems)
+            return tuple(names), problems
         editors = self._routes[text] = tuple(names)
         return editors, ()
 
     def _date(self, text: str | None) -> date | None:
         assert text is not None
-        value = self._dates[text] = date.fromisoformat(text)
+        try:
+            value = self._dates[text] = date.fromisoformat(text)
+        except ValueError:
+            raise MalformedRecord(f"not a date: {text!r}") from None
         return value
+
+
+def _array(text: str, length: int) -> list[Any]:
+    """``text`` as the JSON array of ``length`` items it must be, whole."""
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError, TypeError, RecursionError):  # StopIteration: no JSON
+        raise MalformedRecord("not JSON") from None
+    if end != len(text) or type(value) is not list or len(value) != length:
+        raise MalformedRecord(f"not a JSON array of {length} items")
+    return value
+
+
+def _is_line(value: object) -> bool:
+    return value is None or type(value) is int
 
 
 def _iso(value: date | None) -> str | None:
@@ -174,17 +218,26 @@ def _problem_row(problem: Problem) -> list[Any]:
     ]
 
 
-def _problem(path: str, row: list[Any]) -> Problem:
+def _problems(path: str, rows: object) -> tuple[Problem, ...]:
+    if type(rows) is not list:
+        raise MalformedRecord("problems that are not a list")
+    return tuple(_problem(path, row) for row in rows)
+
+
+def _problem(path: str, row: object) -> Problem:
+    if type(row) is not list or len(row) != 7:
+        raise MalformedRecord("a problem that is not a list of 7 items")
     line, field, severity, message, hint, code, column = row
-    rule = RULES.get(code)
-    return Problem(
-        path,
-        line,
-        field,
-        Severity(severity),
-        message,
-        hint,
-        code,
-        rule.name if rule else "",
-        column,
-    )
+    rule = RULES.get(code) if type(code) is str else None
+    if not (
+        rule is not None
+        and _is_line(line)
+        and isinstance(field, _OPTIONAL_TEXT)
+        and type(severity) is str
+        and severity in _SEVERITIES
+        and type(message) is str
+        and isinstance(hint, _OPTIONAL_TEXT)
+        and _is_line(column)
+    ):
+        raise MalformedRecord("a problem of the wrong shape")
+    return Problem(path, line, field, _SEVERITIES[severity], message, hint, code, rule.name, column)

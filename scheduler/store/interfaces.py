@@ -126,12 +126,15 @@ class CacheEntry(NamedTuple):
     ctime_ns: int
     stamp_ns: int  # no later than when the file was read: the start of that run
     digest: bytes
+    fingerprint: str  # the settings and version it was read under
+    rel: str  # the path routing saw
     route: str  # the document's editors, encoded by the reader
     facts: str  # the document's facts, encoded by the reader
 
 
 class Retimed(NamedTuple):
-    """A cached file whose times changed and contents did not: its entry holds for new times."""
+    """A cached file whose times changed and contents did not: its entry holds for new times.
+    Only an entry that still has ``digest`` and ``fingerprint`` is changed."""
 
     folder: bytes
     name: bytes
@@ -139,6 +142,8 @@ class Retimed(NamedTuple):
     mtime_ns: int
     ctime_ns: int
     stamp_ns: int
+    digest: bytes
+    fingerprint: str
 
 
 class LedgerStore(Protocol):
@@ -230,14 +235,17 @@ class RunHistory(Protocol):
 
 class CacheStore(Protocol):
     """The parse cache's entries, by folder. Folder and file names are bytes: any name a file
-    system allows."""
+    system allows. Entries are kept as written, whatever fingerprint they carry: the cache's
+    rules for using them are the caller's."""
 
     def adopt(self, fingerprint: str) -> bool:
-        """Keep the entries if they were made under ``fingerprint``; else drop them all and
-        record ``fingerprint``. True when entries made under another one were dropped."""
+        """Record ``fingerprint`` as the current one. If another one was recorded, drop the
+        entries made under any but ``fingerprint`` and return True."""
         ...
 
-    def folder(self, folder: bytes) -> list[CacheEntry]: ...
+    def folder(self, folder: bytes) -> list[CacheEntry]:
+        """The entries of ``folder``, each field of the type :class:`CacheEntry` declares."""
+        ...
 
     def write(
         self,
@@ -246,7 +254,8 @@ class CacheStore(Protocol):
         deletes: Sequence[tuple[bytes, bytes]],
     ) -> None:
         """In one transaction: add or replace entries (with their folder), give entries new
-        times, delete entries named by (folder, name)."""
+        times (those that still have the digest and fingerprint named), delete entries named by
+        (folder, name)."""
         ...
 
     def folders(self) -> list[bytes]: ...

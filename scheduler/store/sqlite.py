@@ -176,6 +176,26 @@ CACHE_STEPS = (
         PRIMARY KEY (folder, name)
     )
     """,
+    # Each entry says what it was read under: the settings' fingerprint and the path routing
+    # saw. The cache starts afresh.
+    """
+    DROP TABLE parse_cache;
+    DELETE FROM parse_cache_settings;
+    CREATE TABLE parse_cache (
+        folder BLOB NOT NULL,
+        name BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        stamp_ns INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        fingerprint TEXT NOT NULL,
+        rel TEXT NOT NULL,
+        route TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        PRIMARY KEY (folder, name)
+    )
+    """,
 )
 
 
@@ -720,7 +740,7 @@ class SqliteCache:
             row = db.execute("SELECT fingerprint FROM parse_cache_settings").fetchone()
             if row is not None and row[0] == fingerprint:
                 return False
-            db.execute("DELETE FROM parse_cache")
+            db.execute("DELETE FROM parse_cache WHERE fingerprint != ?", (fingerprint,))
             db.execute(
                 "INSERT INTO parse_cache_settings (id, fingerprint) VALUES (1, ?)"
                 " ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
@@ -729,12 +749,16 @@ class SqliteCache:
             return row is not None
 
     def folder(self, folder: bytes) -> list[CacheEntry]:
+        # SQLite keeps whatever a column is given: the casts hand back the declared types even
+        # from a damaged file.
         make = CacheEntry._make
         return [
             make(row)
             for row in self._store.query(
-                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, route, facts"
-                " FROM parse_cache WHERE folder = ?",
+                "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
+                " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
+                " CAST(fingerprint AS TEXT), CAST(rel AS TEXT), CAST(route AS TEXT),"
+                " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ?",
                 (folder,),
             )
         ]
@@ -748,13 +772,15 @@ class SqliteCache:
         with self._store.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO parse_cache (folder, name, size, mtime_ns, ctime_ns,"
-                " stamp_ns, digest, route, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " stamp_ns, digest, fingerprint, rel, route, facts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(folder, *entry) for folder, entry in upserts],
             )
             db.executemany(
-                "UPDATE parse_cache SET size = ?, mtime_ns = ?, ctime_ns = ?, stamp_ns = ?"
-                " WHERE folder = ? AND name = ?",
-                [(r.size, r.mtime_ns, r.ctime_ns, r.stamp_ns, r.folder, r.name) for r in retimed],
+                "UPDATE parse_cache SET size = :size, mtime_ns = :mtime_ns, ctime_ns = :ctime_ns,"
+                " stamp_ns = :stamp_ns WHERE folder = :folder AND name = :name"
+                " AND digest = :digest AND fingerprint = :fingerprint",
+                [r._asdict() for r in retimed],
             )
             db.executemany("DELETE FROM parse_cache WHERE folder = ? AND name = ?", deletes)
 

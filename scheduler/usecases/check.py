@@ -17,7 +17,7 @@ from scheduler.config import FieldNames, Settings
 from scheduler.content.cache import CacheEntry, ParseCache
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
-from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord
+from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord, MalformedRecord
 from scheduler.content.loader import Discovery, SourceFile
 from scheduler.content.metadata import future_review_problem
 from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
@@ -60,7 +60,7 @@ class Examined(NamedTuple):
     routing_problems: tuple[Problem, ...]
 
 
-_Task = tuple[SourceFile, CacheEntry | None]
+_Task = tuple[SourceFile, Examined | None]  # a file to read, and what its cache entry says
 
 
 @contextmanager
@@ -105,8 +105,8 @@ def examine(
     """Every document under ``targets`` with its facts and editors, one at a time.
 
     Facts come from ``cache`` where it still answers for a file, else from reading the file (in
-    worker processes when many need reading), and are then recorded in ``cache``. Documents come
-    in no particular order: callers sort.
+    worker processes when many need reading), and are then recorded in ``cache``. An entry that
+    cannot be decoded is a miss. Documents come in no particular order: callers sort.
     """
     found = resolve_targets(settings, targets, cwd)
     discovery = Discovery(
@@ -122,11 +122,18 @@ def examine(
         shown = file.display
         return Examined(shown, decoder.facts(facts, shown), *decoder.route(route, shown))
 
-    def outcome(file: SourceFile, entry: CacheEntry | None, read: Outcome) -> Examined:
-        if read.facts is None:  # the contents are those cached
-            assert entry is not None
-            cache.confirm(file)
+    def decoded(file: SourceFile, entry: CacheEntry) -> Examined | None:
+        try:
             return answer(file, entry.facts, entry.route)
+        except MalformedRecord:
+            cache.reject(file)
+            return None
+
+    def outcome(file: SourceFile, cached: Examined | None, read: Outcome) -> Examined:
+        if read.facts is None:  # the contents are those cached
+            assert cached is not None and read.digest is not None
+            cache.confirm(file, read.digest)
+            return cached
         assert read.route is not None
         if read.digest is not None:
             cache.store(file, read.digest, read.facts, read.route)
@@ -140,16 +147,20 @@ def examine(
                 yield Examined(item.path, DocumentFacts(problems=(item,)), editors, problems)
                 continue
             entry = lookup(item)
-            if entry is not None and holds(entry, item):
-                yield answer(item, entry.facts, entry.route)
-                continue
-            same_size = entry is not None and entry.size == item.size
-            reader.add((item, entry), item, entry.digest if same_size and entry else None)
+            cached: Examined | None = None
+            expect = None
+            if entry is not None and (cached := decoded(item, entry)) is not None:
+                if holds(entry, item):
+                    yield cached
+                    continue
+                if entry.size == item.size:  # the same contents, if the digest still matches
+                    expect = entry.digest
+            reader.add((item, cached), item, expect)
             if reader.busy:
-                for (file, cached), read in reader.ready():
-                    yield outcome(file, cached, read)
-        for (file, cached), read in reader.finish():
-            yield outcome(file, cached, read)
+                for (file, known), read in reader.ready():
+                    yield outcome(file, known, read)
+        for (file, known), read in reader.finish():
+            yield outcome(file, known, read)
 
 
 def validate_files(
