@@ -194,6 +194,16 @@ def test_controls_are_shown_escaped_in_a_pipe(library: Path, run: Any, output: s
             assert part in out
 
 
+def test_controls_are_shown_escaped_in_a_dry_run(library: Path, run: Any) -> None:
+    (library / "content" / UNDECODABLE).unlink()  # a digest cannot be built with it yet
+    result = run("send", "--dry-run", "--as-of", "2026-05-01")
+    assert result.code == 0
+    out = _safe(result.out.replace("\r\n", "\n"))  # the message's own line breaks stay
+    assert "Subject: Review reminder: 1 overdue, 1 invalid\n" in out
+    assert f"\n* [NEW] {shown(HOSTILE)}\n" in out
+    assert r"File: content/esc\x1b[2J\u202egnp.md" in out
+
+
 def test_controls_are_shown_escaped_on_a_terminal_too(library: Path) -> None:
     settings = cli.settings_for(None)
     result = check(settings, [], library, date(2026, 5, 1))
