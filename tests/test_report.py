@@ -84,11 +84,11 @@ MARKDOWN = """\
 
 | State | Due | Days | Title | Path | Editors |
 |---|---|---:|---|---|---|
-| invalid |  |  | Broken, page | `content/broken.md` | team@example.org |
-| overdue | 2026-04-15 | -16 | Overdue page | `content/overdue.md` | a@example.org |
-| due soon | 2026-05-20 | 19 | Chemo \\| side effects &lt;b&gt; | `content/guides/soon.md` | guides@example.org, team@example.org |
-| ok | 2027-04-01 | 335 | Fine page | `content/ok.md` | team@example.org |
-| exempt | 2025-04-01 | -395 | Draft page | `content/draft.md` | team@example.org |
+| invalid |  |  | Broken, page | content/broken.md | team@example.org |
+| overdue | 2026-04-15 | -16 | Overdue page | content/overdue.md | a@example.org |
+| due soon | 2026-05-20 | 19 | Chemo \\| side effects &lt;b&gt; | content/guides/soon.md | guides@example.org, team@example.org |
+| ok | 2027-04-01 | 335 | Fine page | content/ok.md | team@example.org |
+| exempt | 2025-04-01 | -395 | Draft page | content/draft.md | team@example.org |
 
 **Problems**
 
@@ -169,6 +169,7 @@ def test_csv_parses_and_neutralises_formulas(corpus: Path, run: Any) -> None:
 
 
 def test_github_annotations_escape_newlines_and_separators(corpus: Path, run: Any) -> None:
+    """A line break in a title is shown as ``\\n``, as every control character is."""
     write_doc(
         corpus / "content" / "odd,name:x.md",
         frontmatter(title='"50% off\\nnow"', lastReviewed="2026-01-01"),
@@ -177,7 +178,7 @@ def test_github_annotations_escape_newlines_and_separators(corpus: Path, run: An
         "--as-of", "2026-05-01", "--format", "github", "content/odd,name:x.md", prog="check-reviews"
     ).out
     assert out.splitlines()[0] == (
-        "::error file=content/odd%2Cname%3Ax.md,line=3,title=Review overdue::50%25 off%0Anow was "
+        "::error file=content/odd%2Cname%3Ax.md,line=3,title=Review overdue::50%25 off\\nnow was "
         "due for review on 2026-04-01 (30 days ago); editors: team@example.org"
     )
 

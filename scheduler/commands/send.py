@@ -11,18 +11,19 @@ import click
 from scheduler.commands.options import as_of_option, config_option, now, settings_for, today_for
 from scheduler.notify.channel import Notification
 from scheduler.notify.email import build_message
+from scheduler.render.common import shown_lines
 from scheduler.usecases import reminders
 
 
 def _print_digest(message: Notification) -> None:
     parsed = message_from_bytes(build_message(message), policy=policy.default)
-    click.echo(f"To: {parsed['To']}")
+    lines = [f"To: {parsed['To']}"]
     if parsed["Cc"]:
-        click.echo(f"Cc: {parsed['Cc']}")
-    click.echo(f"Subject: {parsed['Subject']}")
+        lines.append(f"Cc: {parsed['Cc']}")
+    lines.append(f"Subject: {parsed['Subject']}")
     body = parsed.get_body(preferencelist=("plain",))
-    click.echo("")
-    click.echo(body.get_content() if body is not None else "")
+    lines += ["", body.get_content() if body is not None else ""]
+    click.echo(shown_lines("\n".join(lines)))
 
 
 @click.command(

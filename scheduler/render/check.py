@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import date
 from json.encoder import encode_basestring
@@ -14,9 +15,11 @@ from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import (
     github_annotation,
     iso,
+    json_safe,
     plural,
     problem_annotation,
     problem_line,
+    shown,
 )
 from scheduler.results import SUMMARY_ORDER, CheckResult, DocumentReport, State
 
@@ -28,7 +31,7 @@ def summary_line(result: CheckResult) -> str:
     counts = result.counts()
     parts = ", ".join(f"{counts[s.value]} {s.label}" for s in SUMMARY_ORDER)
     return (
-        f"Review status on {result.as_of.isoformat()} ({result.timezone}): "
+        f"Review status on {result.as_of.isoformat()} ({shown(result.timezone)}): "
         f"{plural(counts['documents'], 'document')}: {parts}"
     )
 
@@ -76,9 +79,9 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
                 doc.state.label,
                 iso(doc.due) or "-",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
-                doc.title or "(no title)",
-                doc.path,
-                ", ".join(doc.editors) or "(nobody)",
+                shown(doc.title or "(no title)"),
+                shown(doc.path),
+                shown(", ".join(doc.editors) or "(nobody)"),
                 style=_STYLES[doc.state] if options.color else None,
             )
         console.print(table)
@@ -104,7 +107,7 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
     # One document per line: valid JSON, readable, and fast to write for large libraries.
     encode = json.JSONEncoder(ensure_ascii=False).encode
     if not result.documents:
-        yield encode(head)[:-1] + ', "documents": []}\n'
+        yield json_safe(encode(head)[:-1] + ', "documents": []}\n')
         return
     piece = [encode(head)[:-1] + ', "documents": [\n  ']
     separator = ""
@@ -112,10 +115,10 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
         piece.append(separator + document_json(doc))
         separator = ",\n  "
         if len(piece) >= _PIECE:
-            yield "".join(piece)
+            yield json_safe("".join(piece))
             piece = []
     piece.append("\n]}\n")
-    yield "".join(piece)
+    yield json_safe("".join(piece))
 
 
 _PIECE = 500  # documents per piece of a streamed report
@@ -157,19 +160,27 @@ _MD_ESCAPE = str.maketrans(
         "\\": "\\\\",
         "*": "\\*",
         "_": "\\_",
+        "~": "\\~",
         "`": "\\`",
         "[": "\\[",
         "]": "\\]",
         "<": "&lt;",
         ">": "&gt;",
-        "\n": " ",
-        "\r": " ",
+        "&": "&amp;",
     }
 )
+# What would open a block (heading, list, rule) at the start of a list item's text.
+_MD_BLOCK_START = re.compile(r"^(?:[#+=-]|(\d+)(?=[.)]))")
 
 
 def _md(text: str) -> str:
-    return text.translate(_MD_ESCAPE)
+    """Text as literal Markdown: shown safely (no line breaks, controls escaped), with every
+    character that Markdown, a table or HTML would act on escaped, so that a file name or a
+    title can neither forge a row nor inject markup."""
+    escaped = shown(text).translate(_MD_ESCAPE)
+    return _MD_BLOCK_START.sub(
+        lambda m: m.group() + "\\" if m.group(1) else "\\" + m.group(), escaped
+    )
 
 
 @CHECK_FORMATS.register("markdown", "a table for pull requests or wikis")
@@ -183,7 +194,7 @@ def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[s
                 iso(doc.due) or "",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
                 _md(doc.title or ""),
-                f"`{doc.path.replace('`', '')}`",
+                _md(doc.path),
                 _md(", ".join(doc.editors)),
             ]
             lines.append("| " + " | ".join(cells) + " |")
@@ -195,8 +206,10 @@ def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[s
 
 
 def _cell(text: str) -> str:
-    """Neutralise text a spreadsheet would run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """Text shown safely (controls escaped, as in every report for people), and neutralised
+    where a spreadsheet would run it as a formula."""
+    text = shown(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _shown_cells(doc: DocumentReport) -> list[str]:

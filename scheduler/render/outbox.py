@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from scheduler.render import Registry, RenderOptions
+from scheduler.render.common import json_document, shown
 from scheduler.store import OutboxStatus
 from scheduler.usecases.reminders import OutboxListing
 
@@ -25,7 +24,7 @@ def render_outbox_text(listing: OutboxListing, options: RenderOptions) -> list[s
             lines.append(f"    {to.address}: {to.status}{' ' + detail if detail else ''}")
     counts = listing.counts
     lines.append(f"{counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent.")
-    return ["\n".join(lines) + "\n"]
+    return ["\n".join(map(shown, lines)) + "\n"]
 
 
 @OUTBOX_FORMATS.register("json", "one JSON object")
@@ -49,4 +48,4 @@ def render_outbox_json(listing: OutboxListing, options: RenderOptions) -> list[s
             for row in listing.rows
         ],
     }
-    return [json.dumps(document, ensure_ascii=False, indent=2) + "\n"]
+    return [json_document(document)]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from zoneinfo import ZoneInfo
 
 from scheduler.render import Registry, RenderOptions
+from scheduler.render.common import json_document, shown
 from scheduler.usecases.reminders import Status
 
 STATUS_FORMATS: Registry[Status] = Registry("the status")
@@ -47,7 +47,7 @@ def render_status_text(status: Status, options: RenderOptions) -> list[str]:
     else:
         pid = f" (pid {status.daemon_pid})" if status.daemon_pid else ""
         lines.append(f"Daemon: running{pid}")
-    return ["\n".join(lines) + "\n"]
+    return ["\n".join(map(shown, lines)) + "\n"]
 
 
 @STATUS_FORMATS.register("json", "one JSON object")
@@ -70,4 +70,4 @@ def render_status_json(status: Status, options: RenderOptions) -> list[str]:
         "timezone": status.timezone,
         "outbox": status.outbox,
     }
-    return [json.dumps(document, indent=2) + "\n"]
+    return [json_document(document)]

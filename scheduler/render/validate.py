@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.check import SCHEMA_VERSION
-from scheduler.render.common import problem_annotation, problem_line, validation_summary
+from scheduler.render.common import (
+    json_document,
+    problem_annotation,
+    problem_line,
+    validation_summary,
+)
 from scheduler.results import ValidationResult
 
 VALIDATE_FORMATS: Registry[ValidationResult] = Registry("the validation result")
@@ -37,7 +40,7 @@ def render_validate_json(result: ValidationResult, options: RenderOptions) -> li
             for f in result.files
         ],
     }
-    return [json.dumps(document, ensure_ascii=False, indent=2) + "\n"]
+    return [json_document(document)]
 
 
 @VALIDATE_FORMATS.register("github", "annotations")
