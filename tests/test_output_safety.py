@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -195,13 +196,26 @@ def test_controls_are_shown_escaped_in_a_pipe(library: Path, run: Any, output: s
 
 
 def test_controls_are_shown_escaped_in_a_dry_run(library: Path, run: Any) -> None:
-    (library / "content" / UNDECODABLE).unlink()  # a digest cannot be built with it yet
     result = run("send", "--dry-run", "--as-of", "2026-05-01")
     assert result.code == 0
     out = _safe(result.out.replace("\r\n", "\n"))  # the message's own line breaks stay
-    assert "Subject: Review reminder: 1 overdue, 1 invalid\n" in out
+    assert "Subject: Review reminder: 2 overdue, 1 invalid\n" in out
+    assert r"File: content/bad\xff.md" in out
     assert f"\n* [NEW] {shown(HOSTILE)}\n" in out
     assert r"File: content/esc\x1b[2J\u202egnp.md" in out
+
+
+def test_digests_sent_show_names_and_titles_escaped(library: Path, run: Any) -> None:
+    result = run("send", "--as-of", "2026-05-01")
+    assert (result.code, result.err) == (0, "")
+    [eml] = (library / ".review-scheduler" / "outbox").glob("*.eml")
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    for part in (text.get_content(), html.get_content()):
+        assert r"content/bad\xff.md" in part
+        _safe(part.replace("\r\n", "\n").replace("\n", " "))
 
 
 def test_controls_are_shown_escaped_on_a_terminal_too(library: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -220,3 +221,19 @@ def test_remind_every_days_is_respected(every: int) -> None:
         if plan.digests:
             days.append(offset)
     assert days == list(range(0, 30, every))
+
+
+def test_a_name_that_is_not_utf8_is_remembered_like_any_other() -> None:
+    name = os.fsdecode(b"caf\xe9.md")  # as the file system hands it over
+    ledger = Ledger()
+    sent = run_days(
+        date(2026, 3, 1),
+        date(2026, 5, 31),
+        lambda day: [doc(name, date(2026, 1, 15), day)],
+        ledger,
+    )
+    assert list(ledger) == [("ed@example.org", r"caf\xe9.md")]  # storable as UTF-8 text
+    plain = run_days(
+        date(2026, 3, 1), date(2026, 5, 31), lambda day: [doc("a.md", date(2026, 1, 15), day)]
+    )
+    assert list(sent) == list(plain)  # reminded on the same days: never new again by mistake

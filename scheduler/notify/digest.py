@@ -21,6 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from scheduler.errors import TemplateError
 from scheduler.notify.reminders import Digest, DigestItem
 from scheduler.review.state import State
+from scheduler.text import shown
 
 TEMPLATE_NAMES = ("subject.txt", "digest.txt", "digest.html")
 
@@ -72,8 +73,8 @@ def _status_line(item: DigestItem) -> str:
 def _item_context(item: DigestItem) -> dict[str, Any]:
     doc = item.document
     return {
-        "title": doc.title or doc.path,
-        "path": doc.path,
+        "title": shown(doc.title or doc.path),
+        "path": shown(doc.path),
         "url": _http_url(doc.url),
         "state": doc.state.value,
         "state_label": doc.state.label,
@@ -87,11 +88,11 @@ def _item_context(item: DigestItem) -> dict[str, Any]:
         "problems": [
             {
                 "line": p.line,
-                "field": p.field,
+                "field": None if p.field is None else shown(p.field),
                 "severity": p.severity.value,
-                "message": p.message,
-                "hint": p.hint,
-                "text": p.describe(),
+                "message": shown(p.message),
+                "hint": None if p.hint is None else shown(p.hint),
+                "text": shown(p.describe()),
             }
             for p in doc.problems
             if p.is_error

@@ -16,6 +16,7 @@ from datetime import date
 
 from scheduler.results import DocumentReport
 from scheduler.review.state import State
+from scheduler.text import without_surrogates
 
 OUTSTANDING = (State.OVERDUE, State.INVALID, State.DUE_SOON)
 
@@ -87,6 +88,12 @@ def _order(item: DigestItem) -> tuple[int, int, str]:
     return (rank, doc.days_until_due if doc.days_until_due is not None else 0, doc.path)
 
 
+def ledger_path(doc: DocumentReport) -> str:
+    """How the ledger names a document: its path, storable as UTF-8 text even when the file
+    system gave it a name that is not."""
+    return without_surrogates(doc.path)
+
+
 def recipients_of(doc: DocumentReport, policy: ReminderPolicy) -> tuple[str, ...]:
     """Its editors; documents nobody owns go to the escalation contacts."""
     return doc.editors or policy.escalate_to
@@ -123,7 +130,7 @@ def plan_reminders(
             folded = recipient.casefold()
             display.setdefault(folded, recipient)
             by_recipient[folded].append(doc)
-            outstanding_keys.add((folded, doc.path))
+            outstanding_keys.add((folded, ledger_path(doc)))
     wanted = {r.casefold() for r in recipients} if recipients is not None else None
 
     digests: list[Digest] = []
@@ -132,7 +139,7 @@ def plan_reminders(
         if wanted is not None and folded not in wanted:
             continue
         docs = by_recipient[folded]
-        entries = [ledger.get((folded, doc.path)) for doc in docs]
+        entries = [ledger.get((folded, ledger_path(doc))) for doc in docs]
         if wanted is None and not any(
             is_due_reminder(entry, doc, today, policy)
             for entry, doc in zip(entries, docs, strict=True)
@@ -158,7 +165,9 @@ def plan_reminders(
             else ()
         )
         digests.append(Digest(recipient, today, tuple(items), cc))
-        remember.extend(LedgerEntry(folded, doc.path, doc.due, doc.state, today) for doc in docs)
+        remember.extend(
+            LedgerEntry(folded, ledger_path(doc), doc.due, doc.state, today) for doc in docs
+        )
 
     forget = tuple(sorted(key for key in ledger if key not in outstanding_keys))
     return Plan(tuple(digests), tuple(remember), forget if wanted is None else ())

@@ -751,13 +751,15 @@ class SqliteCache:
     def folder(self, folder: bytes) -> list[CacheEntry]:
         # SQLite keeps whatever a column is given: the casts hand back the declared types even
         # from a damaged file.
-        make = CacheEntry._make
+        # The routing path is kept as the bytes of a file name (any name the file system allows,
+        # UTF-8 or not), like the folder and the name.
+        make, decode = CacheEntry._make, os.fsdecode
         return [
-            make(row)
+            make((*row[:7], decode(row[7]), *row[8:]))
             for row in self._store.query(
                 "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
                 " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
-                " CAST(fingerprint AS TEXT), CAST(rel AS TEXT), CAST(route AS TEXT),"
+                " CAST(fingerprint AS TEXT), CAST(rel AS BLOB), CAST(route AS TEXT),"
                 " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ?",
                 (folder,),
             )
@@ -774,7 +776,7 @@ class SqliteCache:
                 "INSERT OR REPLACE INTO parse_cache (folder, name, size, mtime_ns, ctime_ns,"
                 " stamp_ns, digest, fingerprint, rel, route, facts)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(folder, *entry) for folder, entry in upserts],
+                [(folder, *e[:7], os.fsencode(e.rel), *e[8:]) for folder, e in upserts],
             )
             db.executemany(
                 "UPDATE parse_cache SET size = :size, mtime_ns = :mtime_ns, ctime_ns = :ctime_ns,"
