@@ -192,7 +192,9 @@ def test_folders_that_cannot_be_entered_or_searched(locked_library: Path) -> Non
             "is a symbolic link that cannot be followed: Permission denied"  # may hide documents
         ],
         "content/link.md": ["is a symbolic link that cannot be followed: Permission denied"],
-        "content/listed/d.md": [denied],  # listed, so named, but its folder cannot be searched
+        "content/listed/d.md": [  # listed, so named, but its folder cannot be searched
+            "cannot be read: its folder can be listed but not searched (Permission denied)"
+        ],
         "content/listed/deeper": ["cannot read folder: Permission denied"],
         "content/locked": ["cannot read folder: Permission denied"],
         "content/open.md": documents["content/open.md"],
@@ -361,6 +363,11 @@ def test_a_file_name_that_is_not_utf8_gets_a_warning(tmp_path: Path) -> None:
     ]
     named, plain = (load_document(f, 10_000) for f in found if isinstance(f, SourceFile))
     assert [(p.code, p.severity.value, p.message) for p in named.problems] == [
-        ("RS121", "warning", "the file name is not UTF-8; reports show it with its bytes escaped")
+        (
+            "RS121",
+            "warning",
+            "the name of the file (or of a folder above it) is not UTF-8; reports show it with "
+            "those bytes escaped",
+        )
     ]
     assert named.frontmatter == plain.frontmatter and plain.problems == ()

@@ -235,8 +235,7 @@ class Discovery:
                         stat = entry.stat(follow_symlinks=False)
                         yield _source_file(entry.path, shown_prefix + name, rel_prefix + name, stat)
                 except OSError as exc:  # deleted since the folder was listed, or unsearchable
-                    shown = shown_prefix + name
-                    yield _vanished(shown) if exc.errno in _MISSING else _unreachable(shown, exc)
+                    yield _unlisted(shown_prefix + name, exc)
             stack.extend(reversed(subfolders))
 
     def _check_link(
@@ -337,6 +336,21 @@ def _vanished(shown: str, kind: str = "file") -> Problem:
         f"the {kind} was deleted while it was being checked",
         "check again once the files stop changing",
     )
+
+
+def _unlisted(shown: str, exc: OSError) -> Problem:
+    """The problem with an entry of a folder that was listed, when it cannot be looked at."""
+    if exc.errno in _MISSING:
+        return _vanished(shown)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return rules.UNREADABLE(
+            shown,
+            None,
+            None,
+            f"cannot be read: its folder can be listed but not searched ({exc.strerror})",
+            "give the folder search permission as well as read permission (chmod +x)",
+        )
+    return _unreachable(shown, exc)
 
 
 def _unreachable(shown: str, exc: OSError, link: bool = False) -> Problem:
@@ -446,8 +460,9 @@ def _name_problems(shown: str) -> tuple[Problem, ...]:
             shown,
             None,
             None,
-            "the file name is not UTF-8; reports show it with its bytes escaped",
-            "rename the file with a UTF-8 name",
+            "the name of the file (or of a folder above it) is not UTF-8; reports show it "
+            "with those bytes escaped",
+            "rename it with a UTF-8 name",
         ),
     )
 
