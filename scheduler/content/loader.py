@@ -162,9 +162,10 @@ class Discovery:
         try:
             stat = os.stat(absolute)
         except OSError as exc:
-            if exc.errno in _MISSING and not os.path.islink(absolute):
+            link = os.path.islink(absolute)
+            if exc.errno in _MISSING and not link:
                 return rules.NO_SUCH_PATH(shown, None, None, "no such file or folder")
-            return _unreachable(shown, exc, os.path.islink(absolute))
+            return _unreachable(shown, exc, link)
         if S_ISDIR(stat.st_mode):
             return None
         return _source_file(absolute, shown, self._rel(absolute), stat)
@@ -250,9 +251,11 @@ class Discovery:
         except OSError as exc:
             if exc.errno in _MISSING and not self.matches(rel):
                 return None  # points nowhere, so hides no document, and is not named as one
+            if not os.path.lexists(entry.path):
+                return _vanished(shown, "link")
             # A loop or a link into a folder that cannot be entered may hide a folder of
             # documents: reported whatever its name.
-            return _unreachable(shown, exc, link=os.path.lexists(entry.path))
+            return _unreachable(shown, exc, link=True)
         is_dir = S_ISDIR(stat.st_mode)
         if not is_dir and not self.matches(rel):
             return None
@@ -405,7 +408,7 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
     except _NotRegular as exc:
         return LoadedDocument(file, None, (*named, _not_regular(path, exc.mode)))
     except OSError as exc:  # deleted or replaced since it was found, or unreadable
-        problem = _vanished(path) if exc.errno == errno.ENOENT else _unreachable(path, exc)
+        problem = _vanished(path) if exc.errno in _MISSING else _unreachable(path, exc)
         return LoadedDocument(file, None, (*named, problem))
     digest = head.digest
 
