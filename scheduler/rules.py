@@ -84,6 +84,13 @@ ANCHOR_OR_ALIAS = _rule("RS114", "anchor-or-alias", ERROR, "YAML anchors and ali
 DUPLICATE_KEY = _rule("RS115", "duplicate-key", ERROR, "a key appears twice")
 KEY_NOT_TEXT = _rule("RS116", "key-not-text", ERROR, "a key is not plain text")
 VALUE_UNREADABLE = _rule("RS117", "value-unreadable", ERROR, "a YAML value cannot be built")
+LINK_LOOP = _rule("RS118", "link-loop", ERROR, "a symbolic link leads round in a loop")
+NOT_REGULAR = _rule(
+    "RS119", "not-a-regular-file", ERROR, "a FIFO, device or socket has a document's name"
+)
+VANISHED = _rule("RS120", "vanished", ERROR, "a file was deleted while the run read it")
+NAME_NOT_UTF8 = _rule("RS121", "name-not-utf8", WARNING, "a file name is not UTF-8")
+WORKER_DIED = _rule("RS122", "worker-died", ERROR, "the process reading the file died, twice")
 
 # --------------------------------------------------------------------------- metadata
 

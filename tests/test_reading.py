@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
+import select
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from scheduler.config import Settings
+from scheduler.content import reading
+from scheduler.content.facts import FactsDecoder
+from scheduler.content.loader import LoadedDocument, SourceFile
+from scheduler.content.reading import Reader, ReadingSettings
 
 from .conftest import frontmatter, write_doc
 
@@ -157,3 +168,149 @@ def test_a_process_with_other_threads_starts_workers_afresh(library: Path) -> No
         threaded.stdout
         == check_reviews(library, "--no-cache", env={"SCHEDULER_PERFORMANCE__WORKERS": "1"})[1]
     )
+
+
+# --------------------------------------------------------------------------- dying processes
+
+KILLED = """
+import sys, threading
+from datetime import date
+from pathlib import Path
+from scheduler.config import load_settings
+from scheduler.render import RenderOptions
+from scheduler.render.check import CHECK_FORMATS
+from scheduler.usecases.check import check
+
+if sys.argv[1] == "threaded":  # as in the daemon: workers start from a fork server
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+settings = load_settings(Path("config/scheduler.toml"))
+result = check(settings, [], Path.cwd(), date(2026, 5, 1))
+sys.stdout.write(CHECK_FORMATS.render("json", result, RenderOptions()))
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process started by ``pid``, and by those, as /proc lists them now."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = [task.name for task in Path(f"/proc/{parent}/task").iterdir()]
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{parent}/task/{task}/children").read_text().split()
+            except FileNotFoundError:
+                continue
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited, whoever is to reap it
+
+
+def _until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``condition`` (a state of other processes, observed) until it holds or time is up."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(("how", "processes"), [("forked", 2), ("threaded", 4)])
+def test_workers_exit_when_the_main_process_is_killed(
+    library: Path, how: str, processes: int
+) -> None:
+    """kill -9 of the main process: its workers end too, releasing stdout (so a pipe reading
+    the report ends) and the state store. Forked workers are its children; with a fork server
+    they are the server's, next to the server and the resource tracker."""
+    for i in range(3000):
+        write_doc(library / "docs" / "many" / f"page-{i}.md", frontmatter(title=f"Page {i}"))
+    env = {
+        **os.environ,
+        "SCHEDULER_PERFORMANCE__PARALLEL_THRESHOLD": "5",
+        "SCHEDULER_PERFORMANCE__WORKERS": "2",
+    }
+    main = subprocess.Popen(
+        [sys.executable, "-c", KILLED, how], cwd=library, env=env, stdout=subprocess.PIPE
+    )
+    assert main.stdout is not None
+    started: set[int] = set()
+    try:
+
+        def working() -> bool:
+            started.update(_descendants(main.pid))
+            return len(started) >= processes or main.poll() is not None
+
+        assert _until(working, 60) and main.poll() is None, "the workers never started"
+        main.kill()
+        main.wait(timeout=60)
+        ready, _, _ = select.select([main.stdout], [], [], 60)
+        assert ready and main.stdout.read() == b"", "something still holds stdout open"
+        assert _until(lambda: not any(map(_alive, started)), 60), "a worker lives on"
+    finally:
+        main.stdout.close()
+        for pid in started | _descendants(main.pid):  # if the test failed: leave none behind
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def test_a_dying_worker_has_its_documents_read_again_or_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real worker process dies (as if killed) while reading a file: once for one file, which
+    is then read again, and every time for another, which is then reported."""
+    names = ["a-dies-once.md", *(f"page-{i}.md" for i in range(10)), "z-dies-always.md"]
+    files = []
+    for name in names:
+        path = tmp_path / "docs" / name
+        write_doc(path, frontmatter(title=name))
+        stat = path.stat()
+        files.append(SourceFile(str(path), f"docs/{name}", name, stat.st_size, stat.st_mtime_ns))
+    marker = tmp_path / "die-once"
+    marker.touch()
+    main = os.getpid()
+    real_load = reading.load_document
+
+    def load_or_die(file: SourceFile, max_bytes: int) -> LoadedDocument:
+        if os.getpid() != main:  # only ever a worker
+            if file.rel == "z-dies-always.md":
+                os._exit(9)
+            if file.rel == "a-dies-once.md" and marker.exists():
+                marker.unlink()
+                os._exit(9)
+        return real_load(file, max_bytes)
+
+    monkeypatch.setattr(reading, "load_document", load_or_die)
+    monkeypatch.setattr(reading, "start_method", lambda: "fork")  # workers inherit the patch
+    with Reader[str](ReadingSettings.of(Settings()), workers=2, threshold=1) as reader:
+        for file in files:
+            reader.add(file.rel, file, None)
+        outcomes = list(reader.finish())
+    decoder = FactsDecoder()
+    problems = {
+        name: [p.code for p in decoder.facts(outcome.facts, name).problems]
+        for name, outcome in outcomes
+        if outcome.facts is not None
+    }
+    assert not marker.exists()  # the first file did kill a worker
+    assert [name for name, _ in outcomes] == names  # in order, none lost
+    assert problems == {name: ["RS122"] if name.startswith("z-") else [] for name in names}
+    assert [outcome.digest is None for _, outcome in outcomes] == [
+        name.startswith("z-")
+        for name in names  # what could not be read is never cached
+    ]

@@ -11,6 +11,7 @@ than :class:`~pathlib.Path` objects and stats each file once.
 from __future__ import annotations
 
 import codecs
+import errno
 import functools
 import hashlib
 import os
@@ -19,7 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
+from typing import Any, BinaryIO, NamedTuple
 
 import yaml
 from frontmatter.default_handlers import SafeLoader, YAMLHandler
@@ -105,8 +107,16 @@ class Discovery:
     """Walks folders for documents, applying include/exclude globs relative to each folder.
 
     Hidden files and folders (names starting with ``.``) never match and are not entered.
-    A symbolic link that resolves outside the folder being searched is refused with a problem;
-    one that resolves inside it is skipped, since its target is found under its own name.
+    A symbolic link that resolves outside the folder being searched is refused with a problem.
+    One inside it stands for its target under the link's own name (a file when that name
+    matches the globs, a folder searched like any other), unless the walk also finds the target
+    under its own name: then it is skipped, and the target is read once, there. A link to a
+    folder that holds the one being searched is skipped, and so is one to a folder that holds,
+    or lies in, one already entered through a link: following them would go round in circles.
+
+    Nothing the file system does stops the walk: a link loop, a folder that cannot be entered
+    or searched, a FIFO or device with a document's name and a file deleted while it is being
+    listed are each a problem on that path. FIFOs and devices are never opened.
     """
 
     def __init__(
@@ -132,34 +142,33 @@ class Discovery:
         seen: set[str] = set()
         for target in targets:
             absolute = os.path.normpath(os.path.join(self._cwd, target))
-            shown = self._display(absolute)
-            if os.path.isdir(absolute) and len(targets) == 1:
+            named = self._named(absolute)
+            if named is not None:
+                if isinstance(named, Problem) or named.path not in seen:
+                    seen.add(named.path)
+                    yield named
+            elif len(targets) == 1:
                 yield from self._walk(absolute)  # one walk never meets a file twice
-            elif os.path.isdir(absolute):
+            else:
                 for item in self._walk(absolute):
                     key = item.path
                     if key not in seen:
                         seen.add(key)
                         yield item
-            elif os.path.isfile(absolute):
-                if absolute in seen:
-                    continue
-                seen.add(absolute)
-                stat = os.stat(absolute)
-                yield SourceFile(
-                    absolute,
-                    shown,
-                    self._rel(absolute),
-                    stat.st_size,
-                    stat.st_mtime_ns,
-                    stat.st_ctime_ns,
-                )
-            elif os.path.islink(absolute):
-                yield rules.BROKEN_LINK(
-                    shown, None, None, "is a broken symbolic link", "fix or remove the link"
-                )
-            else:
-                yield rules.NO_SUCH_PATH(shown, None, None, "no such file or folder")
+
+    def _named(self, absolute: str) -> SourceFile | Problem | None:
+        """A file named on the command line, or the problem with it; ``None`` for a folder."""
+        shown = self._display(absolute)
+        try:
+            stat = os.stat(absolute)
+        except OSError as exc:
+            link = os.path.islink(absolute)
+            if exc.errno in _MISSING and not link:
+                return rules.NO_SUCH_PATH(shown, None, None, "no such file or folder")
+            return _unreachable(shown, exc, link)
+        if S_ISDIR(stat.st_mode):
+            return None
+        return _source_file(absolute, shown, self._rel(absolute), stat)
 
     def _display(self, absolute: str) -> str:
         return _relative_or_absolute(absolute, self._cwd)
@@ -177,6 +186,7 @@ class Discovery:
         boundary = self._content_root if inside else real_top
         base_rel = self._rel(top) if inside else ""
         stack: list[tuple[str, str]] = [(top, "" if base_rel in ("", ".") else base_rel)]
+        followed: set[str] = set()  # the folders entered through links
         include, exclude = self._include, self._exclude
         while stack:
             folder, rel_folder = stack.pop()
@@ -185,9 +195,12 @@ class Discovery:
                 with os.scandir(folder) as scan:
                     entries = sorted(scan, key=_NAME)
             except OSError as exc:
-                yield rules.UNREADABLE(
-                    shown_folder, None, None, f"cannot read folder: {exc.strerror}"
-                )
+                if exc.errno in _MISSING and folder != top:
+                    yield _vanished(shown_folder, "folder")
+                else:
+                    yield rules.UNREADABLE(
+                        shown_folder, None, None, f"cannot read folder: {exc.strerror}"
+                    )
                 continue
             rel_prefix = f"{rel_folder}/" if rel_folder else ""
             shown_prefix = "" if shown_folder == "." else f"{shown_folder}/"
@@ -196,36 +209,57 @@ class Discovery:
                 name = entry.name
                 if name[0] == ".":
                     continue
-                if entry.is_file(follow_symlinks=False):
-                    rel = rel_prefix + name
-                    if include(rel) is not None and exclude(rel) is None:
-                        stat = entry.stat()
-                        yield SourceFile(
-                            entry.path,
-                            shown_prefix + name,
-                            rel,
-                            stat.st_size,
-                            stat.st_mtime_ns,
-                            stat.st_ctime_ns,
-                        )
-                elif entry.is_symlink():
-                    problem = self._check_link(entry, rel_prefix + name, boundary)
-                    if problem is not None:
-                        yield problem
-                elif entry.is_dir():
-                    subfolders.append((entry.path, rel_prefix + name))
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        rel = rel_prefix + name
+                        if include(rel) is not None and exclude(rel) is None:
+                            stat = entry.stat()
+                            yield SourceFile(
+                                entry.path,
+                                shown_prefix + name,
+                                rel,
+                                stat.st_size,
+                                stat.st_mtime_ns,
+                                stat.st_ctime_ns,
+                            )
+                    elif entry.is_symlink():
+                        found = self._check_link(entry, rel_prefix + name, boundary, real_top)
+                        if isinstance(found, str):  # a folder, searched under the link's name
+                            if not any(_overlap(found, other) for other in followed):
+                                followed.add(found)
+                                subfolders.append((entry.path, rel_prefix + name))
+                        elif found is not None:
+                            yield found
+                    elif entry.is_dir():
+                        subfolders.append((entry.path, rel_prefix + name))
+                    elif self.matches(rel_prefix + name):  # a FIFO, device or socket
+                        stat = entry.stat(follow_symlinks=False)
+                        yield _source_file(entry.path, shown_prefix + name, rel_prefix + name, stat)
+                except OSError as exc:  # deleted since the folder was listed, or unsearchable
+                    yield _unlisted(shown_prefix + name, exc)
             stack.extend(reversed(subfolders))
 
-    def _check_link(self, entry: os.DirEntry[str], rel: str, boundary: str) -> Problem | None:
-        is_dir = entry.is_dir()  # follows the link
+    def _check_link(
+        self, entry: os.DirEntry[str], rel: str, boundary: str, real_top: str
+    ) -> SourceFile | Problem | str | None:
+        """What a symbolic link met in a walk of ``real_top`` gives: a document under the
+        link's name, the real path of a folder to search under the link's name, a problem, or
+        nothing (its target is searched or read under its own name)."""
+        shown = self._display(entry.path)
+        try:
+            stat = os.stat(entry.path)  # follows the link
+        except OSError as exc:
+            if exc.errno in _MISSING and not self.matches(rel):
+                return None  # points nowhere, so hides no document, and is not named as one
+            if not os.path.lexists(entry.path):
+                return _vanished(shown, "link")
+            # A loop or a link into a folder that cannot be entered may hide a folder of
+            # documents: reported whatever its name.
+            return _unreachable(shown, exc, link=True)
+        is_dir = S_ISDIR(stat.st_mode)
         if not is_dir and not self.matches(rel):
             return None
-        shown = self._display(entry.path)
         target = os.path.realpath(entry.path)
-        if not os.path.exists(target):
-            return rules.BROKEN_LINK(
-                shown, None, None, "is a broken symbolic link", "fix or remove the link"
-            )
         if not _within(target, boundary):
             shown_target = target if os.sep == "/" else target.replace(os.sep, "/")
             return rules.LINK_OUTSIDE_ROOT(
@@ -236,7 +270,121 @@ class Discovery:
                 "it was not followed",
                 "move the document into the content root or list its folder on the command line",
             )
-        return None
+        if self._found_as_itself(target, real_top, is_dir) or _within(real_top, target):
+            return None
+        return target if is_dir else _source_file(entry.path, shown, rel, stat)
+
+    def _found_as_itself(self, target: str, real_top: str, is_dir: bool) -> bool:
+        """Whether a walk of ``real_top`` finds ``target`` (a real path) under its own name:
+        below ``real_top``, in no hidden folder, and (a file) matching the globs."""
+        if not _within(target, real_top) or target == real_top:
+            return False
+        below = _relative_or_absolute(target, real_top)
+        if any(part.startswith(".") for part in below.split("/")):
+            return False
+        if is_dir:
+            return True
+        inside = _within(real_top, self._content_root)
+        return self.matches(_relative_or_absolute(target, self._content_root) if inside else below)
+
+
+def _overlap(one: str, other: str) -> bool:
+    return _within(one, other) or _within(other, one)
+
+
+_MISSING = (errno.ENOENT, errno.ENOTDIR)
+
+
+def missing(path: Path) -> bool:
+    """Whether nothing at all is at ``path``, not even a broken link. A path that cannot be
+    reached (a folder above it cannot be entered, a link loop) is not missing: discovery
+    reports what is wrong with it."""
+    try:
+        os.lstat(path)
+    except OSError as exc:
+        return exc.errno in _MISSING
+    return False
+
+
+def _source_file(path: str, shown: str, rel: str, stat: os.stat_result) -> SourceFile | Problem:
+    """The document at ``path`` if ``stat`` says it is a regular file, else the problem."""
+    if S_ISREG(stat.st_mode):
+        return SourceFile(path, shown, rel, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return _not_regular(shown, stat.st_mode)
+
+
+def _not_regular(shown: str, mode: int) -> Problem:
+    if S_ISFIFO(mode):
+        kind = "a named pipe (FIFO)"
+    elif S_ISCHR(mode) or S_ISBLK(mode):
+        kind = "a device"
+    elif S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a folder" if S_ISDIR(mode) else "something else"
+    return rules.NOT_REGULAR(
+        shown,
+        None,
+        None,
+        f"is {kind}, not a regular file; it was not opened",
+        "remove it, or leave it out with [content] exclude",
+    )
+
+
+def _vanished(shown: str, kind: str = "file") -> Problem:
+    return rules.VANISHED(
+        shown,
+        None,
+        None,
+        f"the {kind} was deleted while it was being checked",
+        "check again once the files stop changing",
+    )
+
+
+def _unlisted(shown: str, exc: OSError) -> Problem:
+    """The problem with an entry of a folder that was listed, when it cannot be looked at."""
+    if exc.errno in _MISSING:
+        return _vanished(shown)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return rules.UNREADABLE(
+            shown,
+            None,
+            None,
+            f"cannot be read: its folder can be listed but not searched ({exc.strerror})",
+            "give the folder search permission as well as read permission (chmod +x)",
+        )
+    return _unreachable(shown, exc)
+
+
+def _unreachable(shown: str, exc: OSError, link: bool = False) -> Problem:
+    """The problem with a path that cannot be reached (``exc`` from stat or open)."""
+    if exc.errno == errno.ELOOP:
+        return rules.LINK_LOOP(
+            shown,
+            None,
+            None,
+            "is a symbolic link that leads round in a loop; it was not followed",
+            "point the link at a file or folder, or remove it",
+        )
+    if link and exc.errno in _MISSING:
+        return rules.BROKEN_LINK(
+            shown, None, None, "is a broken symbolic link", "fix or remove the link"
+        )
+    if link:
+        return rules.UNREADABLE(
+            shown,
+            None,
+            None,
+            f"is a symbolic link that cannot be followed: {exc.strerror}",
+            "check the permissions of the folders it leads to",
+        )
+    return rules.UNREADABLE(
+        shown,
+        None,
+        None,
+        f"cannot be read: {exc.strerror}",
+        "check the permissions of the file and of the folders above it",
+    )
 
 
 # --------------------------------------------------------------------------- reading
@@ -245,7 +393,7 @@ class Discovery:
 def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
     """Read the frontmatter of ``file``. Every failure is a problem on the result."""
     path = file.display
-
+    named = _name_problems(path)
     if file.size > max_bytes:
         problem = rules.TOO_LARGE(
             path,
@@ -254,19 +402,20 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
             f"is {_size(file.size)}, over the limit of {_size(max_bytes)}",
             "split the document or raise [content] max_file_bytes",
         )
-        return LoadedDocument(file, None, (problem,), _OVERSIZED)
+        return LoadedDocument(file, None, (*named, problem), _OVERSIZED)
     try:
         head = _read_head(file.path, max_bytes)
-    except OSError as exc:
-        return LoadedDocument(
-            file, None, (rules.UNREADABLE(path, None, None, f"cannot be read: {exc.strerror}"),)
-        )
+    except _NotRegular as exc:
+        return LoadedDocument(file, None, (*named, _not_regular(path, exc.mode)))
+    except OSError as exc:  # deleted or replaced since it was found, or unreadable
+        problem = _vanished(path) if exc.errno in _MISSING else _unreachable(path, exc)
+        return LoadedDocument(file, None, (*named, problem))
     digest = head.digest
 
     def fail(
         rule: rules.Rule, line: int | None, message: str, hint: str | None = None
     ) -> LoadedDocument:
-        return LoadedDocument(file, None, (rule(path, line, None, message, hint),), digest)
+        return LoadedDocument(file, None, (*named, rule(path, line, None, message, hint)), digest)
 
     if head.text.strip() == "":
         return fail(
@@ -298,7 +447,27 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
             rules.NOT_UTF8, line, f"frontmatter contains {what}", "save the file as UTF-8 text"
         )
     frontmatter, problems = parse_frontmatter(block, path, first_line=1)
-    return LoadedDocument(file, frontmatter, tuple(problems), digest)
+    return LoadedDocument(file, frontmatter, (*named, *problems), digest)
+
+
+_NAME_NOT_UTF8_RE = re.compile("[\udc80-\udcff]")  # how Python keeps bytes that are not UTF-8
+
+
+def _name_problems(shown: str) -> tuple[Problem, ...]:
+    """A warning when the name of a file found in discovery is not UTF-8: Python keeps the bytes
+    that are not as lone surrogates, and so does the path in every report."""
+    if shown.isascii() or _NAME_NOT_UTF8_RE.search(shown) is None:
+        return ()
+    return (
+        rules.NAME_NOT_UTF8(
+            shown,
+            None,
+            None,
+            "the name of the file (or of a folder above it) is not UTF-8; reports show it "
+            "with those bytes escaped",
+            "rename it with a UTF-8 name",
+        ),
+    )
 
 
 def head_digest(file: SourceFile, max_bytes: int) -> bytes | None:
@@ -333,7 +502,7 @@ def _read_head(path: str, max_bytes: int) -> _Head:
     text = ""
     read = 0
     search_from = 0
-    with open(path, "rb") as handle:
+    with _open_regular(path) as handle:
         while True:
             chunk = handle.read(_CHUNK if read == 0 else max(_CHUNK, read))
             hasher.update(chunk)
@@ -353,6 +522,34 @@ def _read_head(path: str, max_bytes: int) -> _Head:
                 search_from = max(search_from, text.rfind("\n", 0, len(text) - 1) + 1)
             if eof:
                 return _Head(text, None, hasher.digest())
+
+
+# Never wait on open: a FIFO put where a document was would block for ever. (A regular file
+# ignores O_NONBLOCK; O_NOCTTY keeps a terminal device from becoming this process's own.)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_OPEN_FLAGS |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class _NotRegular(OSError):
+    """What was found as a document is now a FIFO, a device, a socket or a folder."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__("not a regular file")
+        self.mode = mode
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file (checked on the opened file, so a
+    file replaced after it was found is judged as it is now), else raise :class:`_NotRegular`."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not S_ISREG(mode):
+            raise _NotRegular(mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 def _size(n: int) -> str:

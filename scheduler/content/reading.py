@@ -19,7 +19,9 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from scheduler import rules
@@ -33,6 +35,7 @@ from scheduler.content.facts import (
 )
 from scheduler.content.loader import SourceFile, head_digest, load_document
 from scheduler.content.metadata import validate
+from scheduler.results import Problem
 from scheduler.review.routing import Router
 
 log = logging.getLogger(__name__)
@@ -98,19 +101,23 @@ class _Context:
             return Outcome(loaded.digest, encode_facts(facts), route_text(editors, problems))
         except Exception as exc:  # one broken file must never stop the run
             log.exception("unexpected failure reading %s", file.display)
-            problem = rules.INTERNAL_ERROR(
-                file.display,
-                None,
-                None,
-                f"could not be checked: {exc!r}",
-                "this is a bug in review-scheduler; please report it",
+            return self.failed(
+                file,
+                rules.INTERNAL_ERROR(
+                    file.display,
+                    None,
+                    None,
+                    f"could not be checked: {exc!r}",
+                    "this is a bug in review-scheduler; please report it",
+                ),
             )
-            editors, problems = self.router.route_owners(file.display, file.rel, None, None, {})
-            return Outcome(
-                None,
-                encode_facts(DocumentFacts(problems=(problem,))),
-                route_text(editors, problems),
-            )
+
+    def failed(self, file: SourceFile, problem: Problem) -> Outcome:
+        """The outcome of a file that could not be read, with ``problem``; never cached."""
+        editors, problems = self.router.route_owners(file.display, file.rel, None, None, {})
+        return Outcome(
+            None, encode_facts(DocumentFacts(problems=(problem,))), route_text(editors, problems)
+        )
 
 
 _WORKER: _Context | None = None
@@ -119,6 +126,26 @@ _WORKER: _Context | None = None
 def _start_worker(settings: ReadingSettings) -> None:
     global _WORKER
     _WORKER = _Context(settings)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as the process that started it is gone.
+
+    Between pieces of work a worker waits for the next one; if the main process is killed
+    (``kill -9``), nothing would ever tell it to stop, and it would hold on to stdout (so a
+    pipe reading the report never ends) and to the files of the state store. A thread waits
+    on the parent's sentinel, which becomes ready when the parent exits however it exits.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)  # nobody is left to read what this worker would say
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _read_chunk(work: list[tuple[SourceFile, bytes | None]]) -> list[Outcome]:
@@ -145,6 +172,7 @@ class _Piece(Generic[T]):
     work: list[tuple[SourceFile, bytes | None]]
     future: Future[list[Outcome]] | None = None
     outcomes: list[Outcome] | None = None
+    pool: ProcessPoolExecutor | None = None  # the pool the future belongs to
 
 
 class Reader(Generic[T]):
@@ -155,6 +183,10 @@ class Reader(Generic[T]):
     where starting workers would cost more than it saves. From the ``threshold``-th file on,
     files go to ``workers`` worker processes in chunks (or, with one worker, are read here as
     they come). ``task`` is the caller's own record of each file and never leaves this process.
+
+    When a worker process dies (killed, out of memory), the pool is replaced and the files of
+    every piece it was reading are read again, each on its own; a file whose worker dies again
+    gets a ``worker-died`` problem, and the run goes on.
     """
 
     def __init__(
@@ -194,12 +226,7 @@ class Reader(Generic[T]):
             self._streaming = True
             if self._workers > 1:
                 log.info("reading documents in %d worker processes", self._workers)
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self._workers,
-                    mp_context=multiprocessing.get_context(start_method()),
-                    initializer=_start_worker,
-                    initargs=(self._settings,),
-                )
+                self._pool = self._new_pool()
             self._dispatch()  # with a pool, this starts the workers
         elif self._streaming and len(self._held.tasks) >= CHUNK:
             self._dispatch()
@@ -236,24 +263,77 @@ class Reader(Generic[T]):
             while self._in_flight >= self._max_in_flight:  # bounded: wait for the oldest
                 self._wait(next(p for p in self._pieces if p.future is not None))
             if self._pool is not None:
-                piece.future = self._pool.submit(_read_chunk, piece.work)
+                piece.pool, piece.future = self._submit(piece.work)
                 self._in_flight += 1
             else:
-                if self._context is None:
-                    self._context = _Context(self._settings)
-                piece.outcomes = [self._context.read(f, expect) for f, expect in piece.work]
+                piece.outcomes = [self._here().read(f, expect) for f, expect in piece.work]
                 if self._progress is not None:
                     self._progress.advance(len(piece.work))
             self._pieces.append(piece)
 
+    def _here(self) -> _Context:
+        """Reading in this process."""
+        if self._context is None:
+            self._context = _Context(self._settings)
+        return self._context
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context(start_method()),
+            initializer=_start_worker,
+            initargs=(self._settings,),
+        )
+
+    def _submit(
+        self, work: list[tuple[SourceFile, bytes | None]]
+    ) -> tuple[ProcessPoolExecutor, Future[list[Outcome]]]:
+        """Send ``work`` to the pool, replacing the pool first if a worker of it has died."""
+        assert self._pool is not None
+        try:
+            return self._pool, self._pool.submit(_read_chunk, work)
+        except BrokenProcessPool:
+            self._replace_pool(self._pool)
+            assert self._pool is not None
+            return self._pool, self._pool.submit(_read_chunk, work)
+
+    def _replace_pool(self, broken: ProcessPoolExecutor | None) -> None:
+        """A new pool for the ``broken`` one, unless that was done already."""
+        if broken is self._pool and self._pool is not None:
+            log.warning("a worker process died; reading its documents again")
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._new_pool()
+
     def _wait(self, piece: _Piece[T]) -> None:
         if piece.outcomes is None:
             assert piece.future is not None
-            piece.outcomes = piece.future.result()
-            piece.future = None
+            try:
+                piece.outcomes = piece.future.result()
+            except BrokenProcessPool:
+                self._replace_pool(piece.pool)
+                piece.outcomes = [self._read_alone(file, expect) for file, expect in piece.work]
+            piece.future = piece.pool = None
             self._in_flight -= 1
             if self._progress is not None:
                 self._progress.advance(len(piece.work))
+
+    def _read_alone(self, file: SourceFile, expect: bytes | None) -> Outcome:
+        """Read one file whose worker died, in a worker of its own: if that one dies too, the
+        file gets a problem (reading it here could take this process down with it)."""
+        pool, future = self._submit([(file, expect)])
+        try:
+            return future.result()[0]
+        except BrokenProcessPool:
+            self._replace_pool(pool)
+            log.error("the worker process reading %s died, twice", file.display)
+            problem = rules.WORKER_DIED(
+                file.display,
+                None,
+                None,
+                "could not be checked: the process reading it died, twice",
+                "check the file, and the memory and process limits of the machine",
+            )
+            return self._here().failed(file, problem)
 
     def _take(self) -> Iterator[tuple[T, Outcome]]:
         piece = self._pieces[0]

@@ -18,7 +18,7 @@ from scheduler.content.cache import CacheEntry, ParseCache
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord, MalformedRecord
-from scheduler.content.loader import Discovery, SourceFile
+from scheduler.content.loader import Discovery, SourceFile, missing
 from scheduler.content.metadata import future_review_problem
 from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
 from scheduler.errors import ConfigError, UsageError
@@ -45,9 +45,9 @@ def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> l
                 "or name files and folders on the command line"
             )
         return [root]
-    missing = [str(t) for t in targets if not (cwd / t).exists() and not (cwd / t).is_symlink()]
-    if missing:
-        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    absent = [str(t) for t in targets if missing(cwd / t)]
+    if absent:
+        raise UsageError(f"no such file or folder: {', '.join(absent)}")
     return list(targets)
 
 
