@@ -85,6 +85,12 @@ DUPLICATE_KEY = _rule("RS115", "duplicate-key", ERROR, "a key appears twice")
 KEY_NOT_TEXT = _rule("RS116", "key-not-text", ERROR, "a key is not plain text")
 VALUE_UNREADABLE = _rule("RS117", "value-unreadable", ERROR, "a YAML value cannot be built")
 
+# --------------------------------------------------------------------------- YAML and dates
+
+YAML_TAG = _rule(
+    "RS130", "yaml-tag", ERROR, "an explicit YAML tag is unsupported or does not fit its value"
+)
+
 # --------------------------------------------------------------------------- metadata
 
 MISSING_FIELD = _rule("RS201", "missing-field", ERROR, "a required field is missing")

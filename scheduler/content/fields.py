@@ -52,8 +52,12 @@ def describe(value: object) -> str:
         return f"the date and time {value.isoformat(sep=' ')}"
     if isinstance(value, date):
         return f"the date {value.isoformat()}"
+    if isinstance(value, bytes):
+        return "binary data"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, tuple):
+        return "a key: value pair"
     if isinstance(value, dict):
         return "a mapping"
     return f"a {type(value).__name__}"

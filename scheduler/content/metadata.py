@@ -89,7 +89,7 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
     data = {name: fm.values[key] for name, key in key_of.items() if key in fm.values}
     lines = {name: fm.lines[key] for name, key in key_of.items() if key in fm.lines}
 
-    unknown = [key for key in fm.values if key not in known]
+    unknown = [key for key in fm.lines if key not in known]
     near_miss: dict[str, str] = {}  # known key -> the unknown key that looks like it
     for key in unknown:
         close = difflib.get_close_matches(
@@ -111,11 +111,13 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
                 )
             )
 
+    # A key that is written is not missing, even when its value could not be read (a problem
+    # the loader has reported).
     for wanted in rules.required:
-        if wanted not in data:
+        if key_of[wanted] not in fm.lines:
             problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=True))
     for wanted in rules.recommended:
-        if wanted not in data and wanted not in rules.required:
+        if key_of[wanted] not in fm.lines and wanted not in rules.required:
             problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=False))
 
     present = {name: value for name, value in data.items() if value is not None}
