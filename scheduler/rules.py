@@ -90,6 +90,9 @@ VALUE_UNREADABLE = _rule("RS117", "value-unreadable", ERROR, "a YAML value canno
 YAML_TAG = _rule(
     "RS130", "yaml-tag", ERROR, "an explicit YAML tag is unsupported or does not fit its value"
 )
+DUE_OUT_OF_RANGE = _rule(
+    "RS206", "due-out-of-range", ERROR, "the next review would fall after 9999-12-31"
+)
 
 # --------------------------------------------------------------------------- metadata
 

@@ -1,7 +1,9 @@
-"""YAML tags, line breaks and the nesting limit: each is an ordinary problem with its line."""
+"""YAML tags, line breaks, the nesting limit and dates at the end of the calendar: each is an
+ordinary problem with its line."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,12 @@ from scheduler.config import Settings
 from scheduler.content.facts import establish
 from scheduler.content.loader import SourceFile, load_document, parse_frontmatter
 from scheduler.content.metadata import validate
+from scheduler.content.reading import ReadingSettings, _Context
 from scheduler.results import Problem
 
-from .conftest import frontmatter, write_doc
+from .conftest import REPO, frontmatter, write_doc
+from .test_golden import corpus_gen
+from .test_rules import HAZARDS
 
 SETTINGS = Settings()
 
@@ -254,3 +259,107 @@ def test_one_nesting_limit_for_every_text(shape: str, eol: str, anchor_free: boo
         [("RS113", "frontmatter is nested more than 64 levels deep")],
         [("RS112", "YAML syntax error: exceeded maximum nesting depth")],  # newer libyaml
     )
+
+
+# --------------------------------------------------------------------------- due dates
+
+
+@pytest.mark.parametrize(
+    ("last", "frequency", "sum_"),
+    [
+        ("9999-06-01", "yearly", "9999-06-01 plus 1 year"),
+        ("9999-12-31", "1 day", "9999-12-31 plus 1 day"),
+        ("9995-03-01", "P10Y", "9995-03-01 plus 10 years"),
+    ],
+)
+def test_a_due_date_past_the_calendar_is_a_problem(
+    tmp_path: Path, last: str, frequency: str, sum_: str
+) -> None:
+    problems = read(tmp_path, frontmatter(lastReviewed=last, reviewFrequency=frequency))
+    assert shown(problems) == [
+        f"3:None: RS206 lastReviewed: {sum_} falls after 9999-12-31, so no due date can be set"
+    ]
+
+
+def test_the_last_due_date_there_is_is_fine(tmp_path: Path) -> None:
+    assert read(tmp_path, frontmatter(lastReviewed="9999-11-30", reviewFrequency="monthly")) == ()
+
+
+# --------------------------------------------------------------------------- agreement
+
+HAZARD_LIBRARY = {
+    **HAZARDS,
+    "seq-tag.md": frontmatter(tags="!!seq abc"),
+    "timestamp-tag.md": frontmatter(lastReviewed="!!timestamp ''"),
+    "bool-tag.md": frontmatter(source="!!bool maybe"),
+    "int-tag.md": frontmatter(version="!!int ''"),
+    "past-the-calendar.md": frontmatter(lastReviewed="9999-06-01", reviewFrequency="yearly"),
+    "last-day.md": frontmatter(lastReviewed="9999-12-24", reviewFrequency="weekly"),
+    "long-before.md": frontmatter(lastReviewed="0001-01-01"),
+    "fullwidth.md": frontmatter(reviewFrequency="６ months"),
+    "fullwidth-date.md": frontmatter(lastReviewed="'２０２６-01-15'"),
+    "separator.md": frontmatter(title="A\u2028status: draft"),
+    "deep.md": frontmatter(tags="[" * 80 + "]" * 80),
+    "archived-far.md": frontmatter(status="archived", lastReviewed="9999-06-01"),
+}
+
+
+def _library(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A folder to run in and the arguments naming its config and documents."""
+    if name == "govuk":
+        return REPO / "tests" / "corpora" / "govuk", [
+            "--config",
+            str(REPO / "config" / "examples" / "govuk-tech-docs.toml"),
+        ]
+    if name == "seed":
+        return REPO, ["--config", str(REPO / "config" / "scheduler.toml"), "seeds"]
+    if name == "generated":
+        folder = corpus_gen().generate(tmp_path / "generated", 400, body="Body text.\n")
+        return folder, ["--config", str(folder / "config" / "scheduler.toml")]
+    assert name == "hazards"
+    for file, text in HAZARD_LIBRARY.items():
+        write_doc(tmp_path / "hazards" / "docs" / file, text)
+    config = write_doc(tmp_path / "hazards" / "scheduler.toml", '[content]\nroot = "docs"\n')
+    return tmp_path / "hazards", ["--config", str(config)]
+
+
+@pytest.mark.parametrize("as_of", ["2026-11-27", "9999-07-01", "9999-12-31"])
+@pytest.mark.parametrize("name", ["govuk", "seed", "generated", "hazards"])
+def test_validate_and_check_reviews_agree_on_every_document(
+    name: str,
+    as_of: str,
+    run: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store_in_tmp: Path,
+) -> None:
+    folder, arguments = _library(name, tmp_path)
+    monkeypatch.chdir(folder)
+    common = ["--as-of", as_of, "--format", "json", "--no-cache", *arguments]
+    validated = run("validate", *common)
+    checked = run(*common, "--fail-on", "never", prog="check-reviews")
+    assert validated.code in (0, 1) and checked.code == 0, validated.err + checked.err
+    with_errors = {
+        f["path"]
+        for f in json.loads(validated.out)["files"]
+        if any(p["severity"] == "error" for p in f["problems"])
+    }
+    states = {d["path"]: d["state"] for d in json.loads(checked.out)["documents"]}
+    assert states and set(states) >= with_errors
+    invalid = {path for path, state in states.items() if state == "invalid"}
+    # Exempt documents (a status that needs no review) are exempt whatever their errors.
+    assert invalid == with_errors - {path for path, s in states.items() if s == "exempt"}
+    assert all(
+        p["code"] != "RS100" for f in json.loads(validated.out)["files"] for p in f["problems"]
+    )
+    if name == "hazards":
+        assert {"docs/past-the-calendar.md", "docs/seq-tag.md", "docs/deep.md"} <= invalid
+        # Due on the last day there is: a due date like any other.
+        assert states["docs/last-day.md"] == ("due_soon" if as_of == "9999-12-31" else "invalid")
+
+
+def test_no_yaml_reaches_the_safety_net_through_a_worker_context(tmp_path: Path) -> None:
+    context = _Context(ReadingSettings.of(SETTINGS))
+    for name, text in HAZARD_LIBRARY.items():
+        outcome = context.read(_file(tmp_path, text, name), None)
+        assert outcome.facts is not None and "RS100" not in outcome.facts, name

@@ -19,6 +19,7 @@ from pydantic import field_validator as _field_validator
 
 from scheduler import rules as rule
 from scheduler.config import FieldNames, MetadataRules
+from scheduler.content.cadence import Cadence
 from scheduler.content.fields import BY_NAME as _BY_NAME
 from scheduler.content.fields import FIELDS, NAMES, Field, describe
 from scheduler.content.loader import Frontmatter, LoadedDocument
@@ -198,4 +199,18 @@ def future_review_problem(
         key,
         f"{last_reviewed.isoformat()} is after today ({today.isoformat()})",
         "a review cannot be recorded in the future; check the year",
+    )
+
+
+def due_out_of_range_problem(
+    path: str, last_reviewed: date, cadence: Cadence, line: int | None, key: str
+) -> Problem:
+    """The error for a due date past the last date there is (9999-12-31)."""
+    return rule.DUE_OUT_OF_RANGE(
+        path,
+        line,
+        key,
+        f"{last_reviewed.isoformat()} plus {cadence.label} falls after 9999-12-31, "
+        "so no due date can be set",
+        "check the year",
     )
