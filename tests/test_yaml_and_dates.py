@@ -1,5 +1,5 @@
-"""YAML tags, line breaks, the nesting limit and dates at the end of the calendar: each is an
-ordinary problem with its line."""
+"""YAML tags, line breaks, the nesting limit, dates at the end of the calendar, the as-of date and
+digits other than 0-9: each is an ordinary problem with its line, or a usage error."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from scheduler.content.metadata import validate
 from scheduler.content.reading import ReadingSettings, _Context
 from scheduler.results import Problem
 
-from .conftest import REPO, frontmatter, write_doc
+from .conftest import REPO, SEED, frontmatter, write_doc
 from .test_golden import corpus_gen
 from .test_rules import HAZARDS
 
@@ -283,6 +283,98 @@ def test_a_due_date_past_the_calendar_is_a_problem(
 
 def test_the_last_due_date_there_is_is_fine(tmp_path: Path) -> None:
     assert read(tmp_path, frontmatter(lastReviewed="9999-11-30", reviewFrequency="monthly")) == ()
+
+
+# --------------------------------------------------------------------------- --as-of
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("20260601", "'20260601' is not a date in the form YYYY-MM-DD (use YYYY-MM-DD)"),
+        ("2026-W22-1", "'2026-W22-1' is not a date in the form YYYY-MM-DD (use YYYY-MM-DD)"),
+        ("2026-06-01T00:00", "'2026-06-01T00:00' is not a date in the form YYYY-MM-DD"),
+        (" 2026-06-01", "' 2026-06-01' is not a date in the form YYYY-MM-DD"),
+        ("2026-6-1", "'2026-6-1' is not a date in the form YYYY-MM-DD"),
+        ("2026-02-29", "'2026-02-29' is not a real date (use YYYY-MM-DD)"),
+        (
+            "２０２６-06-01",
+            "'２０２６-06-01' contains '２' (U+FF12 FULLWIDTH DIGIT TWO), not one of the digits "
+            "0-9 (write '2026-06-01')",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "check", "send", "preview"])
+def test_as_of_takes_yyyy_mm_dd_only(
+    command: str,
+    value: str,
+    message: str,
+    run: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(command, "--as-of", value)
+    assert result.code == 2
+    assert f"Invalid value for '--as-of': {message}" in result.err
+    assert result.out == ""
+
+
+def test_as_of_accepts_a_date(run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_doc(tmp_path / "seeds" / "page.md", SEED.read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    result = run("validate", "--as-of", "2026-02-28", "--format", "json")
+    assert result.code == 0 and json.loads(result.out)["as_of"] == "2026-02-28"
+
+
+# --------------------------------------------------------------------------- digits
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"reviewFrequency": "６ months"},
+            "4: RS212 reviewFrequency: '６ months' contains '６' (U+FF16 FULLWIDTH DIGIT SIX), "
+            "not one of the digits 0-9 (write '6 months')",
+        ),
+        (
+            {"reviewFrequency": "P٣M"},
+            "4: RS212 reviewFrequency: 'P٣M' contains '٣' (U+0663 ARABIC-INDIC DIGIT THREE), "
+            "not one of the digits 0-9 (write 'P3M')",
+        ),
+        (
+            {"lastReviewed": "'２０２６-０１-１５'"},
+            "3: RS211 lastReviewed: '２０２６-０１-１５' contains '２' (U+FF12 FULLWIDTH DIGIT "
+            "TWO), not one of the digits 0-9 (write '2026-01-15')",
+        ),
+        (
+            {"lastReviewed": "2026-01-1５"},
+            "3: RS211 lastReviewed: '2026-01-1５' contains '５' (U+FF15 FULLWIDTH DIGIT FIVE), "
+            "not one of the digits 0-9 (write '2026-01-15')",
+        ),
+        (
+            {"reviewFrequency": "every ² years"},
+            "4: RS212 reviewFrequency: 'every ² years' contains '²' (U+00B2 SUPERSCRIPT TWO), "
+            "not one of the digits 0-9 (write 'every 2 years')",
+        ),
+        (
+            {"language": "es-４１９"},
+            "9: RS216 language: 'es-４１９' contains '４' (U+FF14 FULLWIDTH DIGIT FOUR), not one "
+            "of the digits 0-9 (write 'es-419')",
+        ),
+    ],
+)
+def test_digits_other_than_0_to_9_are_refused_by_name(
+    tmp_path: Path, fields: dict[str, str], expected: str
+) -> None:
+    problems = read(tmp_path, frontmatter(**fields))
+    assert [f"{p.line}: {p.code} {p.describe()}" for p in problems] == [expected]
+
+
+def test_ascii_forms_of_the_same_values_are_read(tmp_path: Path) -> None:
+    fields = {"reviewFrequency": "6 months", "lastReviewed": "'2026-01-15'", "language": "es-419"}
+    assert read(tmp_path, frontmatter(**fields)) == ()
 
 
 # --------------------------------------------------------------------------- agreement
