@@ -92,6 +92,15 @@ VANISHED = _rule("RS120", "vanished", ERROR, "a file was deleted while the run r
 NAME_NOT_UTF8 = _rule("RS121", "name-not-utf8", WARNING, "a file name is not UTF-8")
 WORKER_DIED = _rule("RS122", "worker-died", ERROR, "the process reading the file died, twice")
 
+# --------------------------------------------------------------------------- YAML and dates
+
+YAML_TAG = _rule(
+    "RS130", "yaml-tag", ERROR, "an explicit YAML tag is unsupported or does not fit its value"
+)
+DUE_OUT_OF_RANGE = _rule(
+    "RS206", "due-out-of-range", ERROR, "the next review would fall after 9999-12-31"
+)
+
 # --------------------------------------------------------------------------- metadata
 
 MISSING_FIELD = _rule("RS201", "missing-field", ERROR, "a required field is missing")

@@ -100,7 +100,7 @@ def test_validate_exit_codes(library: Path, run: Any, args: list[str], code: int
     [
         (
             ["validate", "--as-of", "2026-13-01"],
-            "'2026-13-01' is not a date in the form YYYY-MM-DD",
+            "'2026-13-01' is not a real date (use YYYY-MM-DD)",
         ),
         (["validate", "--format", "xml"], "'xml' is not one of"),
         (["validate", "nowhere.md"], "review-scheduler: error: no such file or folder: nowhere.md"),

@@ -1,21 +1,31 @@
 from __future__ import annotations
 
+import json
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler.config import Settings
+from scheduler.content.facts import FactsDecoder
+from scheduler.content.fields import FIELDS
 from scheduler.content.loader import (
+    MAX_DEPTH,
     Discovery,
     LoadedDocument,
     SourceFile,
+    _Loader,
+    _needs_scan,
     display_path,
     load_document,
     parse_frontmatter,
 )
+from scheduler.content.reading import ReadingSettings, _Context
 from scheduler.results import Problem, Severity
 
 from .conftest import GOOD_FRONTMATTER, SEED
@@ -116,8 +126,7 @@ def test_seed_reads_cleanly_with_line_numbers() -> None:
         (
             b"---\ntitle: !!python/object:os.system x\n---\n",
             2,
-            "cannot be read: could not determine a constructor for the tag "
-            "'tag:yaml.org,2002:python/object:os.system'",
+            "YAML tag !!python/object:os.system is not supported in frontmatter",
         ),
         (b"---\n[a]: x\n---\n", 2, "keys must be plain text"),
     ],
@@ -254,6 +263,30 @@ def test_arbitrary_bytes_inside_fences_only_ever_produce_problems(
     assert doc.frontmatter is not None or doc.problems
 
 
+# Every tag the safe loader knows, some it does not, and the non-specific "!".
+_KNOWN = [
+    "str",
+    "int",
+    "float",
+    "bool",
+    "null",
+    "timestamp",
+    "binary",
+    "seq",
+    "map",
+    "omap",
+    "pairs",
+    "set",
+]
+_UNKNOWN = ["merge", "value", "yaml", "python/name:os.system"]
+TAGS = [f"!!{name} " for name in _KNOWN + _UNKNOWN] + [
+    "!custom ",
+    "! ",
+    "!<tag:yaml.org,2002:int> ",
+    "!<tag:example.org,2026:x> ",
+]
+LINE_BREAKS = ["\n", "\r\n", "\r", "\x85", "\u2028", "\u2029"]
+
 yaml_text = st.recursive(
     st.one_of(
         st.text(alphabet=st.characters(codec="utf-8"), max_size=20),
@@ -287,6 +320,10 @@ yaml_text = st.recursive(
                 "0x",
                 "1e999",
                 "9" * 5000,
+                *TAGS,
+                "=",
+                "<<",
+                *LINE_BREAKS,
             ]
         ),
     ),
@@ -413,3 +450,95 @@ def test_symlinks_outside_the_root_are_refused(tmp_path: Path) -> None:
 def test_display_paths_are_relative_to_cwd_only_below_it(tmp_path: Path) -> None:
     assert display_path(tmp_path / "a" / "b.md", tmp_path) == "a/b.md"
     assert display_path(Path("/elsewhere/b.md"), tmp_path) == "/elsewhere/b.md"
+
+
+# --------------------------------------------------------------------------- tagged YAML
+
+_PLAIN = "'' maybe yes - _ 0x 0b_ 1_0 ._ .inf ~ = << 2026-01-15 2026-13-01 9999-12-31 aGVsbG8="
+_scalars = st.one_of(
+    st.sampled_from(
+        [*_PLAIN.split(), "", "2026-01-15 10:00", "é", "quarterly", "６ months", "9" * 5000]
+    ),
+    st.text(max_size=12).map(lambda text: json.dumps(text)),  # double quoted, any characters
+)
+_tag = st.sampled_from(["", "", "", *TAGS])
+_values = st.recursive(
+    st.builds(str.__add__, _tag, _scalars),
+    lambda inner: st.one_of(
+        st.builds(
+            lambda tag, items: f"{tag}[{', '.join(items)}]", _tag, st.lists(inner, max_size=3)
+        ),
+        st.builds(
+            lambda tag, pairs: tag + "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}",
+            _tag,
+            st.lists(
+                st.tuples(st.sampled_from(["a", "!!int 1", "!!str b", "? c"]), inner), max_size=3
+            ),
+        ),
+    ),
+    max_leaves=6,
+)
+_keys = st.builds(
+    str.__add__,
+    st.sampled_from(["", "", "", "", "!!str ", "!!int ", "!!bool ", "!custom "]),
+    st.sampled_from([field.key for field in FIELDS] + ["x", "1", "yes"]),
+)
+_entries = st.one_of(
+    st.builds(lambda key, value: f"{key}: {value}", _keys, _values),
+    st.builds(  # a block list, each entry possibly tagged
+        lambda key, tag, items, eol: f"{key}: {tag}" + "".join(f"{eol}- {item}" for item in items),
+        _keys,
+        _tag,
+        st.lists(_values, min_size=1, max_size=3),
+        st.sampled_from(LINE_BREAKS),
+    ),
+)
+tagged_yaml = st.builds(
+    lambda entries, eol: eol.join(entries),
+    st.lists(_entries, min_size=1, max_size=6),
+    st.sampled_from(LINE_BREAKS),
+)
+
+
+@settings(
+    max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+@given(block=tagged_yaml)
+def test_tagged_yaml_never_reaches_the_safety_net(tmp_path: Path, block: str) -> None:
+    # The whole of reading a document, as a worker does it: any exception would be caught by
+    # its safety net and reported as a bug (RS100).
+    path = tmp_path / "doc.md"
+    path.write_bytes(f"---\n{block}\n---\nbody\n".encode())
+    stat = path.stat()
+    file = SourceFile(str(path), "doc.md", "doc.md", stat.st_size, stat.st_mtime_ns)
+    outcome = _Context(ReadingSettings.of(Settings())).read(file, None)
+    assert outcome.facts is not None and outcome.route is not None
+    facts = FactsDecoder().facts(outcome.facts, "doc.md")
+    assert all(p.code != "RS100" for p in facts.problems), facts.problems
+    for problem in facts.problems:
+        if problem.code == "RS130":  # a tag problem: on a line of the frontmatter, with a column
+            assert problem.line is not None and 2 <= problem.line <= 2 + len(block)
+            assert problem.column is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(block=st.one_of(yaml_text, tagged_yaml))
+def test_text_read_without_a_scan_is_within_the_nesting_limit(block: str) -> None:
+    # The scan for depth is skipped only where the text cannot nest deeper than the limit.
+    if _needs_scan(block):
+        return
+    loader = _Loader(block)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+    assert _depth(node) <= MAX_DEPTH
+
+
+def _depth(node: Any) -> int:
+    if node is None or isinstance(node, yaml.ScalarNode):
+        return 0
+    children = [n for item in node.value for n in (item if isinstance(item, tuple) else (item,))]
+    return 1 + max((_depth(child) for child in children), default=0)

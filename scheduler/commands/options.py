@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic_core import PydanticCustomError
 
 from scheduler.config import Settings, find_config, load_settings
+from scheduler.content.fields import iso_date
 from scheduler.render import Registry, RenderOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,9 +24,10 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from None
+        return iso_date(value)  # the form frontmatter dates are read in, and no other
+    except PydanticCustomError as exc:
+        hint = (exc.context or {}).get("hint")
+        raise click.BadParameter(exc.message() + (f" ({hint})" if hint else "")) from None
 
 
 config_option = click.option(

@@ -99,9 +99,11 @@ AMBIGUOUS: dict[str, tuple[str, str]] = {
     ),
 }
 
-_UNIT_RE = re.compile(r"(?:every )?(\d{1,4}) ?(day|week|month|year)s?", re.IGNORECASE)
+# Digits are 0-9 only (re.ASCII): Python's int() would read fullwidth and other digits too.
+_UNIT_RE = re.compile(r"(?:every )?(\d{1,4}) ?(day|week|month|year)s?", re.IGNORECASE | re.ASCII)
 _ISO_RE = re.compile(
-    r"P(?!$)(?:(\d{1,4})Y)?(?:(\d{1,4})M)?(?:(\d{1,4})W)?(?:(\d{1,4})D)?", re.IGNORECASE
+    r"P(?!$)(?:(\d{1,4})Y)?(?:(\d{1,4})M)?(?:(\d{1,4})W)?(?:(\d{1,4})D)?",
+    re.IGNORECASE | re.ASCII,
 )
 _FORMS = "a named cadence such as 'quarterly', 'N months' such as '6 months', or ISO 8601 'P3M'"
 

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from scheduler.config import FieldNames
 from scheduler.content.cadence import Cadence, due_date
 from scheduler.content.fields import REPORTED, SHOWN
-from scheduler.content.metadata import ValidatedDocument
+from scheduler.content.metadata import ValidatedDocument, due_out_of_range_problem
 from scheduler.results import Problem, Severity
 from scheduler.rules import RULES
 
@@ -68,15 +68,24 @@ def establish(doc: ValidatedDocument, names: FieldNames) -> DocumentFacts:
     if meta is None:
         return DocumentFacts(problems=doc.problems)
     last_reviewed = meta.value("last_reviewed")
+    cadence = meta.value("review_frequency")
+    due = due_date(last_reviewed, cadence)
+    line = doc.lines.get("last_reviewed")
+    problems = doc.problems
+    if due is None and last_reviewed is not None and cadence is not None:
+        late = due_out_of_range_problem(
+            doc.path, last_reviewed, cadence, line, names.key("last_reviewed")
+        )
+        problems = tuple(sorted((*problems, late), key=lambda p: p.sort_key))
     return DocumentFacts(
         title=meta.value("title"),
         status=meta.value("status"),
         last_reviewed=last_reviewed,
         review_frequency=None if frequency is None else str(frequency),
-        due=due_date(last_reviewed, meta.value("review_frequency")),
-        last_reviewed_line=doc.lines.get("last_reviewed"),
+        due=due,
+        last_reviewed_line=line,
         url=meta.value("url"),
-        problems=doc.problems,
+        problems=problems,
         shown=tuple(
             (field.name, _shown(meta.value(field.name)))
             for field in SHOWN

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -52,8 +53,12 @@ def describe(value: object) -> str:
         return f"the date and time {value.isoformat(sep=' ')}"
     if isinstance(value, date):
         return f"the date {value.isoformat()}"
+    if isinstance(value, bytes):
+        return "binary data"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, tuple):
+        return "a key: value pair"
     if isinstance(value, dict):
         return "a mapping"
     return f"a {type(value).__name__}"
@@ -61,7 +66,7 @@ def describe(value: object) -> str:
 
 # --------------------------------------------------------------------------- parsers
 
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _BCP47_RE = re.compile(
     r"[a-z]{2,3}(?:-[a-z]{3}){0,3}"  # language and extended language subtags
     r"(?:-[a-z]{4})?"  # script
@@ -69,8 +74,30 @@ _BCP47_RE = re.compile(
     r"(?:-(?:[a-z\d]{5,8}|\d[a-z\d]{3}))*"  # variants
     r"(?:-[a-wyz\d](?:-[a-z\d]{2,8})+)*"  # extensions
     r"(?:-x(?:-[a-z\d]{1,8})+)?",  # private use
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,  # ASCII: no fullwidth digits, no Kelvin sign for k
 )
+
+
+def ascii_digits(written: str) -> str:
+    """``written``, if its digits are all 0-9. Other digits (fullwidth, Arabic-Indic, superscript,
+    ...) are refused naming the first one: Python would read many of them as
+    numbers, but YAML and the tools a library is published with do not, so dates, frequencies
+    and language tags accept 0-9 only, everywhere."""
+    if written.isascii():
+        return written
+    for char in written:
+        if char.isdigit() and not char.isascii():
+            name = unicodedata.name(char, "")
+            fixed = "".join(
+                str(unicodedata.digit(c, c)) if c.isdigit() and not c.isascii() else c
+                for c in written
+            )
+            raise invalid(
+                f"{written!r} contains {char!r} (U+{ord(char):04X}{' ' + name if name else ''}), "
+                "not one of the digits 0-9",
+                f"write {fixed!r}",
+            )
+    return written
 
 
 def text(value: object, rules: Rules | None = None, *, allow_empty: bool = False) -> str:
@@ -114,8 +141,13 @@ def calendar_date(value: object, rules: Rules | None = None) -> date:
         return value
     if not isinstance(value, str):
         raise invalid(f"expected a date, got {describe(value)}", "write the date as YYYY-MM-DD")
-    written = value.strip()
-    if _DATE_RE.fullmatch(written) is None:
+    return iso_date(value.strip())
+
+
+def iso_date(written: str) -> date:
+    """A date written ``YYYY-MM-DD`` with the digits 0-9, and nothing else: the one form read in
+    frontmatter and on the command line (not ``20260601``, not the week date ``2026-W22-1``)."""
+    if _DATE_RE.fullmatch(ascii_digits(written)) is None:
         raise invalid(f"{written!r} is not a date in the form YYYY-MM-DD", "use YYYY-MM-DD")
     try:
         return date.fromisoformat(written)
@@ -126,6 +158,8 @@ def calendar_date(value: object, rules: Rules | None = None) -> date:
 def cadence(value: object, rules: Rules | None = None) -> Cadence:
     if isinstance(value, Cadence):
         return value
+    if isinstance(value, str):
+        ascii_digits(value.strip())
     try:
         return parse_cadence(value)
     except CadenceError as exc:
@@ -165,7 +199,7 @@ def web_address(value: object, rules: Rules | None = None) -> str:
 
 
 def language_tag(value: object, rules: Rules | None = None) -> str:
-    written = stripped_text(value)
+    written = ascii_digits(stripped_text(value))
     if _BCP47_RE.fullmatch(written) is None:
         hint = (
             f"use a hyphen: {written.replace('_', '-')}"

@@ -19,6 +19,7 @@ from pydantic import field_validator as _field_validator
 
 from scheduler import rules as rule
 from scheduler.config import FieldNames, MetadataRules
+from scheduler.content.cadence import Cadence
 from scheduler.content.fields import BY_NAME as _BY_NAME
 from scheduler.content.fields import FIELDS, NAMES, Field, describe
 from scheduler.content.loader import Frontmatter, LoadedDocument
@@ -89,7 +90,7 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
     data = {name: fm.values[key] for name, key in key_of.items() if key in fm.values}
     lines = {name: fm.lines[key] for name, key in key_of.items() if key in fm.lines}
 
-    unknown = [key for key in fm.values if key not in known]
+    unknown = [key for key in fm.lines if key not in known]
     near_miss: dict[str, str] = {}  # known key -> the unknown key that looks like it
     for key in unknown:
         close = difflib.get_close_matches(
@@ -111,11 +112,13 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
                 )
             )
 
+    # A key that is written is not missing, even when its value could not be read (a problem
+    # the loader has reported).
     for wanted in rules.required:
-        if wanted not in data:
+        if key_of[wanted] not in fm.lines:
             problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=True))
     for wanted in rules.recommended:
-        if wanted not in data and wanted not in rules.required:
+        if key_of[wanted] not in fm.lines and wanted not in rules.required:
             problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=False))
 
     present = {name: value for name, value in data.items() if value is not None}
@@ -196,4 +199,18 @@ def future_review_problem(
         key,
         f"{last_reviewed.isoformat()} is after today ({today.isoformat()})",
         "a review cannot be recorded in the future; check the year",
+    )
+
+
+def due_out_of_range_problem(
+    path: str, last_reviewed: date, cadence: Cadence, line: int | None, key: str
+) -> Problem:
+    """The error for a due date past the last date there is (9999-12-31)."""
+    return rule.DUE_OUT_OF_RANGE(
+        path,
+        line,
+        key,
+        f"{last_reviewed.isoformat()} plus {cadence.label} falls after 9999-12-31, "
+        "so no due date can be set",
+        "check the year",
     )
