@@ -229,7 +229,6 @@ def _until(condition: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
 @pytest.mark.parametrize(("how", "processes"), [("forked", 2), ("threaded", 4)])
 def test_workers_exit_when_the_main_process_is_killed(
     library: Path, how: str, processes: int
