@@ -277,6 +277,32 @@ def test_files_deleted_or_replaced_between_listing_and_reading(tmp_path: Path) -
     assert head_digest(found[3], 10_000) == loaded[3].digest
 
 
+def test_a_link_put_in_a_files_place_is_not_followed(tmp_path: Path) -> None:
+    """A document swapped for a link between listing and reading could lead out of the content
+    root, past the check discovery made on links: it is reported, never followed. A link that
+    discovery itself found is still read through."""
+    write_doc(tmp_path / "secret.md", frontmatter(title="Outside the root"))
+    write_doc(tmp_path / "content" / ".target.md", DOC)  # hidden: found through the link only
+    (tmp_path / "content" / "linked.md").symlink_to(tmp_path / "content" / ".target.md")
+    found = _library(tmp_path, ["swapped.md"])
+    swapped = next(f for f in found if f.display.endswith("swapped.md"))
+    linked = next(f for f in found if f.display.endswith("linked.md"))
+    Path(swapped.path).unlink()
+    Path(swapped.path).symlink_to(tmp_path / "secret.md")
+
+    loaded = load_document(swapped, 10_000)
+    assert loaded.frontmatter is None and loaded.digest is None
+    assert [(p.code, p.message) for p in loaded.problems] == [
+        (
+            "RS120",
+            "was replaced by a symbolic link while it was being checked; the link was not followed",
+        )
+    ]
+    assert head_digest(swapped, 10_000) is None
+    through = load_document(linked, 10_000)
+    assert through.frontmatter is not None and through.frontmatter.values["title"] == "A page"
+
+
 def test_files_and_folders_deleted_while_a_folder_is_walked(tmp_path: Path) -> None:
     """The walk lists a folder, then looks at each entry: what goes in between is reported."""
     _library(tmp_path, ["a.md", "b.md", "sub/c.md"])

@@ -50,6 +50,7 @@ class SourceFile(NamedTuple):
     size: int
     mtime_ns: int
     ctime_ns: int = 0
+    followed: bool = False  # reached through a symbolic link; otherwise no link is followed
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +170,7 @@ class Discovery:
             return _unreachable(shown, exc, link)
         if S_ISDIR(stat.st_mode):
             return None
-        return _source_file(absolute, shown, self._rel(absolute), stat)
+        return _source_file(absolute, shown, self._rel(absolute), stat, os.path.islink(absolute))
 
     def _display(self, absolute: str) -> str:
         return _relative_or_absolute(absolute, self._cwd)
@@ -273,7 +274,7 @@ class Discovery:
             )
         if self._found_as_itself(target, real_top, is_dir) or _within(real_top, target):
             return None
-        return target if is_dir else _source_file(entry.path, shown, rel, stat)
+        return target if is_dir else _source_file(entry.path, shown, rel, stat, followed=True)
 
     def _found_as_itself(self, target: str, real_top: str, is_dir: bool) -> bool:
         """Whether a walk of ``real_top`` finds ``target`` (a real path) under its own name:
@@ -307,10 +308,15 @@ def missing(path: Path) -> bool:
     return False
 
 
-def _source_file(path: str, shown: str, rel: str, stat: os.stat_result) -> SourceFile | Problem:
-    """The document at ``path`` if ``stat`` says it is a regular file, else the problem."""
+def _source_file(
+    path: str, shown: str, rel: str, stat: os.stat_result, followed: bool = False
+) -> SourceFile | Problem:
+    """The document at ``path`` if ``stat`` says it is a regular file, else the problem.
+    ``followed``: found through a symbolic link, which reading may follow too."""
     if S_ISREG(stat.st_mode):
-        return SourceFile(path, shown, rel, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        return SourceFile(
+            path, shown, rel, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, followed
+        )
     return _not_regular(shown, stat.st_mode)
 
 
@@ -405,11 +411,21 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
         )
         return LoadedDocument(file, None, (*named, problem), _OVERSIZED)
     try:
-        head = _read_head(file.path, max_bytes)
+        head = _read_head(file.path, max_bytes, file.followed)
     except _NotRegular as exc:
         return LoadedDocument(file, None, (*named, _not_regular(path, exc.mode)))
     except OSError as exc:  # deleted or replaced since it was found, or unreadable
-        problem = _vanished(path) if exc.errno in _MISSING else _unreachable(path, exc)
+        if exc.errno == errno.ELOOP and not file.followed:  # a link put in its place
+            problem = rules.VANISHED(
+                path,
+                None,
+                None,
+                "was replaced by a symbolic link while it was being checked; "
+                "the link was not followed",
+                "check the file and run again",
+            )
+        else:
+            problem = _vanished(path) if exc.errno in _MISSING else _unreachable(path, exc)
         return LoadedDocument(file, None, (*named, problem))
     digest = head.digest
 
@@ -477,7 +493,7 @@ def head_digest(file: SourceFile, max_bytes: int) -> bytes | None:
     if file.size > max_bytes:
         return _OVERSIZED
     try:
-        return _read_head(file.path, max_bytes).digest
+        return _read_head(file.path, max_bytes, file.followed).digest
     except OSError:
         return None
 
@@ -492,7 +508,7 @@ class _Head:
     digest: bytes  # SHA-256 of every byte read: all that the result can depend on
 
 
-def _read_head(path: str, max_bytes: int) -> _Head:
+def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
     """Read until the closing fence (or the end, or ``max_bytes``), decoding as UTF-8.
 
     Undecodable bytes are kept as lone surrogates so they can be reported with their line.
@@ -503,7 +519,7 @@ def _read_head(path: str, max_bytes: int) -> _Head:
     text = ""
     read = 0
     search_from = 0
-    with _open_regular(path) as handle:
+    with _open_regular(path, follow) as handle:
         while True:
             chunk = handle.read(_CHUNK if read == 0 else max(_CHUNK, read))
             hasher.update(chunk)
@@ -529,6 +545,7 @@ def _read_head(path: str, max_bytes: int) -> _Head:
 # ignores O_NONBLOCK; O_NOCTTY keeps a terminal device from becoming this process's own.)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 _OPEN_FLAGS |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class _NotRegular(OSError):
@@ -539,10 +556,12 @@ class _NotRegular(OSError):
         self.mode = mode
 
 
-def _open_regular(path: str) -> BinaryIO:
+def _open_regular(path: str, follow: bool) -> BinaryIO:
     """Open ``path`` for reading if it is a regular file (checked on the opened file, so a
-    file replaced after it was found is judged as it is now), else raise :class:`_NotRegular`."""
-    fd = os.open(path, _OPEN_FLAGS)
+    file replaced after it was found is judged as it is now), else raise :class:`_NotRegular`.
+    Unless ``follow``, a symbolic link put in the file's place is not followed (ELOOP): it could
+    lead out of the content root, past the check discovery made."""
+    fd = os.open(path, _OPEN_FLAGS if follow else _OPEN_FLAGS | _NO_FOLLOW)
     try:
         mode = os.fstat(fd).st_mode
         if not S_ISREG(mode):
