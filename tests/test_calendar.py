@@ -103,3 +103,13 @@ def test_feed_names_are_plain_file_names() -> None:
     assert feed_name("Ana@Example.org") == "Ana@Example.org.ics"
     odd = feed_name("../../etc/passwd")
     assert odd.startswith("editor-") and "/" not in odd and odd.endswith(".ics")
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error(library: Path, run: Any) -> None:
+    (library / "taken").write_text("a file, not a folder")
+    result = run("dashboard", "--as-of", AS_OF, "--out", "taken/site")
+    assert result.code == 2
+    assert "cannot write the dashboard to taken/site: Not a directory" in result.err
+    result = run("calendar", "--as-of", AS_OF, "--out", "missing/feed.ics")
+    assert result.code == 2
+    assert "cannot write missing/feed.ics: No such file or directory" in result.err

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from scheduler.commands.options import as_of_option, config_option, settings_for, today_for
-from scheduler.usecases.publish import calendar
+from scheduler.errors import UsageError
+from scheduler.usecases.publish import calendar, write_file
 
 
 @click.command("calendar")
@@ -35,5 +36,8 @@ def command(
         sys.stdout.buffer.write(feed)
         sys.stdout.flush()
     else:
-        out.write_bytes(feed)
+        try:
+            write_file(out, feed)
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     return 0

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from scheduler.config import Settings
+from scheduler.errors import UsageError
 from scheduler.render.calendar import calendar_feed, feed_name
 from scheduler.render.dashboard import render_dashboard
 from scheduler.results import CheckResult, DocumentReport
@@ -59,16 +60,20 @@ def publish_dashboard(settings: Settings, cwd: Path, today: date, out: Path) -> 
     result = check(settings, [], cwd, today, use_cache=True)
     files = site(result, settings.dashboard.edit_url)
     folder = cwd / out
-    (folder / CALENDARS).mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        _replace(folder / name, content)
-    for old in (folder / CALENDARS).glob("*.ics"):
-        if f"{CALENDARS}/{old.name}" not in files:
-            old.unlink()
+    try:
+        (folder / CALENDARS).mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            write_file(folder / name, content)
+        for old in (folder / CALENDARS).glob("*.ics"):
+            if f"{CALENDARS}/{old.name}" not in files:
+                old.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write the dashboard to {out}: {exc.strerror or exc}") from None
     return Published(folder / "index.html", len(result.documents), len(files) - 1)
 
 
-def _replace(path: Path, content: bytes) -> None:
+def write_file(path: Path, content: bytes) -> None:
+    """Replace ``path`` with ``content`` whole: a reader sees the old file or the new one."""
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     temporary = Path(name)
     try:
