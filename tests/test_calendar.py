@@ -68,6 +68,7 @@ def test_uids_are_stable_across_runs_and_reviews(library: Path, run: Any) -> Non
     assert before[uid].decoded("DTSTART") == date(2025, 9, 1)
     assert after[uid].decoded("DTSTART") == date(2027, 2, 26)
     assert str(after[uid]["SUMMARY"]) == "Review: Example page"
+    assert int(after[uid]["SEQUENCE"]) > int(before[uid]["SEQUENCE"])  # an update
 
 
 def test_one_editors_feed_on_standard_output(library: Path, run: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
 from icalendar import Calendar, Event
@@ -38,6 +38,14 @@ def edit_link(template: str | None, path: str) -> str | None:
     return template.replace("{path}", quote(without_surrogates(path), safe="/"))
 
 
+def revision(doc: DocumentReport) -> int:
+    """The event's SEQUENCE: days from 2000-01-01 to the last review, so that it rises with
+    every review (which moves the event), as calendar apps that check it expect of an update."""
+    last = doc.last_reviewed
+    return max(0, (last - _EPOCH).days) if last is not None else 0
+
+
+_EPOCH = date(2000, 1, 1)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@-]*")
 
 
@@ -83,6 +91,7 @@ def calendar_feed(result: CheckResult, edit_url: str | None = None, name: str = 
         edit = edit_link(edit_url, doc.path)
         event = Event()
         event.add("uid", event_uid(doc.path))
+        event.add("sequence", revision(doc))
         event.add("dtstamp", stamp)
         event.add("dtstart", doc.due)
         event.add("dtend", doc.due + timedelta(days=1))
