@@ -327,6 +327,25 @@ class DaemonSettings(_Section):
         return value
 
 
+class DashboardSettings(_Section):
+    """[dashboard]: the HTML freshness dashboard and its links."""
+
+    # The folder the daemon writes the dashboard to after each cycle; none: it writes none.
+    out: Path | None = None
+    # A link to edit a document, with {path} standing for its path, for example
+    # "https://github.com/org/docs/edit/main/{path}"; none: no edit links.
+    edit_url: str | None = None
+
+    @field_validator("edit_url")
+    @classmethod
+    def _http_template(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not re.match(r"https?://[^/{}\s]+", value) or "{path}" not in value
+        ):
+            raise ValueError("must be an http(s) address with {path} in it")
+        return value
+
+
 class StoreSettings(_Section):
     """[store]: where the reminder ledger, the outbox, the run history and the parse cache are
     kept. ``url`` names a backend and its place: ``sqlite:///relative/path`` (from the current
@@ -388,6 +407,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     delivery: DeliverySettings = DeliverySettings()
     daemon: DaemonSettings = DaemonSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     store: StoreSettings = StoreSettings()
     performance: PerformanceSettings = PerformanceSettings()
 

@@ -112,6 +112,7 @@ class DocumentReport:
     line: int | None = None  # where lastReviewed is written, for annotations
     url: str | None = None  # the published page, for links in digests
     shown: tuple[tuple[str, Any], ...] = ()  # further fields the registry reports: (name, value)
+    source: str | None = None  # the publisher (not in the reports: the dashboard groups by it)
 
     @property
     def urgency(self) -> tuple[int, int, date, str]:

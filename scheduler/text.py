@@ -8,6 +8,7 @@ and digests (:mod:`scheduler.notify.digest`) pass such text through :func:`shown
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 # What must never reach a terminal or a parser raw: C0 and C1 control characters and DEL (escape
 # sequences, BEL, carriage returns, newlines that would forge lines), the bidirectional marks,
@@ -63,3 +64,10 @@ def without_surrogates(text: str) -> str:
     """``text`` with only the undecodable bytes of a file name escaped (``\\xff``), so that it
     can be stored as UTF-8 text: the reminder ledger keys documents by this form of their path."""
     return _SURROGATE.sub(_escape, text) if _SURROGATE.search(text) else text
+
+
+def http_url(url: str | None) -> str | None:
+    """``url`` when it is an http(s) address, else ``None``: only such links are ever emitted."""
+    if url and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
+        return url
+    return None

@@ -45,6 +45,7 @@ def test_shipped_config_files_load_and_match_the_defaults_they_document() -> Non
         "smtp",
         "delivery",
         "daemon",
+        "dashboard",
         "store",
         "performance",
     ):

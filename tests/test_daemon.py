@@ -331,3 +331,21 @@ def test_status_health_check(tmp_path: Path, run: Any, monkeypatch: pytest.Monke
     broken = run("status")
     assert broken.code == 1
     assert ": interrupted: " in broken.out
+
+
+def test_the_daemon_refreshes_the_dashboard_after_each_cycle(tmp_path: Path, spawn: Any) -> None:
+    env = library(tmp_path, None, "*/2 * * * * *")
+    env["SCHEDULER_DASHBOARD__OUT"] = "site"
+    daemon = spawn(tmp_path, env)
+    daemon.message("cycle ended")
+    written = daemon.message("dashboard for")
+    assert (
+        "written to" in written["message"] and "2 documents, 2 calendar feeds" in written["message"]
+    )
+    assert daemon.stop() == 0
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert '<strong id="count-documents">2</strong>' in html
+    assert sorted(p.name for p in (tmp_path / "site" / "calendars").iterdir()) == [
+        "editor0@example.org.ics",
+        "editor1@example.org.ics",
+    ]

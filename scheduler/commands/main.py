@@ -41,6 +41,8 @@ COMMANDS = {
     "daemon": "scheduler.commands.daemon:command",
     "status": "scheduler.commands.status:command",
     "cache": "scheduler.commands.cache:group",
+    "dashboard": "scheduler.commands.dashboard:command",
+    "calendar": "scheduler.commands.calendar:command",
 }
 
 

@@ -30,7 +30,7 @@ from scheduler.results import Problem, Severity
 from scheduler.rules import RULES
 
 # Part of the cache's fingerprint: change it whenever rows change shape or meaning.
-FORMAT_VERSION = "3:" + ",".join(field.name for field in REPORTED)
+FORMAT_VERSION = "4:" + ",".join(field.name for field in REPORTED)
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text survives storage
 # The decoder's C scanner itself (an attribute the type stubs leave out): a record is one JSON
@@ -55,6 +55,7 @@ class DocumentFacts(NamedTuple):
     url: str | None = None  # the published page
     problems: tuple[Problem, ...] = ()
     shown: tuple[tuple[str, Any], ...] = ()  # further reported fields: (name, JSON value)
+    source: str | None = None  # the publisher, for the dashboard's breakdown
 
     @property
     def has_errors(self) -> bool:
@@ -91,6 +92,7 @@ def establish(doc: ValidatedDocument, names: FieldNames) -> DocumentFacts:
             for field in SHOWN
             if meta.value(field.name) is not None
         ),
+        source=meta.value("source"),
     )
 
 
@@ -117,6 +119,7 @@ def encode_facts(facts: DocumentFacts) -> FactsRecord:
             facts.url,
             [_problem_row(p) for p in facts.problems] if facts.problems else 0,
             dict(facts.shown) if facts.shown else 0,
+            facts.source,
         ]
     )
 
@@ -148,8 +151,8 @@ class FactsDecoder:
         self._routes: dict[str, tuple[str, ...]] = {}
 
     def facts(self, record: FactsRecord, path: str) -> DocumentFacts:
-        fields = _array(record, 9)
-        title, status, last, frequency, due, line, url, problems, shown = fields
+        fields = _array(record, 10)
+        title, status, last, frequency, due, line, url, problems, shown, source = fields
         if not (
             isinstance(title, _OPTIONAL_TEXT)
             and isinstance(status, _OPTIONAL_TEXT)
@@ -159,6 +162,7 @@ class FactsDecoder:
             and _is_line(line)
             and isinstance(url, _OPTIONAL_TEXT)
             and (shown == 0 or type(shown) is dict)
+            and isinstance(source, _OPTIONAL_TEXT)
         ):
             raise MalformedRecord("a field of the wrong type")
         texts, dates = self._texts, self._dates
@@ -172,6 +176,7 @@ class FactsDecoder:
             url,
             () if problems == 0 else _problems(path, problems),
             tuple(shown.items()) if shown else (),
+            texts.setdefault(source, source),
         )
 
     def route(self, text: str, path: str) -> tuple[tuple[str, ...], tuple[Problem, ...]]:

@@ -13,7 +13,6 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -21,7 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from scheduler.errors import TemplateError
 from scheduler.notify.reminders import Digest, DigestItem
 from scheduler.review.state import State
-from scheduler.text import shown
+from scheduler.text import http_url, shown
 
 TEMPLATE_NAMES = ("subject.txt", "digest.txt", "digest.html")
 
@@ -48,13 +47,6 @@ class RenderedDigest:
     html: str
 
 
-def _http_url(url: str | None) -> str | None:
-    """Only http(s) links are ever emitted."""
-    if url and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
-        return url
-    return None
-
-
 def _status_line(item: DigestItem) -> str:
     doc = item.document
     due = doc.due.isoformat() if doc.due else None
@@ -75,7 +67,7 @@ def _item_context(item: DigestItem) -> dict[str, Any]:
     return {
         "title": shown(doc.title or doc.path),
         "path": shown(doc.path),
-        "url": _http_url(doc.url),
+        "url": http_url(doc.url),
         "state": doc.state.value,
         "state_label": doc.state.label,
         "status_line": _status_line(item),

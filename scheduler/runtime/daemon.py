@@ -29,6 +29,7 @@ from scheduler.notify.outbox import Outbox
 from scheduler.runtime.cycle import CYCLE, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
 from scheduler.store import RunHistory, RunOutcome, StateStore, location, open_store
+from scheduler.usecases.publish import publish_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,26 @@ class Daemon:
             counts["delivered"],
             counts["retrying"],
             counts["failed"],
+        )
+        self._refresh_dashboard(today)
+
+    def _refresh_dashboard(self, today: date) -> None:
+        """Write the dashboard to ``[dashboard] out``, when set, after a cycle. A failure is
+        logged; the cycle stands."""
+        out = self.settings.dashboard.out
+        if out is None:
+            return
+        try:
+            written = publish_dashboard(self.settings, self.cwd, today, out)
+        except Exception:
+            log.exception("writing the dashboard to %s failed", out)
+            return
+        log.info(
+            "dashboard for %s written to %s: %d documents, %d calendar feeds",
+            today.isoformat(),
+            written.index,
+            written.documents,
+            written.feeds,
         )
 
     async def _drain(self) -> None:

@@ -253,6 +253,7 @@ def build_report(
         line=facts.last_reviewed_line,
         url=facts.url,
         shown=facts.shown,
+        source=facts.source,
     )
 
 
