@@ -237,6 +237,8 @@ class RemindersSettings(_Section):
     # Copied on digests with documents overdue for escalate_after_days, and sent the documents
     # nobody else is responsible for. Addresses or aliases.
     escalate_to: tuple[str, ...] = ()
+    # How far ahead `snooze --until` may postpone a document's reminders.
+    max_snooze_days: int = Field(default=90, ge=1)
 
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

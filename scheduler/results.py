@@ -96,6 +96,17 @@ SUMMARY_ORDER = (State.OVERDUE, State.DUE_SOON, State.OK, State.EXEMPT, State.IN
 
 
 @dataclass(frozen=True, slots=True)
+class Snoozed:
+    """A document whose reminders are postponed until (not including) ``until``."""
+
+    until: date
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"until": self.until.isoformat(), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentReport:
     """One document's line in the freshness report."""
 
@@ -112,6 +123,8 @@ class DocumentReport:
     line: int | None = None  # where lastReviewed is written, for annotations
     url: str | None = None  # the published page, for links in digests
     shown: tuple[tuple[str, Any], ...] = ()  # further fields the registry reports: (name, value)
+    snoozed: Snoozed | None = None
+    links: tuple[tuple[str, str], ...] = ()  # ("edit_url" | "view_url", the link)
 
     @property
     def urgency(self) -> tuple[int, int, date, str]:
@@ -132,7 +145,15 @@ class DocumentReport:
             "days_until_due": self.days_until_due,
             "editors": list(self.editors),
             "problems": [p.to_json() for p in self.problems],
+            **self.additions(),
         }
+
+    def additions(self) -> dict[str, Any]:
+        """The report's keys that only documents they apply to have: a snooze, links."""
+        extra: dict[str, Any] = dict(self.links)
+        if self.snoozed is not None:
+            extra["snoozed"] = self.snoozed.to_json()
+        return extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +165,9 @@ class CheckResult:
 
     def counts(self) -> dict[str, int]:
         tally = Counter(doc.state for doc in self.documents)
-        return {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
+        counts = {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
+        snoozed = sum(doc.snoozed is not None for doc in self.documents)
+        return counts | ({"snoozed": snoozed} if snoozed else {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,9 @@ COMMANDS = {
     "daemon": "scheduler.commands.daemon:command",
     "status": "scheduler.commands.status:command",
     "cache": "scheduler.commands.cache:group",
+    "mark-reviewed": "scheduler.commands.mark_reviewed:command",
+    "snooze": "scheduler.commands.snooze:command",
+    "history": "scheduler.commands.history:command",
 }
 
 

@@ -124,8 +124,8 @@ def plan_reminders(
     display: dict[str, str] = {}
     outstanding_keys: set[tuple[str, str]] = set()
     for doc in documents:
-        if doc.state not in OUTSTANDING:
-            continue
+        if doc.state not in OUTSTANDING or doc.snoozed is not None:
+            continue  # a snoozed document comes back, as new, when its snooze ends
         for recipient in recipients_of(doc, policy):
             folded = recipient.casefold()
             display.setdefault(folded, recipient)

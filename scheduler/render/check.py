@@ -13,6 +13,7 @@ from json.encoder import encode_basestring
 from scheduler.content.fields import SHOWN
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import (
+    csv_cell,
     github_annotation,
     iso,
     json_safe,
@@ -30,10 +31,24 @@ CHECK_FORMATS: Registry[CheckResult] = Registry("the freshness report")
 def summary_line(result: CheckResult) -> str:
     counts = result.counts()
     parts = ", ".join(f"{counts[s.value]} {s.label}" for s in SUMMARY_ORDER)
+    snoozed = f" ({counts['snoozed']} snoozed)" if "snoozed" in counts else ""
     return (
         f"Review status on {result.as_of.isoformat()} ({shown(result.timezone)}): "
-        f"{plural(counts['documents'], 'document')}: {parts}"
+        f"{plural(counts['documents'], 'document')}: {parts}{snoozed}"
     )
+
+
+def state_label(doc: DocumentReport) -> str:
+    """The state, and a snooze if there is one."""
+    if doc.snoozed is None:
+        return doc.state.label
+    return f"{doc.state.label}, snoozed until {doc.snoozed.until.isoformat()}"
+
+
+def snooze_line(doc: DocumentReport) -> str | None:
+    if doc.snoozed is None:
+        return None
+    return shown(f"{doc.path}: snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}")
 
 
 _STYLES = {
@@ -76,7 +91,7 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
             table.add_column(name, justify=justify, no_wrap=name != "Title")  # type: ignore[arg-type]
         for doc in result.documents:
             table.add_row(
-                doc.state.label,
+                state_label(doc),
                 iso(doc.due) or "-",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
                 shown(doc.title or "(no title)"),
@@ -85,6 +100,11 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
                 style=_STYLES[doc.state] if options.color else None,
             )
         console.print(table)
+    snoozes = [line for doc in result.documents if (line := snooze_line(doc))]
+    if snoozes:
+        console.print("Snoozed:")
+        for line in snoozes:
+            console.print(f"  {line}", soft_wrap=True)
     problems = [p for doc in result.documents for p in doc.problems]
     if problems:
         console.print("Problems:")
@@ -146,8 +166,15 @@ def document_json(doc: DocumentReport) -> str:
         f'"due": {_json_date(doc.due)}, '
         f'"days_until_due": {"null" if doc.days_until_due is None else doc.days_until_due}, '
         f'"editors": [{", ".join(map(text, doc.editors))}], '
-        f'"problems": [{", ".join(_encode(p.to_json()) for p in doc.problems)}]}}'
+        f'"problems": [{", ".join(_encode(p.to_json()) for p in doc.problems)}]'
+        f"{_additions(doc)}}}"
     )
+
+
+def _additions(doc: DocumentReport) -> str:
+    if not doc.snoozed and not doc.links:
+        return ""
+    return "".join(f", {encode_basestring(k)}: {_encode(v)}" for k, v in doc.additions().items())
 
 
 def _json_date(value: date | None) -> str:
@@ -190,7 +217,7 @@ def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[s
         lines += ["| State | Due | Days | Title | Path | Editors |", "|---|---|---:|---|---|---|"]
         for doc in result.documents:
             cells = [
-                doc.state.label,
+                state_label(doc),
                 iso(doc.due) or "",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
                 _md(doc.title or ""),
@@ -198,18 +225,15 @@ def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[s
                 _md(", ".join(doc.editors)),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    snoozes = [line for doc in result.documents if (line := snooze_line(doc))]
+    if snoozes:
+        lines += ["", "**Snoozed**", ""]
+        lines += [f"- {_md(line)}" for line in snoozes]
     problems = [p for doc in result.documents for p in doc.problems]
     if problems:
         lines += ["", "**Problems**", ""]
         lines += [f"- {_md(problem_line(p))}" for p in problems]
     return ["\n".join(lines) + "\n"]
-
-
-def _cell(text: str) -> str:
-    """Text shown safely (controls escaped, as in every report for people), and neutralised
-    where a spreadsheet would run it as a formula."""
-    text = shown(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _shown_cells(doc: DocumentReport) -> list[str]:
@@ -222,7 +246,7 @@ def _shown_cells(doc: DocumentReport) -> list[str]:
         value = values.get(field.name)
         if isinstance(value, list):
             value = ";".join(map(str, value))
-        cells.append(_cell("" if value is None else str(value)))
+        cells.append(csv_cell("" if value is None else str(value)))
     return cells
 
 
@@ -251,16 +275,16 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
         errors = sum(p.is_error for p in doc.problems)
         writer.writerow(
             [
-                _cell(doc.path),
-                _cell(doc.title or ""),
+                csv_cell(doc.path),
+                csv_cell(doc.title or ""),
                 doc.state.value,
-                _cell(doc.status or ""),
+                csv_cell(doc.status or ""),
                 iso(doc.last_reviewed) or "",
-                _cell(doc.review_frequency or ""),
+                csv_cell(doc.review_frequency or ""),
                 *_shown_cells(doc),
                 iso(doc.due) or "",
                 "" if doc.days_until_due is None else doc.days_until_due,
-                _cell(";".join(doc.editors)),
+                csv_cell(";".join(doc.editors)),
                 errors,
                 len(doc.problems) - errors,
             ]

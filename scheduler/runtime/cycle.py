@@ -27,14 +27,16 @@ from scheduler.notify.reminders import (
     ReminderPolicy,
     plan_reminders,
 )
-from scheduler.results import CheckResult
+from scheduler.results import CheckResult, Snoozed
 from scheduler.review.routing import expand
 from scheduler.store import RunOutcome, StateStore
 from scheduler.usecases.check import check
+from scheduler.usecases.reviews import snoozed
 
 log = logging.getLogger(__name__)
 
 Ledger = Mapping[tuple[str, str], LedgerEntry]
+Snoozes = Mapping[str, Snoozed]  # by path
 
 CYCLE = "cycle"  # the kind of run a cycle is, in the run history
 
@@ -121,13 +123,14 @@ def plan_cycle(
     cwd: Path,
     today: date,
     ledger: Ledger,
+    snoozes: Snoozes,
     recipients: Sequence[str] | None = None,
     *,
     write: bool = True,
 ) -> tuple[CheckResult, Plan]:
-    """Check every document and decide the digests. With ``write`` false (previews, dry
-    runs) nothing is written, not even the parse cache."""
-    result = check(settings, [], cwd, today, use_cache=write)
+    """Check every document and decide the digests; snoozed documents get none. With ``write``
+    false (previews, dry runs) nothing is written, not even the parse cache."""
+    result = check(settings, [], cwd, today, use_cache=write, snoozes=snoozes)
     plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
     return result, plan
 
@@ -137,20 +140,20 @@ def _outstanding(result: CheckResult) -> int:
 
 
 def preview_digest(
-    settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger
+    settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger, snoozes: Snoozes
 ) -> RenderedDigest | None:
     """The digest ``editor`` would get today, listing all they have outstanding."""
-    _, plan = plan_cycle(settings, cwd, today, ledger, recipients=[editor], write=False)
+    _, plan = plan_cycle(settings, cwd, today, ledger, snoozes, recipients=[editor], write=False)
     if not plan.digests:
         return None
     return render(settings, DigestRenderer(settings.mail.templates), plan.digests[0])
 
 
 def dry_run_cycle(
-    settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger
+    settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger, snoozes: Snoozes
 ) -> CycleReport:
     """What a cycle would send, rendered, with nothing written or sent."""
-    result, plan = plan_cycle(settings, cwd, today, ledger, write=False)
+    result, plan = plan_cycle(settings, cwd, today, ledger, snoozes, write=False)
     messages, refused = compose(settings, plan, now)
     return CycleReport(
         as_of=today,
@@ -180,7 +183,7 @@ async def run_cycle(
     outbox = Outbox(store)
     run_id = store.runs.start(CYCLE, today, now)
     try:
-        result, plan = plan_cycle(settings, cwd, today, outbox.ledger())
+        result, plan = plan_cycle(settings, cwd, today, outbox.ledger(), snoozed(store, today))
         messages, refused = compose(settings, plan, now)
         queued, skipped = outbox.enqueue(plan, messages, now)
         delivery = await deliver_pending(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from operator import attrgetter
 from pathlib import Path
@@ -27,12 +27,14 @@ from scheduler.results import (
     DocumentReport,
     FileProblems,
     Problem,
+    Snoozed,
     State,
     ValidationResult,
 )
 from scheduler.review.routing import Router, unowned_problem
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.store import location
+from scheduler.text import without_surrogates
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -269,8 +271,10 @@ def check(
     use_cache: bool = False,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
+    snoozes: Mapping[str, Snoozed] | None = None,
 ) -> CheckResult:
-    """The freshness report: every selected document with its state, due date and editors."""
+    """The freshness report: every selected document with its state, due date and editors;
+    those in ``snoozes`` (by path, as the review log names them) marked snoozed."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
@@ -279,6 +283,8 @@ def check(
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             report = build_report(doc, policy, settings.fields, today, ignore)
+            if snoozes and (snoozed := snoozes.get(without_surrogates(report.path))):
+                report = replace(report, snoozed=snoozed)
             if report in selection:
                 reports.append(report)
         reports.sort(key=lambda r: r.urgency)  # still with few collections: see scanning()

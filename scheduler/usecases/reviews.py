@@ -1,0 +1,333 @@
+"""Closing the loop: recording reviews, snoozing reminders, and the review history.
+
+What the commands ``mark-reviewed``, ``snooze`` and ``history`` call. Documents are written only
+through :mod:`scheduler.content.editing`; every review and snooze goes to the review log in the
+state store. Nothing here prints, reads the clock or exits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import os
+import stat
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from pydantic_core import PydanticCustomError
+
+from scheduler.config import Settings
+from scheduler.content.editing import Edited, Refused, set_date, write_atomically
+from scheduler.content.fields import iso_date
+from scheduler.content.loader import display_path
+from scheduler.errors import SchedulerError, UsageError
+from scheduler.results import Snoozed
+from scheduler.store import LogEntry, LogKind, Snooze, StateStore, open_store, store_exists
+from scheduler.text import without_surrogates
+
+OUTCOMES = ("no-change", "minor", "major")
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A document named on the command line: where it is, and how reports name it."""
+
+    path: Path  # the file to write: symbolic links resolved
+    shown: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    shown: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A document whose last-reviewed date was (or, in a dry run, would be) set."""
+
+    shown: str
+    old_date: date | None
+    new_date: date
+    diff: str  # unified diff of the change
+
+
+@dataclass(frozen=True, slots=True)
+class MarkResult:
+    changes: list[Change]
+    refused: list[Refusal]
+    dry_run: bool
+    commit: str | None = None  # the commit made with --commit
+
+
+def targets(
+    settings: Settings, names: Sequence[str], cwd: Path
+) -> tuple[list[Target], list[Refusal]]:
+    """The documents ``names`` (paths or globs) stand for, each once, and those refused: missing,
+    not a regular file, or (links resolved) outside the content root."""
+    root = os.path.realpath(cwd / settings.content.root)
+    found: dict[Path, Target] = {}
+    refused: list[Refusal] = []
+    for name in names:
+        if _GLOB_CHARS & set(name):
+            # a pattern as a shell takes it, relative or absolute (Path.glob refuses absolute)
+            matches = sorted(glob.glob(name, root_dir=cwd, recursive=True))  # noqa: PTH207
+            if not matches:
+                refused.append(Refusal(name, "matches no file"))
+        else:
+            matches = [name]
+        for match in matches:
+            shown = without_surrogates(display_path(Path(match), cwd))
+            real = Path(os.path.realpath(cwd / match))
+            problem = _unwritable(cwd / match, real, root, settings.content.root)
+            if problem is not None:
+                if not (match != name and problem.startswith("is a folder")):
+                    refused.append(Refusal(shown, problem))
+            elif real not in found:
+                found[real] = Target(real, shown)
+    return list(found.values()), refused
+
+
+def _unwritable(given: Path, real: Path, root: str, root_shown: Path) -> str | None:
+    if not os.path.lexists(given):
+        return "no such file"
+    if os.path.commonpath([root, str(real)]) != root:
+        link = " through a symbolic link" if given.is_symlink() else ""
+        return f"is outside the content root {root_shown}{link}; it is not changed"
+    try:
+        mode = real.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if stat.S_ISDIR(mode):
+        return "is a folder: name documents, or a glob such as 'folder/**/*.md'"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    return None
+
+
+def mark_reviewed(
+    settings: Settings,
+    cwd: Path,
+    names: Sequence[str],
+    today: date,
+    now: datetime,
+    *,
+    day: date | None = None,
+    editor: str | None = None,
+    outcome: str | None = None,
+    note: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    commit: bool = False,
+) -> MarkResult:
+    """Set the last-reviewed date of each document to ``day`` (default ``today``), changing no
+    other byte, and log each review. Documents that cannot be changed safely are refused; the
+    others are changed all the same."""
+    reviewed_on = day or today
+    if reviewed_on > today:
+        raise UsageError(f"{reviewed_on} is in the future (today is {today})")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise UsageError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    found, refused = targets(settings, names, cwd)
+    key = settings.fields.key("last_reviewed")
+    edits: list[tuple[Target, Edited, Change]] = []
+    for target in found:
+        edit = _edit(settings, target, key, reviewed_on, force)
+        if isinstance(edit, Refused):
+            refused.append(Refusal(target.shown, edit.reason))
+            continue
+        old = target.path.read_bytes()
+        change = Change(
+            target.shown, _as_date(edit.old_value), reviewed_on, _diff(target, old, edit)
+        )
+        edits.append((target, edit, change))
+    changes = [change for _, _, change in edits]
+    if dry_run or not edits:
+        return MarkResult(changes, refused, dry_run)
+    with open_store(settings.store, cwd) as store:
+        for target, edit, _ in edits:
+            write_atomically(target.path, edit.data)
+        store.reviews.append(
+            [
+                LogEntry(
+                    c.shown, LogKind.REVIEWED, now, editor, c.old_date, c.new_date, outcome, note
+                )
+                for c in changes
+            ]
+        )
+    made = _commit(cwd, [t.path for t, _, _ in edits], changes, editor, outcome) if commit else None
+    return MarkResult(changes, refused, dry_run, made)
+
+
+def _edit(settings: Settings, target: Target, key: str, day: date, force: bool) -> Edited | Refused:
+    try:
+        size = target.path.stat().st_size
+        if size > settings.content.max_file_bytes:
+            return Refused("is over [content] max_file_bytes")
+        data = target.path.read_bytes()
+    except OSError as exc:
+        return Refused(f"cannot be read: {exc.strerror}")
+    edit = set_date(data, key, day, target.shown)
+    if isinstance(edit, Refused):
+        return edit
+    old = _as_date(edit.old_value)
+    if old is not None and old > day and not force:
+        return Refused(
+            f"was last reviewed on {old}, after {day}; use --force to record an earlier date"
+        )
+    return edit
+
+
+def _as_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return iso_date(value.strip())
+    except PydanticCustomError:
+        return None  # an unreadable date is what the review puts right
+
+
+def _diff(target: Target, old: bytes, edit: Edited) -> str:
+    def lines(data: bytes) -> list[str]:
+        return data.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+
+    return "".join(
+        difflib.unified_diff(lines(old), lines(edit.data), f"a/{target.shown}", f"b/{target.shown}")
+    )
+
+
+def _commit(
+    cwd: Path,
+    paths: Sequence[Path],
+    changes: Sequence[Change],
+    editor: str | None,
+    outcome: str | None,
+) -> str:
+    """Commit the changed documents, and only them, in the git working tree holding them."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args],  # noqa: S607 (the user's git, found as their shell finds it)
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        except FileNotFoundError:
+            raise SchedulerError("--commit needs git, which is not installed") from None
+        except subprocess.CalledProcessError as exc:
+            raise SchedulerError(
+                f"the documents were changed but not committed: git {args[0]}: {exc.stderr.strip()}"
+            ) from None
+        return done.stdout.strip()
+
+    names = ", ".join(c.shown for c in changes)
+    message = f"Reviewed {names}" + (f" by {editor}" if editor else "")
+    message += f": {outcome or 'no outcome recorded'}"
+    files = [str(p) for p in paths]
+    git("add", "--", *files)
+    git("commit", "--quiet", "-m", message, "--only", "--", *files)
+    return git("rev-parse", "--short", "HEAD")
+
+
+# --------------------------------------------------------------------------- snoozes
+
+
+@dataclass(frozen=True, slots=True)
+class SnoozeResult:
+    snoozed: list[Snooze] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    listed: list[Snooze] = field(default_factory=list)
+
+
+def snooze(
+    settings: Settings,
+    cwd: Path,
+    names: Sequence[str],
+    today: date,
+    now: datetime,
+    *,
+    until: date,
+    reason: str,
+    editor: str | None = None,
+) -> SnoozeResult:
+    """Postpone the reminders for each document until ``until`` (reminders resume that day)."""
+    longest = settings.reminders.max_snooze_days
+    if until <= today:
+        raise UsageError(f"--until {until} is not after today ({today})")
+    if until > today + timedelta(days=longest):
+        raise UsageError(
+            f"--until {until} is more than {longest} days ahead "
+            "([reminders] max_snooze_days); review the document instead"
+        )
+    if not reason.strip():
+        raise UsageError("--reason must say why the review is postponed")
+    found, refused = targets(settings, names, cwd)
+    snoozes = [Snooze(t.shown, until, reason.strip(), editor, now) for t in found]
+    if snoozes:
+        with open_store(settings.store, cwd) as store:
+            store.snoozes.snooze(snoozes)
+    return SnoozeResult(snoozed=snoozes, refused=refused)
+
+
+def cancel_snoozes(
+    settings: Settings, cwd: Path, names: Sequence[str], now: datetime, editor: str | None
+) -> SnoozeResult:
+    """Remove the snoozes of the documents ``names`` stand for."""
+    shown = [without_surrogates(display_path(Path(name), cwd)) for name in names]
+    if not store_exists(settings.store, cwd):
+        return SnoozeResult(refused=[Refusal(s, "is not snoozed") for s in shown])
+    with open_store(settings.store, cwd) as store:
+        cancelled = store.snoozes.cancel(shown, now, editor)
+    missed = [Refusal(s, "is not snoozed") for s in shown if s not in cancelled]
+    return SnoozeResult(cancelled=cancelled, refused=missed)
+
+
+def in_force(store: StateStore, today: date) -> list[Snooze]:
+    """The snoozes that hold on ``today``: reminders resume on the ``until`` date."""
+    return [s for s in store.snoozes.listing() if today < s.until]
+
+
+def snoozed(store: StateStore, today: date) -> dict[str, Snoozed]:
+    """What reports mark snoozed on ``today``, by path."""
+    return {s.path: Snoozed(s.until, s.reason) for s in in_force(store, today)}
+
+
+def active_snoozes(settings: Settings, cwd: Path, today: date) -> dict[str, Snoozed]:
+    """:func:`snoozed`, from the configured store; none when there is none (never made)."""
+    if not store_exists(settings.store, cwd):
+        return {}
+    with open_store(settings.store, cwd) as store:
+        return snoozed(store, today)
+
+
+def list_snoozes(settings: Settings, cwd: Path, today: date) -> SnoozeResult:
+    if not store_exists(settings.store, cwd):
+        return SnoozeResult()
+    with open_store(settings.store, cwd) as store:
+        return SnoozeResult(listed=in_force(store, today))
+
+
+# --------------------------------------------------------------------------- history
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    entries: list[LogEntry]
+
+
+def history(
+    settings: Settings, cwd: Path, path: Path | None = None, since: datetime | None = None
+) -> History:
+    """The review log (of one document; from ``since`` on), oldest first."""
+    if not store_exists(settings.store, cwd):
+        return History([])
+    shown = without_surrogates(display_path(path, cwd)) if path is not None else None
+    with open_store(settings.store, cwd) as store:
+        return History(store.reviews.entries(shown, since))
