@@ -370,6 +370,26 @@ class PerformanceSettings(_Section):
     parallel_threshold: int = Field(default=1000, ge=1)
 
 
+class LinksSettings(_Section):
+    """[links]: where editors edit and read a document, as URL templates with ``{path}``."""
+
+    edit_url: str | None = None  # e.g. https://github.com/org/repo/edit/main/{path}
+    view_url: str | None = None  # e.g. https://github.com/org/repo/blob/main/{path}
+
+    @field_validator("edit_url", "view_url")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or "{path}" not in value:
+            raise ValueError("must be an http(s) URL containing {path}")
+        try:
+            value.format(path="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may hold no braces but {path}") from None
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting of the tool. Loaded once per command, then frozen."""
 
@@ -392,6 +412,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     store: StoreSettings = StoreSettings()
     performance: PerformanceSettings = PerformanceSettings()
+    links: LinksSettings = LinksSettings()
 
     @model_validator(mode="after")
     def _escalation_contacts_resolve(self) -> Settings:

@@ -120,7 +120,7 @@ class Outbox:
         for entry in plan.remember:
             remember[entry.recipient].append(entry)
         queued = [
-            Queued(notification, tuple(remember[digest.recipient.casefold()]))
+            Queued(notification, tuple(remember[digest.ledger_recipient]))
             for digest in plan.digests
             if (notification := notifications.get(digest.key)) is not None
         ]
@@ -129,6 +129,11 @@ class Outbox:
             [q.key for q in queued if q.key in added],
             [q.key for q in queued if q.key not in added],
         )
+
+    def queued(self, plan: Plan) -> set[str]:
+        """The keys of the plan's digests that are queued already (the cycle ran before): a
+        cycle skips them."""
+        return self._store.outbox.present([digest.key for digest in plan.digests])
 
     def claim(
         self,

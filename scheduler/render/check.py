@@ -210,6 +210,14 @@ def _md(text: str) -> str:
     )
 
 
+def _md_links(doc: DocumentReport) -> str:
+    """The document's links, beside its path: `` ([edit](...), [view](...))``."""
+    if not doc.links:
+        return ""
+    shown_links = ", ".join(f"[{name.removesuffix('_url')}]({url})" for name, url in doc.links)
+    return f" ({shown_links})"
+
+
 @CHECK_FORMATS.register("markdown", "a table for pull requests or wikis")
 def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[str]:
     lines = [f"**{_md(summary_line(result))}**", ""]
@@ -221,7 +229,7 @@ def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[s
                 iso(doc.due) or "",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
                 _md(doc.title or ""),
-                _md(doc.path),
+                _md(doc.path) + _md_links(doc),
                 _md(", ".join(doc.editors)),
             ]
             lines.append("| " + " | ".join(cells) + " |")

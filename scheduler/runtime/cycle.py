@@ -5,6 +5,7 @@ decide today's digests, render them, write decisions and messages in one transac
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ def render(settings: Settings, renderer: DigestRenderer, digest: Digest) -> Rend
             digest,
             escalate_after_days=settings.reminders.escalate_after_days,
             last_reviewed_key=settings.fields.key("last_reviewed"),
+            escalate_to=reminder_policy(settings).escalate_to,
         )
     )
 
@@ -139,29 +141,60 @@ def _outstanding(result: CheckResult) -> int:
     return sum(doc.state in OUTSTANDING for doc in result.documents)
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The digests recipients would get today, for ``preview --editor``."""
+
+    asked: str
+    addresses: tuple[str, ...]  # the addresses ``asked`` stands for (an alias expanded)
+    digests: tuple[tuple[Digest, RenderedDigest], ...]
+    known: bool  # whether any document routes to them, or they are escalation contacts
+    suggestions: tuple[str, ...] = ()  # known addresses close to one that is not
+
+
 def preview_digest(
     settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger, snoozes: Snoozes
-) -> RenderedDigest | None:
-    """The digest ``editor`` would get today, listing all they have outstanding."""
-    _, plan = plan_cycle(settings, cwd, today, ledger, snoozes, recipients=[editor], write=False)
-    if not plan.digests:
-        return None
-    return render(settings, DigestRenderer(settings.mail.templates), plan.digests[0])
+) -> Preview:
+    """The digests ``editor`` (an address or an alias) would get today, listing all they have
+    outstanding, their escalation digest included."""
+    addresses = expand([editor], settings.routing.aliases)
+    result, plan = plan_cycle(settings, cwd, today, ledger, snoozes, addresses, write=False)
+    policy = reminder_policy(settings)
+    known = {a.casefold(): a for doc in result.documents for a in doc.editors}
+    known |= {a.casefold(): a for a in policy.escalate_to}
+    is_known = any(a.casefold() in known for a in addresses)
+    close = () if is_known else difflib.get_close_matches(editor.casefold(), list(known), n=3)
+    renderer = DigestRenderer(settings.mail.templates)
+    return Preview(
+        editor,
+        addresses,
+        tuple((d, render(settings, renderer, d)) for d in plan.digests),
+        is_known,
+        tuple(known[c] for c in close),
+    )
 
 
 def dry_run_cycle(
-    settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger, snoozes: Snoozes
+    settings: Settings, cwd: Path, today: date, now: datetime, store: StateStore | None
 ) -> CycleReport:
-    """What a cycle would send, rendered, with nothing written or sent."""
+    """What a cycle would queue, rendered, with nothing written or sent: the same plan a cycle
+    makes from the same ledger and snoozes (none without a store), less the digests it would
+    skip as queued already."""
+    outbox = Outbox(store) if store is not None else None
+    ledger = outbox.ledger() if outbox is not None else {}
+    snoozes = snoozed(store, today) if store is not None else {}
     result, plan = plan_cycle(settings, cwd, today, ledger, snoozes, write=False)
+    skipped = outbox.queued(plan) if outbox is not None else set()
     messages, refused = compose(settings, plan, now)
     return CycleReport(
         as_of=today,
         documents=len(result.documents),
         outstanding=_outstanding(result),
         plan=plan,
-        messages=messages,
+        messages={k: m for k, m in messages.items() if k not in skipped},
         refused=refused,
+        queued=tuple(k for k in messages if k not in skipped),
+        skipped=tuple(k for k in messages if k in skipped),
     )
 
 

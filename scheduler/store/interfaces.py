@@ -243,6 +243,10 @@ class OutboxStore(Protocol):
         oldest first, skipping ``exclude``. A lease that ran out counts as free."""
         ...
 
+    def present(self, keys: Collection[str]) -> set[str]:
+        """The keys among ``keys`` already in the outbox (whatever their state)."""
+        ...
+
     def release(self, ids: Collection[int], owner: str) -> None:
         """Give back notifications ``owner`` leased and did not attempt."""
         ...

@@ -597,6 +597,13 @@ class SqliteOutbox:
                 for row in sorted(rows)
             ]
 
+    def present(self, keys: Collection[str]) -> set[str]:
+        rows = self._store.query(
+            "SELECT key FROM outbox WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(keys)),),
+        )
+        return {key for (key,) in rows}
+
     def release(self, ids: Collection[int], owner: str) -> None:
         with self._store.transaction() as db:
             db.executemany(

@@ -31,6 +31,7 @@ from scheduler.results import (
     State,
     ValidationResult,
 )
+from scheduler.review.links import document_links
 from scheduler.review.routing import Router, unowned_problem
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.store import location
@@ -279,12 +280,15 @@ def check(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
     ignore = frozenset(settings.metadata.ignore)
+    linked = settings.links.edit_url is not None or settings.links.view_url is not None
     reports = []
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             report = build_report(doc, policy, settings.fields, today, ignore)
             if snoozes and (snoozed := snoozes.get(without_surrogates(report.path))):
                 report = replace(report, snoozed=snoozed)
+            if linked:
+                report = replace(report, links=document_links(settings.links, report.path))
             if report in selection:
                 reports.append(report)
         reports.sort(key=lambda r: r.urgency)  # still with few collections: see scanning()

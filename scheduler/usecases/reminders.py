@@ -17,12 +17,18 @@ from pathlib import Path
 
 from scheduler.config import Settings
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
-from scheduler.notify.digest import RenderedDigest
 from scheduler.notify.email import make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import LedgerEntry
 from scheduler.results import Snoozed
-from scheduler.runtime.cycle import CYCLE, CycleReport, dry_run_cycle, preview_digest, run_cycle
+from scheduler.runtime.cycle import (
+    CYCLE,
+    CycleReport,
+    Preview,
+    dry_run_cycle,
+    preview_digest,
+    run_cycle,
+)
 from scheduler.runtime.daemon import cycle_trigger
 from scheduler.store import OutboxRow, OutboxStatus, Run, open_store, store_exists
 from scheduler.usecases.reviews import snoozed
@@ -48,11 +54,15 @@ def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleRepor
 
 def dry_run(settings: Settings, cwd: Path, today: date, now: datetime) -> CycleReport:
     """What a cycle would send today, composed; nothing is written or sent."""
-    return dry_run_cycle(settings, cwd, today, now, *_looked_up(settings, cwd, today))
+    if not store_exists(settings.store, cwd):
+        return dry_run_cycle(settings, cwd, today, now, None)
+    with open_store(settings.store, cwd) as store:
+        return dry_run_cycle(settings, cwd, today, now, store)
 
 
-def preview(settings: Settings, cwd: Path, today: date, editor: str) -> RenderedDigest | None:
-    """The digest ``editor`` would get today, listing all they have outstanding."""
+def preview(settings: Settings, cwd: Path, today: date, editor: str) -> Preview:
+    """The digests ``editor`` (an address or alias) would get today, listing all they have
+    outstanding."""
     return preview_digest(settings, cwd, today, editor, *_looked_up(settings, cwd, today))
 
 
