@@ -233,3 +233,35 @@ def test_history_in_every_format(library: Path, run: Any) -> None:
 def test_history_without_a_store_creates_none(library: Path, run: Any) -> None:
     assert history(run) == {"schema_version": 1, "documents": []}
     assert not (library / "state").exists()
+
+
+def test_reports_mark_snoozed_documents_and_show_edit_links(
+    library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_LINKS__EDIT_URL", "https://git.example.org/edit/{path}")
+    write_doc(library / "docs" / "a b.md", frontmatter(lastReviewed="2026-01-15"))
+    run("snooze", "docs/a b.md", "--as-of", TODAY, "--until", "2026-12-01", "--reason", "audit")
+    args = ("--as-of", TODAY, "--fail-on", "never", "docs/a b.md", "docs/b.md")
+    text = run(*args, prog="check-reviews").out
+    assert "(1 snoozed)" in text.splitlines()[0]
+    assert "overdue, snoozed until 2026-12-01" in text
+    assert "Snoozed:\n  docs/a b.md: snoozed until 2026-12-01: audit\n" in text
+    markdown = run(*args, "--format", "markdown", prog="check-reviews").out
+    assert "| docs/a b.md ([edit](https://git.example.org/edit/docs/a%20b.md)) |" in markdown
+    assert "- docs/a b.md: snoozed until 2026-12-01: audit" in markdown
+    data = json.loads(run(*args, "--format", "json", prog="check-reviews").out)
+    snoozed, plain = data["documents"]
+    assert list(snoozed)[-2:] == ["edit_url", "snoozed"]
+    assert snoozed["snoozed"] == {"until": "2026-12-01", "reason": "audit"}
+    assert "snoozed" not in plain and plain["edit_url"].endswith("/docs/b.md")
+    assert data["summary"]["snoozed"] == 1
+
+
+@pytest.mark.parametrize(
+    "value", ["ftp://x/{path}", "https://x/edit/main", "https://x/{path}/{branch}"]
+)
+def test_link_templates_are_checked(library: Path, run: Any, value: str) -> None:
+    write_doc(library / "bad.toml", f'[links]\nedit_url = "{value}"\n')
+    result = run("--config", "bad.toml", "--as-of", TODAY, prog="check-reviews")
+    assert result.code == 2
+    assert "bad.toml: [links] edit_url: " in result.err

@@ -242,3 +242,22 @@ def test_plaintext_smtp_to_a_remote_host_is_refused(
     assert result.code == 2
     assert "only allowed to a loopback host" in result.err
     assert "hunter2" not in result.err
+
+
+def test_preview_of_an_alias_a_mistyped_address_and_an_escalation_contact(
+    library: Path, run: Any
+) -> None:
+    alias = run("preview", "--editor", "#leads", "--as-of", "2026-05-01")
+    assert alias.code == 0
+    assert alias.err == (
+        "#leads stands for lead@example.org.\nEscalation digest for lead@example.org:\n"
+    )
+    assert alias.out.startswith("Subject: Escalation: 1 overdue for 30 days or more\n")
+    assert "EDITOR: TEAM@EXAMPLE.ORG (1)\n\n* [NEW] Very old page\n" in alias.out
+
+    typo = run("preview", "--editor", "ed@exmaple.org", "--as-of", "2026-05-01")
+    assert (typo.code, typo.out) == (2, "")
+    assert typo.err == (
+        "review-scheduler: error: no document routes to ed@exmaple.org and it is not an "
+        "escalation contact; did you mean ed@example.org?\n"
+    )

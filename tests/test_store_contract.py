@@ -435,14 +435,15 @@ def test_review_log_keeps_every_entry_in_order(store: StateStore) -> None:
     assert store.reviews.entries(since=T0 + timedelta(days=1)) == [later, again]
 
 
-def test_enqueue_logs_a_reminder_per_ledger_entry_only_when_new(store: StateStore) -> None:
-    remembered = (entry("ed@example.org", "a.md"), entry("boss@example.org", "a.md"))
-    store.outbox.enqueue([Queued(note("k1"), remembered)], (), T0)
-    store.outbox.enqueue([Queued(note("k1"), remembered)], (), T0 + LEASE)  # already queued
-    assert store.reviews.entries() == [
+def test_enqueue_writes_its_log_entries_only_when_new(store: StateStore) -> None:
+    logged = (
         LogEntry("a.md", LogKind.REMINDED, T0, "ed@example.org", note="overdue"),
-        LogEntry("a.md", LogKind.REMINDED, T0, "boss@example.org", note="overdue"),
-    ]
+        LogEntry("b.md", LogKind.REMINDED, T0, "ed@example.org", note="due_soon"),
+    )
+    store.outbox.enqueue([Queued(note("k1"), log=logged)], (), T0)
+    again = LogEntry("a.md", LogKind.REMINDED, T0 + LEASE, "ed@example.org")
+    store.outbox.enqueue([Queued(note("k1"), log=(again,))], (), T0 + LEASE)  # queued before
+    assert store.reviews.entries() == list(logged)
 
 
 def test_snoozes_are_set_replaced_cancelled_and_logged(store: StateStore) -> None:

@@ -163,7 +163,11 @@ def preview_digest(
     known = {a.casefold(): a for doc in result.documents for a in doc.editors}
     known |= {a.casefold(): a for a in policy.escalate_to}
     is_known = any(a.casefold() in known for a in addresses)
-    close = () if is_known else difflib.get_close_matches(editor.casefold(), list(known), n=3)
+    close = (
+        ()
+        if is_known
+        else difflib.get_close_matches(editor.casefold(), list(known), n=1, cutoff=0.8)
+    )
     renderer = DigestRenderer(settings.mail.templates)
     return Preview(
         editor,

@@ -47,11 +47,12 @@ class Recipient(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Queued:
-    """A notification to add to the outbox, and the ledger entries that are written with it,
-    only if it is new."""
+    """A notification to add to the outbox, and the ledger entries and review log entries that
+    are written with it, only if it is new."""
 
     notification: Notification
     remember: tuple[LedgerEntry, ...] = ()
+    log: tuple[LogEntry, ...] = ()
 
     @property
     def key(self) -> str:
@@ -224,9 +225,8 @@ class OutboxStore(Protocol):
         self, queued: Sequence[Queued], forget: Collection[tuple[str, str]], now: datetime
     ) -> list[str]:
         """In one transaction: add each notification whose key is new, with its ledger entries
-        (a key already present is skipped with its entries), log each of those entries in the
-        review log as a reminder, and delete the ledger entries ``forget`` names as
-        (recipient, path). Returns the keys added."""
+        and review log entries (a key already present is skipped with its entries), and delete
+        the ledger entries ``forget`` names as (recipient, path). Returns the keys added."""
         ...
 
     def claim(

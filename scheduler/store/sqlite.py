@@ -560,7 +560,7 @@ class SqliteOutbox:
                         for e in item.remember
                     ],
                 )
-                _log(db, [_reminded(e, now) for e in item.remember])
+                _log(db, item.log)
             db.executemany("DELETE FROM reminder_ledger WHERE recipient = ? AND path = ?", forget)
         return added
 
@@ -797,10 +797,6 @@ def _log(db: sqlite3.Connection, entries: Sequence[LogEntry]) -> None:
             for e in entries
         ],
     )
-
-
-def _reminded(entry: LedgerEntry, now: datetime) -> LogEntry:
-    return LogEntry(entry.path, LogKind.REMINDED, now, entry.recipient, note=entry.state.value)
 
 
 class SqliteReviewLog:
