@@ -8,7 +8,7 @@ that renderers (:mod:`scheduler.render`) turn into text and reminders turn into 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -107,6 +107,15 @@ class Snoozed:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the review log says of documents, for reports, by path: the snoozes in force, and
+    the last-reviewed dates moved with nothing else changed and no outcome recorded."""
+
+    snoozes: Mapping[str, Snoozed] = field(default_factory=dict)
+    rubber_stamped: Mapping[str, date] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentReport:
     """One document's line in the freshness report."""
 
@@ -124,6 +133,7 @@ class DocumentReport:
     url: str | None = None  # the published page, for links in digests
     shown: tuple[tuple[str, Any], ...] = ()  # further fields the registry reports: (name, value)
     snoozed: Snoozed | None = None
+    rubber_stamped: bool = False  # the date moved, nothing else changed, no outcome recorded
     links: tuple[tuple[str, str], ...] = ()  # ("edit_url" | "view_url", the link)
 
     @property
@@ -153,6 +163,8 @@ class DocumentReport:
         extra: dict[str, Any] = dict(self.links)
         if self.snoozed is not None:
             extra["snoozed"] = self.snoozed.to_json()
+        if self.rubber_stamped:
+            extra["rubber_stamped"] = True
         return extra
 
 
@@ -167,7 +179,12 @@ class CheckResult:
         tally = Counter(doc.state for doc in self.documents)
         counts = {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
         snoozed = sum(doc.snoozed is not None for doc in self.documents)
-        return counts | ({"snoozed": snoozed} if snoozed else {})
+        stamped = sum(doc.rubber_stamped for doc in self.documents)
+        return (
+            counts
+            | ({"snoozed": snoozed} if snoozed else {})
+            | ({"rubber_stamped": stamped} if stamped else {})
+        )
 
 
 @dataclass(frozen=True, slots=True)

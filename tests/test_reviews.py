@@ -64,6 +64,7 @@ def test_mark_reviewed_changes_the_date_only_and_logs_the_review(library: Path, 
         "until": None,
         "outcome": "minor",
         "note": "updated trial links",
+        "content_changed": None,  # no run had seen the document before
     }
     check = run("--as-of", TODAY, "--format", "json", "docs/seed.txt", prog="check-reviews")
     assert json.loads(check.out)["documents"][0]["state"] == "ok"
@@ -216,11 +217,13 @@ def test_history_in_every_format(library: Path, run: Any) -> None:
         "snoozed until 2026-12-01: audit",
     ]
     csv_lines = run("history", "--format", "csv").out.splitlines()
-    assert csv_lines[0] == "path,at,kind,editor,old_date,new_date,until,outcome,note"
+    assert csv_lines[0] == (
+        "path,at,kind,editor,old_date,new_date,until,outcome,note,content_changed"
+    )
     assert [line.split(",")[2:] for line in csv_lines[1:]] == [
-        ["reviewed", "ed@example.org", "2026-01-15", "2026-11-27", "", "", ""],
-        ["reviewed", "", "2026-02-01", "2026-11-27", "", "no-change", "'=1+1"],
-        ["snoozed", "", "", "", "2026-12-01", "", "audit"],
+        ["reviewed", "ed@example.org", "2026-01-15", "2026-11-27", "", "", "", ""],
+        ["reviewed", "", "2026-02-01", "2026-11-27", "", "no-change", "'=1+1", ""],
+        ["snoozed", "", "", "", "2026-12-01", "", "audit", ""],
     ]
     one = history(run, "docs/b.md")["documents"]
     assert [d["path"] for d in one] == ["docs/b.md"]
@@ -245,7 +248,7 @@ def test_reports_mark_snoozed_documents_and_show_edit_links(
     text = run(*args, prog="check-reviews").out
     assert "(1 snoozed)" in text.splitlines()[0]
     assert "overdue, snoozed until 2026-12-01" in text
-    assert "Snoozed:\n  docs/a b.md: snoozed until 2026-12-01: audit\n" in text
+    assert "Review notes:\n  docs/a b.md: snoozed until 2026-12-01: audit\n" in text
     markdown = run(*args, "--format", "markdown", prog="check-reviews").out
     assert "| docs/a b.md ([edit](https://git.example.org/edit/docs/a%20b.md)) |" in markdown
     assert "- docs/a b.md: snoozed until 2026-12-01: audit" in markdown
@@ -265,3 +268,63 @@ def test_link_templates_are_checked(library: Path, run: Any, value: str) -> None
     result = run("--config", "bad.toml", "--as-of", TODAY, prog="check-reviews")
     assert result.code == 2
     assert "bad.toml: [links] edit_url: " in result.err
+
+
+def test_hand_edits_are_logged_and_rubber_stamps_flagged(library: Path, run: Any) -> None:
+    for name in ("c.md", "d.md"):
+        write_doc(library / "docs" / name, frontmatter(lastReviewed="2026-01-15"))
+    assert run("send", "--as-of", "2026-05-01").code == 0  # every document is overdue: seen
+
+    a = library / "docs" / "a.md"  # the date bumped by hand, nothing else
+    a.write_text(a.read_text().replace("2026-01-15", "2026-05-02"))
+    b = library / "docs" / "b.md"  # the date bumped by hand, and the page updated
+    b.write_text(b.read_text().replace("'2026-02-01'", "'2026-05-02'") + "New advice.\n")
+    stamp = ("mark-reviewed", "docs/c.md", "--as-of", "2026-05-02", "--by", "ed@example.org")
+    assert run(*stamp).code == 0  # nothing changed, no outcome
+    assert (
+        run("mark-reviewed", "docs/d.md", "--as-of", "2026-05-02", "--outcome", "no-change").code
+        == 0
+    )
+    assert run("send", "--as-of", "2026-05-02").code == 0  # sees the hand edits
+
+    data = json.loads(
+        run(
+            "--as-of", "2026-05-02", "--format", "json", "--fail-on", "never", prog="check-reviews"
+        ).out
+    )
+    flagged = {d["path"] for d in data["documents"] if d.get("rubber_stamped")}
+    assert flagged == {"docs/a.md", "docs/c.md"}
+    assert data["summary"]["rubber_stamped"] == 2
+    text = run("--as-of", "2026-05-02", "--fail-on", "never", prog="check-reviews").out
+    assert "(2 rubber-stamped)" in text.splitlines()[0]
+    assert (
+        "  docs/a.md: rubber-stamped: the last-reviewed date moved to 2026-05-02 with nothing"
+        " else changed and no outcome recorded\n" in text
+    )
+    entries = {
+        d["path"]: [
+            (e["kind"], e["content_changed"]) for e in d["entries"] if e["kind"] != "reminded"
+        ]
+        for d in history(run)["documents"]
+    }
+    assert entries == {
+        "docs/a.md": [("edited-outside", False)],
+        "docs/b.md": [("edited-outside", True)],
+        "docs/c.md": [("reviewed", False)],
+        "docs/d.md": [("reviewed", False)],  # unchanged too, but an outcome was recorded
+        "docs/seed.txt": [],
+    }
+    lines = run("history", "docs/a.md").out.splitlines()
+    assert lines[-1].endswith(
+        "last reviewed 2026-01-15 -> 2026-05-02, edited outside the tool; nothing else changed"
+    )
+
+    # a real review later clears the flag
+    a.write_text(a.read_text() + "Checked against the 2026 guideline.\n")
+    assert run("mark-reviewed", "docs/a.md", "--as-of", "2026-05-03").code == 0
+    again = json.loads(
+        run(
+            "--as-of", "2026-05-03", "--format", "json", "--fail-on", "never", prog="check-reviews"
+        ).out
+    )
+    assert {d["path"] for d in again["documents"] if d.get("rubber_stamped")} == {"docs/c.md"}

@@ -30,6 +30,7 @@ from scheduler.store import (
     Recipient,
     Retimed,
     RunOutcome,
+    Seen,
     Snooze,
     StateStore,
     open_store,
@@ -470,3 +471,24 @@ def test_review_log_survives_reopening(store_settings: StoreSettings, tmp_path: 
         store.reviews.append([logged])
     with open_store(store_settings, tmp_path) as store:
         assert store.reviews.entries() == [logged]
+
+
+def test_seen_documents_and_latest_reviews(store: StateStore) -> None:
+    assert store.reviews.seen() == {} and store.reviews.latest_reviews() == {}
+    first = Seen("a.md", date(2026, 1, 1), None)
+    store.reviews.observe([first, Seen("b.md", date(2026, 2, 1), "digest-b")], [])
+    hand = LogEntry(
+        "a.md", LogKind.EDITED_OUTSIDE, T0, None, date(2026, 1, 1), date(2026, 5, 1),
+        content_changed=False,
+    )  # fmt: skip
+    store.reviews.observe([Seen("a.md", date(2026, 5, 1), "digest-a")], [hand])
+    assert store.reviews.seen() == {
+        "a.md": Seen("a.md", date(2026, 5, 1), "digest-a"),
+        "b.md": Seen("b.md", date(2026, 2, 1), "digest-b"),
+    }
+    review = LogEntry("b.md", LogKind.REVIEWED, T0, "ed@example.org", outcome="minor")
+    later = LogEntry("b.md", LogKind.REVIEWED, T0 + LEASE, content_changed=True)
+    snoozed = Snooze("b.md", date(2026, 6, 1), "later", None, T0 + LEASE)
+    store.reviews.append([review, later])
+    store.snoozes.snooze([snoozed])  # not a review
+    assert store.reviews.latest_reviews() == {"a.md": hand, "b.md": later}

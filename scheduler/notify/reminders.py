@@ -127,8 +127,10 @@ def is_due_reminder(
 
 
 def is_escalated(doc: DocumentReport, policy: ReminderPolicy) -> bool:
+    """Overdue for ``escalate_after_days``, with somebody to escalate to."""
     return (
-        doc.state is State.OVERDUE
+        bool(policy.escalate_to)
+        and doc.state is State.OVERDUE
         and doc.days_until_due is not None
         and -doc.days_until_due >= policy.escalate_after_days
     )

@@ -31,7 +31,10 @@ CHECK_FORMATS: Registry[CheckResult] = Registry("the freshness report")
 def summary_line(result: CheckResult) -> str:
     counts = result.counts()
     parts = ", ".join(f"{counts[s.value]} {s.label}" for s in SUMMARY_ORDER)
-    snoozed = f" ({counts['snoozed']} snoozed)" if "snoozed" in counts else ""
+    marked = [
+        f"{counts[k]} {k.replace('_', '-')}" for k in ("snoozed", "rubber_stamped") if k in counts
+    ]
+    snoozed = f" ({', '.join(marked)})" if marked else ""
     return (
         f"Review status on {result.as_of.isoformat()} ({shown(result.timezone)}): "
         f"{plural(counts['documents'], 'document')}: {parts}{snoozed}"
@@ -45,10 +48,19 @@ def state_label(doc: DocumentReport) -> str:
     return f"{doc.state.label}, snoozed until {doc.snoozed.until.isoformat()}"
 
 
-def snooze_line(doc: DocumentReport) -> str | None:
-    if doc.snoozed is None:
-        return None
-    return shown(f"{doc.path}: snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}")
+def notes(doc: DocumentReport) -> list[str]:
+    """What the review log says of the document, one line each: a snooze, a rubber stamp."""
+    lines = []
+    if doc.snoozed is not None:
+        lines.append(
+            f"{doc.path}: snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}"
+        )
+    if doc.rubber_stamped and doc.last_reviewed is not None:
+        lines.append(
+            f"{doc.path}: rubber-stamped: the last-reviewed date moved to "
+            f"{doc.last_reviewed.isoformat()} with nothing else changed and no outcome recorded"
+        )
+    return [shown(line) for line in lines]
 
 
 _STYLES = {
@@ -100,10 +112,10 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
                 style=_STYLES[doc.state] if options.color else None,
             )
         console.print(table)
-    snoozes = [line for doc in result.documents if (line := snooze_line(doc))]
-    if snoozes:
-        console.print("Snoozed:")
-        for line in snoozes:
+    review_notes = [line for doc in result.documents for line in notes(doc)]
+    if review_notes:
+        console.print("Review notes:")
+        for line in review_notes:
             console.print(f"  {line}", soft_wrap=True)
     problems = [p for doc in result.documents for p in doc.problems]
     if problems:
@@ -172,8 +184,8 @@ def document_json(doc: DocumentReport) -> str:
 
 
 def _additions(doc: DocumentReport) -> str:
-    if not doc.snoozed and not doc.links:
-        return ""
+    if doc.snoozed is None and not doc.rubber_stamped and not doc.links:
+        return ""  # the common case: no dictionary is built
     return "".join(f", {encode_basestring(k)}: {_encode(v)}" for k, v in doc.additions().items())
 
 
@@ -233,10 +245,10 @@ def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[s
                 _md(", ".join(doc.editors)),
             ]
             lines.append("| " + " | ".join(cells) + " |")
-    snoozes = [line for doc in result.documents if (line := snooze_line(doc))]
-    if snoozes:
-        lines += ["", "**Snoozed**", ""]
-        lines += [f"- {_md(line)}" for line in snoozes]
+    review_notes = [line for doc in result.documents for line in notes(doc)]
+    if review_notes:
+        lines += ["", "**Review notes**", ""]
+        lines += [f"- {_md(line)}" for line in review_notes]
     problems = [p for doc in result.documents for p in doc.problems]
     if problems:
         lines += ["", "**Problems**", ""]

@@ -15,7 +15,18 @@ from scheduler.usecases.reviews import History
 
 HISTORY_FORMATS: Registry[History] = Registry("the history")
 
-COLUMNS = ("path", "at", "kind", "editor", "old_date", "new_date", "until", "outcome", "note")
+COLUMNS = (
+    "path",
+    "at",
+    "kind",
+    "editor",
+    "old_date",
+    "new_date",
+    "until",
+    "outcome",
+    "note",
+    "content_changed",
+)
 
 
 def _by_path(history: History) -> Iterator[tuple[str, list[LogEntry]]]:
@@ -28,14 +39,15 @@ def _by_path(history: History) -> Iterator[tuple[str, list[LogEntry]]]:
 def describe(entry: LogEntry) -> str:
     """One entry in words, for people."""
     by = f" by {entry.editor}" if entry.editor else ""
+    unchanged = "; nothing else changed" if entry.content_changed is False else ""
     if entry.kind is LogKind.REVIEWED:
         text = f"reviewed{by}: last reviewed {iso(entry.old_date) or '(none)'} -> "
-        text += f"{iso(entry.new_date)}; outcome {entry.outcome or 'not recorded'}"
+        text += f"{iso(entry.new_date)}; outcome {entry.outcome or 'not recorded'}{unchanged}"
         return text + (f"; note: {entry.note}" if entry.note else "")
     if entry.kind is LogKind.EDITED_OUTSIDE:
         return (
             f"last reviewed {iso(entry.old_date) or '(none)'} -> {iso(entry.new_date)}, "
-            "edited outside the tool"
+            f"edited outside the tool{unchanged}"
         )
     if entry.kind is LogKind.SNOOZED:
         return f"snoozed{by} until {iso(entry.new_date)}: {entry.note}"
@@ -68,6 +80,7 @@ def _record(entry: LogEntry) -> dict[str, Any]:
         "until": iso(entry.new_date) if snoozed else None,
         "outcome": entry.outcome,
         "note": entry.note,
+        "content_changed": entry.content_changed,
     }
 
 
@@ -80,6 +93,14 @@ def render_history_json(history: History, options: RenderOptions) -> list[str]:
     return [json_document({"schema_version": 1, "documents": documents})]
 
 
+def _csv_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return csv_cell(str(value))
+
+
 @HISTORY_FORMATS.register("csv", "one row per entry")
 def render_history_csv(history: History, options: RenderOptions) -> list[str]:
     buffer = io.StringIO()
@@ -88,5 +109,5 @@ def render_history_csv(history: History, options: RenderOptions) -> list[str]:
     for _, entries in _by_path(history):
         for entry in entries:
             record = _record(entry)
-            writer.writerow([csv_cell(record[c] or "") for c in COLUMNS])
+            writer.writerow([_csv_value(record[c]) for c in COLUMNS])
     return [buffer.getvalue()]

@@ -28,16 +28,15 @@ from scheduler.notify.reminders import (
     ReminderPolicy,
     plan_reminders,
 )
-from scheduler.results import CheckResult, Snoozed
+from scheduler.results import CheckResult, Evidence
 from scheduler.review.routing import expand
 from scheduler.store import RunOutcome, StateStore
 from scheduler.usecases.check import check
-from scheduler.usecases.reviews import snoozed
+from scheduler.usecases.reviews import evidence, observe
 
 log = logging.getLogger(__name__)
 
 Ledger = Mapping[tuple[str, str], LedgerEntry]
-Snoozes = Mapping[str, Snoozed]  # by path
 
 CYCLE = "cycle"  # the kind of run a cycle is, in the run history
 
@@ -125,14 +124,14 @@ def plan_cycle(
     cwd: Path,
     today: date,
     ledger: Ledger,
-    snoozes: Snoozes,
+    evidence: Evidence,
     recipients: Sequence[str] | None = None,
     *,
     write: bool = True,
 ) -> tuple[CheckResult, Plan]:
     """Check every document and decide the digests; snoozed documents get none. With ``write``
     false (previews, dry runs) nothing is written, not even the parse cache."""
-    result = check(settings, [], cwd, today, use_cache=write, snoozes=snoozes)
+    result = check(settings, [], cwd, today, use_cache=write, evidence=evidence)
     plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
     return result, plan
 
@@ -153,12 +152,12 @@ class Preview:
 
 
 def preview_digest(
-    settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger, snoozes: Snoozes
+    settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger, evidence: Evidence
 ) -> Preview:
     """The digests ``editor`` (an address or an alias) would get today, listing all they have
     outstanding, their escalation digest included."""
     addresses = expand([editor], settings.routing.aliases)
-    result, plan = plan_cycle(settings, cwd, today, ledger, snoozes, addresses, write=False)
+    result, plan = plan_cycle(settings, cwd, today, ledger, evidence, addresses, write=False)
     policy = reminder_policy(settings)
     known = {a.casefold(): a for doc in result.documents for a in doc.editors}
     known |= {a.casefold(): a for a in policy.escalate_to}
@@ -186,8 +185,8 @@ def dry_run_cycle(
     skip as queued already."""
     outbox = Outbox(store) if store is not None else None
     ledger = outbox.ledger() if outbox is not None else {}
-    snoozes = snoozed(store, today) if store is not None else {}
-    result, plan = plan_cycle(settings, cwd, today, ledger, snoozes, write=False)
+    known = evidence(store, today) if store is not None else Evidence()
+    result, plan = plan_cycle(settings, cwd, today, ledger, known, write=False)
     skipped = outbox.queued(plan) if outbox is not None else set()
     messages, refused = compose(settings, plan, now)
     return CycleReport(
@@ -220,7 +219,8 @@ async def run_cycle(
     outbox = Outbox(store)
     run_id = store.runs.start(CYCLE, today, now)
     try:
-        result, plan = plan_cycle(settings, cwd, today, outbox.ledger(), snoozed(store, today))
+        result, plan = plan_cycle(settings, cwd, today, outbox.ledger(), evidence(store, today))
+        observe(store, result.documents, cwd, settings, now)
         messages, refused = compose(settings, plan, now)
         queued, skipped = outbox.enqueue(plan, messages, now)
         delivery = await deliver_pending(

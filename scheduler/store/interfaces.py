@@ -169,6 +169,18 @@ class LogEntry:
     new_date: date | None = None  # the last-reviewed date after (reviews), or snoozed until
     outcome: str | None = None  # no-change, minor or major (reviews)
     note: str | None = None  # the note of a review, the reason of a snooze
+    # (reviews) whether anything but the date changed since the previous review; None: unknown
+    content_changed: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A document's last-reviewed date as last seen, and a digest of its bytes apart from that
+    date as they were at its last review (or when first seen needing one); None: not read."""
+
+    path: str
+    last_reviewed: date
+    content: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +203,18 @@ class ReviewLog(Protocol):
 
     def entries(self, path: str | None = None, since: datetime | None = None) -> list[LogEntry]:
         """The entries (of ``path``; from ``since`` on), oldest first, in the order added."""
+        ...
+
+    def latest_reviews(self) -> dict[str, LogEntry]:
+        """Each document's last review (recorded or edited outside the tool), by path."""
+        ...
+
+    def seen(self) -> dict[str, Seen]:
+        """What runs last saw of each document, by path."""
+        ...
+
+    def observe(self, seen: Sequence[Seen], entries: Sequence[LogEntry]) -> None:
+        """In one transaction: set what was seen of each document, and add ``entries``."""
         ...
 
 

@@ -37,6 +37,7 @@ from scheduler.store.interfaces import (
     Retimed,
     Run,
     RunOutcome,
+    Seen,
     Snooze,
 )
 
@@ -212,9 +213,15 @@ REVIEW_STEPS = (
         old_date TEXT,
         new_date TEXT,
         outcome TEXT,
-        note TEXT
+        note TEXT,
+        content_changed INTEGER
     );
     CREATE INDEX review_log_by_path ON review_log (path, id);
+    CREATE TABLE review_seen (
+        path TEXT PRIMARY KEY,
+        last_reviewed TEXT NOT NULL,
+        content TEXT
+    );
     CREATE TABLE snoozes (
         path TEXT PRIMARY KEY,
         until TEXT NOT NULL,
@@ -781,8 +788,8 @@ def _date(text: str | None) -> date | None:
 
 def _log(db: sqlite3.Connection, entries: Sequence[LogEntry]) -> None:
     db.executemany(
-        "INSERT INTO review_log (path, kind, at, editor, old_date, new_date, outcome, note)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO review_log (path, kind, at, editor, old_date, new_date, outcome, note,"
+        " content_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 e.path,
@@ -793,9 +800,28 @@ def _log(db: sqlite3.Connection, entries: Sequence[LogEntry]) -> None:
                 _iso(e.new_date),
                 e.outcome,
                 e.note,
+                e.content_changed,
             )
             for e in entries
         ],
+    )
+
+
+_LOG_COLUMNS = "path, kind, at, editor, old_date, new_date, outcome, note, content_changed"
+
+
+def _log_entry(row: Sequence[Any]) -> LogEntry:
+    path, kind, at, editor, old, new, outcome, note, changed = row
+    return LogEntry(
+        path=path,
+        kind=LogKind(kind),
+        at=from_ts(at),
+        editor=editor,
+        old_date=_date(old),
+        new_date=_date(new),
+        outcome=outcome,
+        note=note,
+        content_changed=None if changed is None else bool(changed),
     )
 
 
@@ -809,23 +835,34 @@ class SqliteReviewLog:
 
     def entries(self, path: str | None = None, since: datetime | None = None) -> list[LogEntry]:
         rows = self._store.query(
-            "SELECT path, kind, at, editor, old_date, new_date, outcome, note FROM review_log"
+            f"SELECT {_LOG_COLUMNS} FROM review_log"  # noqa: S608 (a constant)
             " WHERE (?1 IS NULL OR path = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY id",
             (path, ts(since) if since is not None else None),
         )
-        return [
-            LogEntry(
-                path=p,
-                kind=LogKind(kind),
-                at=from_ts(at),
-                editor=editor,
-                old_date=_date(old),
-                new_date=_date(new),
-                outcome=outcome,
-                note=note,
+        return [_log_entry(row) for row in rows]
+
+    def latest_reviews(self) -> dict[str, LogEntry]:
+        kinds = (LogKind.REVIEWED.value, LogKind.EDITED_OUTSIDE.value)
+        rows = self._store.query(
+            f"SELECT {_LOG_COLUMNS} FROM review_log WHERE id IN ("  # noqa: S608 (a constant)
+            " SELECT max(id) FROM review_log WHERE kind IN (?, ?) GROUP BY path)",
+            kinds,
+        )
+        return {entry.path: entry for entry in map(_log_entry, rows)}
+
+    def seen(self) -> dict[str, Seen]:
+        rows = self._store.query("SELECT path, last_reviewed, content FROM review_seen")
+        return {path: Seen(path, date.fromisoformat(d), content) for path, d, content in rows}
+
+    def observe(self, seen: Sequence[Seen], entries: Sequence[LogEntry]) -> None:
+        with self._store.transaction() as db:
+            db.executemany(
+                "INSERT INTO review_seen (path, last_reviewed, content) VALUES (?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET last_reviewed = excluded.last_reviewed,"
+                " content = excluded.content",
+                [(s.path, s.last_reviewed.isoformat(), s.content) for s in seen],
             )
-            for p, kind, at, editor, old, new, outcome, note in rows
-        ]
+            _log(db, entries)
 
 
 class SqliteSnoozes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -25,9 +25,9 @@ from scheduler.errors import ConfigError, UsageError
 from scheduler.results import (
     CheckResult,
     DocumentReport,
+    Evidence,
     FileProblems,
     Problem,
-    Snoozed,
     State,
     ValidationResult,
 )
@@ -262,6 +262,17 @@ def build_report(
 _SORT_KEY = attrgetter("sort_key")
 
 
+def with_evidence(report: DocumentReport, evidence: Evidence) -> DocumentReport:
+    path = without_surrogates(report.path)
+    snoozed = evidence.snoozes.get(path)
+    stamped = report.last_reviewed is not None and (
+        evidence.rubber_stamped.get(path) == report.last_reviewed
+    )
+    if snoozed is None and not stamped:
+        return report
+    return replace(report, snoozed=snoozed, rubber_stamped=stamped)
+
+
 def check(
     settings: Settings,
     targets: Sequence[Path],
@@ -272,10 +283,10 @@ def check(
     use_cache: bool = False,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
-    snoozes: Mapping[str, Snoozed] | None = None,
+    evidence: Evidence | None = None,
 ) -> CheckResult:
     """The freshness report: every selected document with its state, due date and editors;
-    those in ``snoozes`` (by path, as the review log names them) marked snoozed."""
+    marked snoozed or rubber-stamped as ``evidence`` says."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
@@ -285,8 +296,8 @@ def check(
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             report = build_report(doc, policy, settings.fields, today, ignore)
-            if snoozes and (snoozed := snoozes.get(without_surrogates(report.path))):
-                report = replace(report, snoozed=snoozed)
+            if evidence is not None:
+                report = with_evidence(report, evidence)
             if linked:
                 report = replace(report, links=document_links(settings.links, report.path))
             if report in selection:

@@ -20,7 +20,7 @@ from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
 from scheduler.notify.email import make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import LedgerEntry
-from scheduler.results import Snoozed
+from scheduler.results import Evidence
 from scheduler.runtime.cycle import (
     CYCLE,
     CycleReport,
@@ -31,18 +31,18 @@ from scheduler.runtime.cycle import (
 )
 from scheduler.runtime.daemon import cycle_trigger
 from scheduler.store import OutboxRow, OutboxStatus, Run, open_store, store_exists
-from scheduler.usecases.reviews import snoozed
+from scheduler.usecases.reviews import evidence
 
 
 def _looked_up(
     settings: Settings, cwd: Path, today: date
-) -> tuple[Mapping[tuple[str, str], LedgerEntry], Mapping[str, Snoozed]]:
-    """What editors were last told, and the snoozes in force; nothing when there is no store
-    yet (looking never creates one)."""
+) -> tuple[Mapping[tuple[str, str], LedgerEntry], Evidence]:
+    """What editors were last told, and what the review log says; nothing when there is no
+    store yet (looking never creates one)."""
     if not store_exists(settings.store, cwd):
-        return {}, {}
+        return {}, Evidence()
     with open_store(settings.store, cwd) as store:
-        return Outbox(store).ledger(), snoozed(store, today)
+        return Outbox(store).ledger(), evidence(store, today)
 
 
 def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleReport:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import difflib
 import glob
+import hashlib
+import logging
 import os
 import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -23,10 +25,21 @@ from scheduler.config import Settings
 from scheduler.content.editing import Edited, Refused, set_date, write_atomically
 from scheduler.content.fields import iso_date
 from scheduler.content.loader import display_path
-from scheduler.errors import SchedulerError, UsageError
-from scheduler.results import Snoozed
-from scheduler.store import LogEntry, LogKind, Snooze, StateStore, open_store, store_exists
+from scheduler.errors import SchedulerError, StoreError, UsageError
+from scheduler.notify.reminders import OUTSTANDING
+from scheduler.results import DocumentReport, Evidence, Snoozed
+from scheduler.store import (
+    LogEntry,
+    LogKind,
+    Seen,
+    Snooze,
+    StateStore,
+    open_store,
+    store_exists,
+)
 from scheduler.text import without_surrogates
+
+log = logging.getLogger(__name__)
 
 OUTCOMES = ("no-change", "minor", "major")
 _GLOB_CHARS = frozenset("*?[")
@@ -149,18 +162,98 @@ def mark_reviewed(
     if dry_run or not edits:
         return MarkResult(changes, refused, dry_run)
     with open_store(settings.store, cwd) as store:
-        for target, edit, _ in edits:
+        seen = store.reviews.seen()
+        entries, now_seen = [], []
+        for target, edit, change in edits:
+            before = seen.get(change.shown)
+            old_content = content_digest(target.path.read_bytes(), key, change.shown)
             write_atomically(target.path, edit.data)
-        store.reviews.append(
-            [
+            entries.append(
                 LogEntry(
-                    c.shown, LogKind.REVIEWED, now, editor, c.old_date, c.new_date, outcome, note
+                    change.shown,
+                    LogKind.REVIEWED,
+                    now,
+                    editor,
+                    change.old_date,
+                    change.new_date,
+                    outcome,
+                    note,
+                    content_changed=_changed(before, old_content),
                 )
-                for c in changes
-            ]
-        )
+            )
+            content = content_digest(edit.data, key, change.shown)
+            now_seen.append(Seen(change.shown, change.new_date, content))
+        store.reviews.observe(now_seen, entries)
     made = _commit(cwd, [t.path for t, _, _ in edits], changes, editor, outcome) if commit else None
     return MarkResult(changes, refused, dry_run, made)
+
+
+_MASK = date(1, 1, 1)  # what the last-reviewed value is replaced by, to digest the rest
+
+
+def content_digest(data: bytes, key: str, path: str) -> str | None:
+    """A digest of a document's bytes apart from its last-reviewed value: what changes when a
+    review changes anything but the date. None when the value cannot be found safely."""
+    masked = set_date(data, key, _MASK, path)
+    return hashlib.sha256(masked.data).hexdigest() if isinstance(masked, Edited) else None
+
+
+def _changed(before: Seen | None, content: str | None) -> bool | None:
+    """Whether the document changed apart from its date since it was last seen; None when
+    that is not known."""
+    if before is None or before.content is None or content is None:
+        return None
+    return before.content != content
+
+
+def observe(
+    store: StateStore,
+    documents: Iterable[DocumentReport],
+    cwd: Path,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Record what a run sees: a last-reviewed date changed by hand is logged as a review
+    "edited outside the tool". A document's bytes are read (for :func:`content_digest`) only
+    when its date moved, or when it needs review and none are kept yet, so that a later review
+    can tell whether anything but the date changed."""
+    key = settings.fields.key("last_reviewed")
+    seen = store.reviews.seen()
+    updates: list[Seen] = []
+    entries: list[LogEntry] = []
+    for doc in documents:
+        if doc.last_reviewed is None:
+            continue
+        path = without_surrogates(doc.path)
+        before = seen.get(path)
+        moved = before is not None and before.last_reviewed != doc.last_reviewed
+        wanted = doc.state in OUTSTANDING and (before is None or before.content is None)
+        if before is not None and not moved and not wanted:
+            continue
+        content = _read_content(cwd / doc.path, key, path, settings) if moved or wanted else None
+        if before is not None and moved:
+            entries.append(
+                LogEntry(
+                    path,
+                    LogKind.EDITED_OUTSIDE,
+                    now,
+                    old_date=before.last_reviewed,
+                    new_date=doc.last_reviewed,
+                    content_changed=_changed(before, content),
+                )
+            )
+        updates.append(Seen(path, doc.last_reviewed, content))
+    if updates:
+        store.reviews.observe(updates, entries)
+
+
+def _read_content(path: Path, key: str, shown: str, settings: Settings) -> str | None:
+    try:
+        if path.stat().st_size > settings.content.max_file_bytes:
+            return None
+        return content_digest(path.read_bytes(), key, shown)
+    except OSError:
+        return None
 
 
 def _edit(settings: Settings, target: Target, key: str, day: date, force: bool) -> Edited | Refused:
@@ -294,17 +387,29 @@ def in_force(store: StateStore, today: date) -> list[Snooze]:
     return [s for s in store.snoozes.listing() if today < s.until]
 
 
-def snoozed(store: StateStore, today: date) -> dict[str, Snoozed]:
-    """What reports mark snoozed on ``today``, by path."""
-    return {s.path: Snoozed(s.until, s.reason) for s in in_force(store, today)}
+def evidence(store: StateStore, today: date) -> Evidence:
+    """What reports mark on ``today``: the snoozes in force, and the reviews that moved the
+    date with nothing else changed and no outcome recorded."""
+    stamped = {
+        path: entry.new_date
+        for path, entry in store.reviews.latest_reviews().items()
+        if entry.content_changed is False and entry.outcome is None and entry.new_date
+    }
+    snoozes = {s.path: Snoozed(s.until, s.reason) for s in in_force(store, today)}
+    return Evidence(snoozes, stamped)
 
 
-def active_snoozes(settings: Settings, cwd: Path, today: date) -> dict[str, Snoozed]:
-    """:func:`snoozed`, from the configured store; none when there is none (never made)."""
+def stored_evidence(settings: Settings, cwd: Path, today: date) -> Evidence:
+    """:func:`evidence`, from the configured store; none when there is none (never made), or
+    when it cannot be read (a report goes on without it, saying so)."""
     if not store_exists(settings.store, cwd):
-        return {}
-    with open_store(settings.store, cwd) as store:
-        return snoozed(store, today)
+        return Evidence()
+    try:
+        with open_store(settings.store, cwd) as store:
+            return evidence(store, today)
+    except StoreError as exc:
+        log.warning("working without the review log (snoozes, rubber stamps): %s", exc)
+        return Evidence()
 
 
 def list_snoozes(settings: Settings, cwd: Path, today: date) -> SnoozeResult:
