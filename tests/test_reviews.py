@@ -328,3 +328,21 @@ def test_hand_edits_are_logged_and_rubber_stamps_flagged(library: Path, run: Any
         ).out
     )
     assert {d["path"] for d in again["documents"] if d.get("rubber_stamped")} == {"docs/c.md"}
+
+
+def test_folders_named_are_refused_and_folders_a_glob_matches_are_skipped(
+    library: Path, run: Any
+) -> None:
+    write_doc(library / "docs" / "sub" / "c.md", frontmatter())
+    result = run("mark-reviewed", "docs/*", "docs/sub", "--as-of", TODAY)
+    assert result.code == 1
+    assert result.err == (
+        "docs/sub: not changed: is a folder: name documents, or a glob such as 'folder/**/*.md'\n"
+    )
+    assert [line.split(":")[0] for line in result.out.splitlines()] == [
+        "docs/a.md",
+        "docs/b.md",
+        "docs/seed.txt",
+    ]
+    recursive = run("mark-reviewed", "docs/**/c.md", "--as-of", TODAY, "--dry-run")
+    assert recursive.out.startswith("--- a/docs/sub/c.md\n")

@@ -217,6 +217,7 @@ REVIEW_STEPS = (
         content_changed INTEGER
     );
     CREATE INDEX review_log_by_path ON review_log (path, id);
+    CREATE INDEX review_log_by_kind ON review_log (kind, path, id);
     CREATE TABLE review_seen (
         path TEXT PRIMARY KEY,
         last_reviewed TEXT NOT NULL,

@@ -94,12 +94,13 @@ def targets(
         else:
             matches = [name]
         for match in matches:
+            if match != name and (cwd / match).is_dir():
+                continue  # a folder a glob matched: not a document
             shown = without_surrogates(display_path(Path(match), cwd))
             real = Path(os.path.realpath(cwd / match))
             problem = _unwritable(cwd / match, real, root, settings.content.root)
             if problem is not None:
-                if not (match != name and problem.startswith("is a folder")):
-                    refused.append(Refusal(shown, problem))
+                refused.append(Refusal(shown, problem))
             elif real not in found:
                 found[real] = Target(real, shown)
     return list(found.values()), refused
@@ -147,27 +148,33 @@ def mark_reviewed(
         raise UsageError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     found, refused = targets(settings, names, cwd)
     key = settings.fields.key("last_reviewed")
-    edits: list[tuple[Target, Edited, Change]] = []
+    edits: list[tuple[Target, bytes, Edited]] = []
     for target in found:
-        edit = _edit(settings, target, key, reviewed_on, force)
-        if isinstance(edit, Refused):
-            refused.append(Refusal(target.shown, edit.reason))
-            continue
-        old = target.path.read_bytes()
-        change = Change(
-            target.shown, _as_date(edit.old_value), reviewed_on, _diff(target, old, edit)
-        )
-        edits.append((target, edit, change))
-    changes = [change for _, _, change in edits]
+        read = _edit(settings, target, key, reviewed_on, force)
+        if isinstance(read, Refused):
+            refused.append(Refusal(target.shown, read.reason))
+        else:
+            edits.append((target, *read))
     if dry_run or not edits:
+        changes = [_change(target, old, edit, reviewed_on) for target, old, edit in edits]
         return MarkResult(changes, refused, dry_run)
+    changes, written = [], []
     with open_store(settings.store, cwd) as store:
         seen = store.reviews.seen()
         entries, now_seen = [], []
-        for target, edit, change in edits:
-            before = seen.get(change.shown)
-            old_content = content_digest(target.path.read_bytes(), key, change.shown)
-            write_atomically(target.path, edit.data)
+        for target, old, edit in edits:
+            try:
+                if target.path.read_bytes() != old:
+                    refused.append(Refusal(target.shown, "changed while it was being edited"))
+                    continue
+                write_atomically(target.path, edit.data)
+            except OSError as exc:
+                refused.append(Refusal(target.shown, f"cannot be written: {exc.strerror}"))
+                continue
+            change = _change(target, old, edit, reviewed_on)
+            changes.append(change)
+            written.append(target.path)
+            content = content_digest(old, key, change.shown)  # the same as the new one's
             entries.append(
                 LogEntry(
                     change.shown,
@@ -178,14 +185,17 @@ def mark_reviewed(
                     change.new_date,
                     outcome,
                     note,
-                    content_changed=_changed(before, old_content),
+                    content_changed=_changed(seen.get(change.shown), content),
                 )
             )
-            content = content_digest(edit.data, key, change.shown)
             now_seen.append(Seen(change.shown, change.new_date, content))
         store.reviews.observe(now_seen, entries)
-    made = _commit(cwd, [t.path for t, _, _ in edits], changes, editor, outcome) if commit else None
+    made = _commit(cwd, written, changes, editor, outcome) if commit and written else None
     return MarkResult(changes, refused, dry_run, made)
+
+
+def _change(target: Target, old: bytes, edit: Edited, day: date) -> Change:
+    return Change(target.shown, _as_date(edit.old_value), day, _diff(target, old, edit))
 
 
 _MASK = date(1, 1, 1)  # what the last-reviewed value is replaced by, to digest the rest
@@ -256,7 +266,10 @@ def _read_content(path: Path, key: str, shown: str, settings: Settings) -> str |
         return None
 
 
-def _edit(settings: Settings, target: Target, key: str, day: date, force: bool) -> Edited | Refused:
+def _edit(
+    settings: Settings, target: Target, key: str, day: date, force: bool
+) -> tuple[bytes, Edited] | Refused:
+    """The document's bytes and the edit that sets its date, or why it is refused."""
     try:
         size = target.path.stat().st_size
         if size > settings.content.max_file_bytes:
@@ -272,7 +285,7 @@ def _edit(settings: Settings, target: Target, key: str, day: date, force: bool) 
         return Refused(
             f"was last reviewed on {old}, after {day}; use --force to record an earlier date"
         )
-    return edit
+    return data, edit
 
 
 def _as_date(value: str | None) -> date | None:
