@@ -258,6 +258,8 @@ def test_reports_mark_snoozed_documents_and_show_edit_links(
     assert snoozed["snoozed"] == {"until": "2026-12-01", "reason": "audit"}
     assert "snoozed" not in plain and plain["edit_url"].endswith("/docs/b.md")
     assert data["summary"]["snoozed"] == 1
+    github = run(*args, "--format", "github", prog="check-reviews").out
+    assert "editors: team@example.org; snoozed until 2026-12-01: audit\n" in github
 
 
 @pytest.mark.parametrize(
@@ -297,6 +299,13 @@ def test_hand_edits_are_logged_and_rubber_stamps_flagged(library: Path, run: Any
     assert data["summary"]["rubber_stamped"] == 2
     text = run("--as-of", "2026-05-02", "--fail-on", "never", prog="check-reviews").out
     assert "(2 rubber-stamped)" in text.splitlines()[0]
+    github = run(
+        "--as-of", "2026-05-02", "--format", "github", "--fail-on", "never", prog="check-reviews"
+    ).out
+    assert (
+        "::warning file=docs/c.md,line=3,title=Rubber-stamped review::the last-reviewed date"
+        " moved to 2026-05-02 with nothing else changed and no outcome recorded\n" in github
+    )
     assert (
         "  docs/a.md: rubber-stamped: the last-reviewed date moved to 2026-05-02 with nothing"
         " else changed and no outcome recorded\n" in text

@@ -316,6 +316,12 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
     yield buffer.getvalue()
 
 
+def _snooze_note(doc: DocumentReport) -> str:
+    if doc.snoozed is None:
+        return ""
+    return f"; snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}"
+
+
 @CHECK_FORMATS.register("github", "annotations for overdue and invalid documents")
 def render_check_github(result: CheckResult, options: RenderOptions) -> list[str]:
     lines = []
@@ -330,10 +336,21 @@ def render_check_github(result: CheckResult, options: RenderOptions) -> list[str
                     doc.line,
                     "Review overdue",
                     f"{doc.title or doc.path} was due for review on {doc.due.isoformat()} "
-                    f"({plural(late, 'day')} ago); editors: {editors}",
+                    f"({plural(late, 'day')} ago); editors: {editors}{_snooze_note(doc)}",
                 )
             )
         elif doc.state is State.INVALID:
             lines.extend(problem_annotation(p) for p in doc.problems if p.is_error)
+        if doc.rubber_stamped and doc.last_reviewed is not None:
+            lines.append(
+                github_annotation(
+                    "warning",
+                    doc.path,
+                    doc.line,
+                    "Rubber-stamped review",
+                    f"the last-reviewed date moved to {doc.last_reviewed.isoformat()} with "
+                    "nothing else changed and no outcome recorded",
+                )
+            )
     lines.append(summary_line(result))
     return ["\n".join(lines) + "\n"]
