@@ -358,3 +358,24 @@ def test_a_notification_lists_each_recipient_once() -> None:
     assert notification.recipients == ("ed@example.org", "boss@example.org")
     assert notification.message_id == message_id_for(notification.key, "example.org")
     assert notification.header("date") == "Fri, 01 May 2026 09:00:00 +0000"
+
+
+def test_edit_and_view_links_beside_each_document_http_only() -> None:
+    linked = dataclasses.replace(
+        report("a b.md", "Linked page", State.OVERDUE, -3),
+        links=(
+            ("edit_url", "https://git.example.org/edit/a%20b.md"),
+            ("view_url", "javascript:alert(1)"),
+        ),
+    )
+    digest = Digest("ed@example.org", date(2026, 5, 1), (DigestItem(linked, True, False),))
+    rendered = DigestRenderer().render(
+        digest_context(digest, escalate_after_days=30, last_reviewed_key="lastReviewed")
+    )
+    assert "  Edit: https://git.example.org/edit/a%20b.md\n" in rendered.text
+    assert '<a href="https://git.example.org/edit/a%20b.md"' in rendered.html
+    assert "javascript" not in rendered.text + rendered.html and "Source" not in rendered.text
+    assert (
+        "  review-scheduler mark-reviewed 'a b.md' --by ed@example.org --outcome"
+        " no-change|minor|major\n" in rendered.text
+    )
