@@ -151,6 +151,36 @@ def test_commit_commits_only_the_reviewed_documents(library: Path, run: Any) -> 
     assert git("status", "--porcelain", "docs") == " M docs/b.md\n"  # left uncommitted
 
 
+def test_commit_outside_a_git_working_tree_changes_nothing(library: Path, run: Any) -> None:
+    before = (library / "docs" / "a.md").read_bytes()
+    result = run("mark-reviewed", "docs/a.md", "--as-of", TODAY, "--commit")
+    assert result.code == 2
+    assert result.err.startswith("review-scheduler: error: --commit needs a git working tree: ")
+    assert (library / "docs" / "a.md").read_bytes() == before
+
+
+def test_a_commit_git_refuses_is_reported_after_the_review_is_recorded(
+    library: Path, run: Any
+) -> None:
+    for args in (
+        ["init", "--quiet"],
+        ["config", "user.name", "T"],
+        ["config", "user.email", "t@x"],
+    ):
+        subprocess.run(["git", *args], cwd=library, check=True)  # noqa: S607
+    hook = library / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'reviews need a ticket' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    result = run("mark-reviewed", "docs/a.md", "--as-of", TODAY, "--commit")
+    assert result.code == 1
+    assert result.err == (
+        "review-scheduler: error: the documents were changed and their reviews recorded, but"
+        " not committed: git commit: reviews need a ticket\n"
+    )
+    assert "lastReviewed: 2026-11-27" in (library / "docs" / "a.md").read_text()
+    assert [d["path"] for d in history(run)["documents"]] == ["docs/a.md"]
+
+
 def test_snooze_list_cancel_and_their_history(library: Path, run: Any) -> None:
     snoozed = run(
         "snooze", "docs/a.md", "--as-of", TODAY, "--until", "2026-12-15", "--reason",

@@ -22,7 +22,8 @@ from scheduler.usecases import reviews
 @click.command(
     "mark-reviewed",
     epilog="Exit codes: 0 every document recorded; 1 a document was refused (the others are "
-    "changed); 2 usage or configuration error; 3 unexpected failure.",
+    "changed), or git did not commit them; 2 usage or configuration error (nothing is "
+    "changed); 3 unexpected failure.",
 )
 @click.argument("names", nargs=-1, required=True, metavar="PATH...")
 @config_option

@@ -146,6 +146,8 @@ def mark_reviewed(
         raise UsageError(f"{reviewed_on} is in the future (today is {today})")
     if outcome is not None and outcome not in OUTCOMES:
         raise UsageError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if commit and not dry_run:
+        _check_git(cwd)
     found, refused = targets(settings, names, cwd)
     key = settings.fields.key("last_reviewed")
     edits: list[tuple[Target, bytes, Edited]] = []
@@ -306,6 +308,35 @@ def _diff(target: Target, old: bytes, edit: Edited) -> str:
     )
 
 
+class CommitError(SchedulerError):
+    """The documents were changed and their reviews recorded, but git did not commit them."""
+
+    exit_code = 1
+
+
+def _git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd``; its output. CalledProcessError when it fails."""
+    try:
+        done = subprocess.run(
+            ["git", *args],  # noqa: S607 (the user's git, found as their shell finds it)
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except FileNotFoundError:
+        raise UsageError("--commit needs git, which is not installed") from None
+    return done.stdout.strip()
+
+
+def _check_git(cwd: Path) -> None:
+    """Before anything is changed: ``--commit`` needs a git working tree."""
+    try:
+        _git(cwd, "rev-parse", "--is-inside-work-tree")
+    except subprocess.CalledProcessError as exc:
+        raise UsageError(f"--commit needs a git working tree: {exc.stderr.strip()}") from None
+
+
 def _commit(
     cwd: Path,
     paths: Sequence[Path],
@@ -314,31 +345,19 @@ def _commit(
     outcome: str | None,
 ) -> str:
     """Commit the changed documents, and only them, in the git working tree holding them."""
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", *args],  # noqa: S607 (the user's git, found as their shell finds it)
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-        except FileNotFoundError:
-            raise SchedulerError("--commit needs git, which is not installed") from None
-        except subprocess.CalledProcessError as exc:
-            raise SchedulerError(
-                f"the documents were changed but not committed: git {args[0]}: {exc.stderr.strip()}"
-            ) from None
-        return done.stdout.strip()
-
     names = ", ".join(c.shown for c in changes)
     message = f"Reviewed {names}" + (f" by {editor}" if editor else "")
     message += f": {outcome or 'no outcome recorded'}"
     files = [str(p) for p in paths]
-    git("add", "--", *files)
-    git("commit", "--quiet", "-m", message, "--only", "--", *files)
-    return git("rev-parse", "--short", "HEAD")
+    try:
+        _git(cwd, "add", "--", *files)
+        _git(cwd, "commit", "--quiet", "-m", message, "--only", "--", *files)
+        return _git(cwd, "rev-parse", "--short", "HEAD")
+    except subprocess.CalledProcessError as exc:
+        raise CommitError(
+            f"the documents were changed and their reviews recorded, but not committed: "
+            f"git {exc.cmd[1]}: {exc.stderr.strip()}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- snoozes
