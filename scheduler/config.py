@@ -237,6 +237,8 @@ class RemindersSettings(_Section):
     # Copied on digests with documents overdue for escalate_after_days, and sent the documents
     # nobody else is responsible for. Addresses or aliases.
     escalate_to: tuple[str, ...] = ()
+    # How far ahead `snooze --until` may postpone a document's reminders.
+    max_snooze_days: int = Field(default=90, ge=1)
 
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -328,22 +330,10 @@ class DaemonSettings(_Section):
 
 
 class DashboardSettings(_Section):
-    """[dashboard]: the HTML freshness dashboard and its links."""
+    """[dashboard]: the HTML freshness dashboard (its edit links come from [links])."""
 
     # The folder the daemon writes the dashboard to after each cycle; none: it writes none.
     out: Path | None = None
-    # A link to edit a document, with {path} standing for its path, for example
-    # "https://github.com/org/docs/edit/main/{path}"; none: no edit links.
-    edit_url: str | None = None
-
-    @field_validator("edit_url")
-    @classmethod
-    def _http_template(cls, value: str | None) -> str | None:
-        if value is not None and (
-            not re.match(r"https?://[^/{}\s]+", value) or "{path}" not in value
-        ):
-            raise ValueError("must be an http(s) address with {path} in it")
-        return value
 
 
 class StoreSettings(_Section):
@@ -387,6 +377,26 @@ class PerformanceSettings(_Section):
     parallel_threshold: int = Field(default=1000, ge=1)
 
 
+class LinksSettings(_Section):
+    """[links]: where editors edit and read a document, as URL templates with ``{path}``."""
+
+    edit_url: str | None = None  # e.g. https://github.com/org/repo/edit/main/{path}
+    view_url: str | None = None  # e.g. https://github.com/org/repo/blob/main/{path}
+
+    @field_validator("edit_url", "view_url")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or "{path}" not in value:
+            raise ValueError("must be an http(s) URL containing {path}")
+        try:
+            value.format(path="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may hold no braces but {path}") from None
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting of the tool. Loaded once per command, then frozen."""
 
@@ -410,6 +420,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     store: StoreSettings = StoreSettings()
     performance: PerformanceSettings = PerformanceSettings()
+    links: LinksSettings = LinksSettings()
 
     @model_validator(mode="after")
     def _escalation_contacts_resolve(self) -> Settings:

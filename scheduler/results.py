@@ -8,7 +8,7 @@ that renderers (:mod:`scheduler.render`) turn into text and reminders turn into 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -96,6 +96,26 @@ SUMMARY_ORDER = (State.OVERDUE, State.DUE_SOON, State.OK, State.EXEMPT, State.IN
 
 
 @dataclass(frozen=True, slots=True)
+class Snoozed:
+    """A document whose reminders are postponed until (not including) ``until``."""
+
+    until: date
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"until": self.until.isoformat(), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the review log says of documents, for reports, by path: the snoozes in force, and
+    the last-reviewed dates moved with nothing else changed and no outcome recorded."""
+
+    snoozes: Mapping[str, Snoozed] = field(default_factory=dict)
+    rubber_stamped: Mapping[str, date] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentReport:
     """One document's line in the freshness report."""
 
@@ -113,6 +133,9 @@ class DocumentReport:
     url: str | None = None  # the published page, for links in digests
     shown: tuple[tuple[str, Any], ...] = ()  # further fields the registry reports: (name, value)
     source: str | None = None  # the publisher (not in the reports: the dashboard groups by it)
+    snoozed: Snoozed | None = None
+    rubber_stamped: bool = False  # the date moved, nothing else changed, no outcome recorded
+    links: tuple[tuple[str, str], ...] = ()  # ("edit_url" | "view_url", the link)
 
     @property
     def urgency(self) -> tuple[int, int, date, str]:
@@ -133,7 +156,17 @@ class DocumentReport:
             "days_until_due": self.days_until_due,
             "editors": list(self.editors),
             "problems": [p.to_json() for p in self.problems],
+            **self.additions(),
         }
+
+    def additions(self) -> dict[str, Any]:
+        """The report's keys that only documents they apply to have: a snooze, links."""
+        extra: dict[str, Any] = dict(self.links)
+        if self.snoozed is not None:
+            extra["snoozed"] = self.snoozed.to_json()
+        if self.rubber_stamped:
+            extra["rubber_stamped"] = True
+        return extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +178,14 @@ class CheckResult:
 
     def counts(self) -> dict[str, int]:
         tally = Counter(doc.state for doc in self.documents)
-        return {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
+        counts = {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
+        snoozed = sum(doc.snoozed is not None for doc in self.documents)
+        stamped = sum(doc.rubber_stamped for doc in self.documents)
+        return (
+            counts
+            | ({"snoozed": snoozed} if snoozed else {})
+            | ({"rubber_stamped": stamped} if stamped else {})
+        )
 
 
 @dataclass(frozen=True, slots=True)

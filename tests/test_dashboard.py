@@ -70,7 +70,7 @@ def make_library(root: Path) -> None:
         root / "config" / "scheduler.toml",
         '[content]\nroot = "docs"\n'
         '[routing]\ndefault = ["team@example.org"]\n'
-        '[dashboard]\nedit_url = "https://git.example.org/docs/edit/main/{path}"\n',
+        '[links]\nedit_url = "https://git.example.org/docs/edit/main/{path}"\n',
     )
 
 

@@ -85,13 +85,17 @@ DIGEST = Digest(
         ),
         DigestItem(report("c.md", "Soon page", State.DUE_SOON, 0), False, False),
     ),
-    ("boss@example.org",),
 )
 
 
 def render(override: Path | None = None) -> tuple[str, str, str]:
     rendered = DigestRenderer(override).render(
-        digest_context(DIGEST, escalate_after_days=30, last_reviewed_key="lastReviewed")
+        digest_context(
+            DIGEST,
+            escalate_after_days=30,
+            last_reviewed_key="lastReviewed",
+            escalate_to=("boss@example.org",),
+        )
     )
     return rendered.subject, rendered.text, rendered.html
 
@@ -110,12 +114,12 @@ Hello,
 
 These documents in your care need attention (2026-05-01): 1 overdue, 1 invalid, 1 due soon.
 
-Some have been overdue for 30 days or more, so this reminder is
-also sent to boss@example.org.
+Marked [ESCALATED]: overdue for 30 days or more, and so reported
+to boss@example.org.
 
 OVERDUE (1)
 
-* [NEW] Chemo <script>alert(1)</script> & you
+* [NEW] [ESCALATED] Chemo <script>alert(1)</script> & you
   Overdue: was due 2026-05-01, 40 days ago
   File: a.md
   Page: https://example.org/chemo?a=1&b=2
@@ -133,8 +137,12 @@ DUE SOON (1)
   Due soon: due 2026-05-01, today
   File: c.md
 
-When you have reviewed a document, update its lastReviewed date. Documents
-stay in this list until then.
+When you have reviewed a document, record the review with its file and one outcome
+(this updates its lastReviewed date and keeps the evidence), for example:
+
+  review-scheduler mark-reviewed a.md --by ed@example.org --outcome no-change|minor|major
+
+Documents stay in this list until then.
 
 --\x20
 review-scheduler
@@ -350,3 +358,24 @@ def test_a_notification_lists_each_recipient_once() -> None:
     assert notification.recipients == ("ed@example.org", "boss@example.org")
     assert notification.message_id == message_id_for(notification.key, "example.org")
     assert notification.header("date") == "Fri, 01 May 2026 09:00:00 +0000"
+
+
+def test_edit_and_view_links_beside_each_document_http_only() -> None:
+    linked = dataclasses.replace(
+        report("a b.md", "Linked page", State.OVERDUE, -3),
+        links=(
+            ("edit_url", "https://git.example.org/edit/a%20b.md"),
+            ("view_url", "javascript:alert(1)"),
+        ),
+    )
+    digest = Digest("ed@example.org", date(2026, 5, 1), (DigestItem(linked, True, False),))
+    rendered = DigestRenderer().render(
+        digest_context(digest, escalate_after_days=30, last_reviewed_key="lastReviewed")
+    )
+    assert "  Edit: https://git.example.org/edit/a%20b.md\n" in rendered.text
+    assert '<a href="https://git.example.org/edit/a%20b.md"' in rendered.html
+    assert "javascript" not in rendered.text + rendered.html and "Source" not in rendered.text
+    assert (
+        "  review-scheduler mark-reviewed 'a b.md' --by ed@example.org --outcome"
+        " no-change|minor|major\n" in rendered.text
+    )

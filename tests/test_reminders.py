@@ -78,22 +78,59 @@ def test_due_soon_then_overdue_then_weekly_then_escalation() -> None:
     )
     summary = {
         day: [
-            (d.recipient, [(i.document.state.value, i.new, i.escalated) for i in d.items], d.cc)
+            (
+                d.recipient,
+                d.escalation,
+                [(i.document.state.value, i.new, i.escalated) for i in d.items],
+            )
             for d in digests
         ]
         for day, digests in sent.items()
     }
+    editor = "ed@example.org"
     assert summary == {
-        date(2026, 3, 16): [("ed@example.org", [("due_soon", True, False)], ())],
-        date(2026, 4, 16): [("ed@example.org", [("overdue", True, False)], ())],
-        date(2026, 4, 23): [("ed@example.org", [("overdue", False, False)], ())],
-        date(2026, 4, 30): [("ed@example.org", [("overdue", False, False)], ())],
-        date(2026, 5, 7): [("ed@example.org", [("overdue", False, False)], ())],
-        date(2026, 5, 14): [("ed@example.org", [("overdue", False, False)], ())],
-        # 36 days overdue: the managing editor is copied
-        date(2026, 5, 21): [("ed@example.org", [("overdue", False, True)], ("boss@example.org",))],
-        date(2026, 5, 28): [("ed@example.org", [("overdue", False, True)], ("boss@example.org",))],
+        date(2026, 3, 16): [(editor, False, [("due_soon", True, False)])],
+        date(2026, 4, 16): [(editor, False, [("overdue", True, False)])],
+        date(2026, 4, 23): [(editor, False, [("overdue", False, False)])],
+        date(2026, 4, 30): [(editor, False, [("overdue", False, False)])],
+        date(2026, 5, 7): [(editor, False, [("overdue", False, False)])],
+        date(2026, 5, 14): [(editor, False, [("overdue", False, False)])],
+        # 30 days overdue: the managing editor gets an escalation digest of their own, and the
+        # editor hears the same day that the document was escalated
+        date(2026, 5, 15): [
+            ("boss@example.org", True, [("overdue", True, True)]),
+            (editor, False, [("overdue", False, True)]),
+        ],
+        date(2026, 5, 22): [
+            ("boss@example.org", True, [("overdue", False, True)]),
+            (editor, False, [("overdue", False, True)]),
+        ],
+        date(2026, 5, 29): [
+            ("boss@example.org", True, [("overdue", False, True)]),
+            (editor, False, [("overdue", False, True)]),
+        ],
     }
+    assert all(d.cc == () for digests in sent.values() for d in digests)  # nobody is copied
+
+
+def test_one_escalation_digest_per_contact_lists_every_escalated_document() -> None:
+    today = date(2026, 6, 1)
+    docs = [
+        doc(f"{name}.md", date(2026, 1, 1), today, editors=(f"{name}@example.org",))
+        for name in ("ann", "bob", "cat", "dan", "eve", "fay", "gus")
+    ]
+    docs.append(doc("fresh.md", date(2026, 5, 1), today))
+    plan = plan_reminders(docs, Ledger(), today, POLICY)
+    escalations = [d for d in plan.digests if d.escalation]
+    assert [(d.recipient, d.key) for d in escalations] == [
+        ("boss@example.org", "escalation:boss@example.org:2026-06-01")
+    ]
+    assert [i.document.path for i in escalations[0].items] == [
+        f"{n}.md" for n in ("ann", "bob", "cat", "dan", "eve", "fay", "gus")
+    ]
+    editors = [d for d in plan.digests if not d.escalation]
+    assert len(editors) == 7 and all(d.cc == () for d in editors)
+    assert all(i.escalated for d in editors for i in d.items)
 
 
 def test_two_runs_on_one_day_send_once() -> None:
@@ -132,9 +169,14 @@ def test_digest_lists_everything_outstanding_in_order_and_marks_new() -> None:
         ("soon-b.md", True),
     ]
     assert mine.summary == "2 overdue, 1 invalid, 2 due soon"
-    assert mine.cc == ("boss@example.org",)
+    assert mine.cc == ()
+    assert [i.escalated for i in mine.items] == [True, False, False, False, False]
     assert mine.key == "digest:ed@example.org:2026-05-01"
-    assert [d.recipient for d in plan.digests] == ["ed@example.org", "other@example.org"]
+    assert [(d.recipient, d.escalation) for d in plan.digests] == [
+        ("boss@example.org", True),
+        ("ed@example.org", False),
+        ("other@example.org", False),
+    ]
 
 
 def test_only_triggers_send_but_the_digest_lists_all() -> None:
@@ -169,7 +211,8 @@ def test_a_re_reviewed_document_drops_out_and_starts_afresh() -> None:
     assert ("ed@example.org", "a.md") not in ledger
     # when a.md is next due soon (2026-06-20), it is new again
     soon = plan_reminders(documents(date(2026, 6, 20)), ledger, date(2026, 6, 20), POLICY)
-    assert [(i.document.path, i.new) for i in soon.digests[0].items] == [
+    [mine] = [d for d in soon.digests if d.recipient == "ed@example.org"]
+    assert [(i.document.path, i.new) for i in mine.items] == [
         ("b.md", False),
         ("a.md", True),
     ]
@@ -232,7 +275,10 @@ def test_a_name_that_is_not_utf8_is_remembered_like_any_other() -> None:
         lambda day: [doc(name, date(2026, 1, 15), day)],
         ledger,
     )
-    assert list(ledger) == [("ed@example.org", r"caf\xe9.md")]  # storable as UTF-8 text
+    assert sorted(ledger) == [  # storable as UTF-8 text
+        ("ed@example.org", r"caf\xe9.md"),
+        ("escalation:boss@example.org", r"caf\xe9.md"),
+    ]
     plain = run_days(
         date(2026, 3, 1), date(2026, 5, 31), lambda day: [doc("a.md", date(2026, 1, 15), day)]
     )

@@ -58,18 +58,20 @@ def test_send_writes_to_the_outbox_folder_and_never_twice(library: Path, run: An
     assert (result.code, result.err) == (0, "")
     assert result.out == (
         "Reminder cycle for 2026-05-01: 4 documents, 3 outstanding.\n"
-        "Queued 2 digests.\n"
-        "Delivered via the outbox folder .review-scheduler/outbox: 2 delivered, 0 waiting for a "
+        "Queued 3 digests.\n"
+        "Delivered via the outbox folder .review-scheduler/outbox: 3 delivered, 0 waiting for a "
         "retry, 0 failed.\n"
     )
     files = outbox_files(library)
     messages = {
         message_from_bytes(f.read_bytes())["To"]: message_from_bytes(f.read_bytes()) for f in files
     }
-    assert set(messages) == {"ed@example.org", "team@example.org"}
+    assert set(messages) == {"ed@example.org", "team@example.org", "lead@example.org"}
     assert messages["ed@example.org"]["Subject"] == "Review reminder: 1 overdue, 1 due soon"
-    # old.md is 121 days overdue: the team's digest is copied to the escalation contact
-    assert messages["team@example.org"]["Cc"] == "lead@example.org"
+    # old.md is 121 days overdue: the escalation contact gets an escalation digest of their
+    # own, and the team's digest is copied to nobody
+    assert messages["team@example.org"]["Cc"] is None
+    assert messages["lead@example.org"]["Subject"] == ("Escalation: 1 overdue for 30 days or more")
 
     again = run("send", "--as-of", "2026-05-01")
     assert again.out.splitlines()[1] == "Queued 0 digests."
@@ -82,7 +84,7 @@ def test_dry_run_writes_nothing(library: Path, run: Any) -> None:
     assert "To: ed@example.org\nSubject: Review reminder: 1 overdue, 1 due soon\n" in result.out
     assert "* [NEW] Late page" in result.out
     assert result.out.endswith(
-        "Dry run for 2026-05-01: 4 documents, 3 outstanding; 2 digests would be sent.\n"
+        "Dry run for 2026-05-01: 4 documents, 3 outstanding; 3 digests would be queued.\n"
     )
     assert not (library / ".review-scheduler").exists()
 
@@ -93,11 +95,11 @@ def test_preview(library: Path, run: Any) -> None:
     assert text.out.startswith("Subject: Review reminder: 1 overdue, 1 due soon\n\nHello,\n")
     html = run("preview", "--editor", "ed@example.org", "--as-of", "2026-05-01", "--format", "html")
     assert html.out.startswith("<!DOCTYPE html>") and "Late page" in html.out
-    nobody = run("preview", "--editor", "nobody@example.org", "--as-of", "2026-05-01")
-    assert (nobody.code, nobody.out, nobody.err) == (
+    nothing = run("preview", "--editor", "ed@example.org", "--as-of", "2026-03-01")
+    assert (nothing.code, nothing.out, nothing.err) == (
         0,
         "",
-        "Nothing outstanding for nobody@example.org on 2026-05-01.\n",
+        "Nothing outstanding for ed@example.org on 2026-03-01.\n",
     )
     assert not (library / ".review-scheduler").exists()  # previews write nothing
 
@@ -108,15 +110,16 @@ def test_cycles_over_several_days(library: Path, run: Any) -> None:
         assert run("send", "--as-of", day).code == 0
         return len(outbox_files(library)) - before
 
-    assert sent_on("2026-05-01") == 2
+    assert sent_on("2026-05-01") == 3  # ed, the team, and an escalation digest for lead
     assert sent_on("2026-05-02") == 0
-    assert sent_on("2026-05-08") == 2  # a week on: both overdue pages again
+    assert sent_on("2026-05-08") == 3  # a week on: both overdue pages again
     write_doc(
         library / "docs" / "late.md",  # ed re-reviews late.md
         frontmatter(title="Late page", lastReviewed="2026-05-08", owner="ed@example.org"),
     )
     assert sent_on("2026-05-09") == 0
-    assert sent_on("2026-05-15") == 1  # the team's page; ed's soon.md is not overdue until 05-20
+    # the team's page, escalated; ed's soon.md is not overdue until 05-20
+    assert sent_on("2026-05-15") == 2
     assert sent_on("2026-05-21") == 1  # soon.md became overdue
     ed = [message_from_bytes(f.read_bytes()) for f in outbox_files(library)]
     last = [m for m in ed if m["To"] == "ed@example.org" and "05-21" in str(m.get_payload(0))]
@@ -143,12 +146,12 @@ def test_send_over_smtp(library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
         _smtp_env(monkeypatch, server, PASSWORD)
         result = run("send", "--as-of", "2026-05-01")
         assert result.code == 0
-        assert f"Delivered via {server.host}:{server.port}: 2 delivered" in result.out
+        assert f"Delivered via {server.host}:{server.port}: 3 delivered" in result.out
         received = {tuple(r.recipients): r.message for r in server.handler.received}
-        assert set(received) == {("ed@example.org",), ("team@example.org", "lead@example.org")}
+        assert set(received) == {("ed@example.org",), ("team@example.org",), ("lead@example.org",)}
     listing = run("outbox", "--state", "sent")
     assert listing.code == 0
-    assert listing.out.endswith("0 pending, 0 failed, 2 sent.\n")
+    assert listing.out.endswith("0 pending, 0 failed, 3 sent.\n")
     assert "    lead@example.org: sent\n" in listing.out
 
 
@@ -160,7 +163,7 @@ def test_refused_recipient_is_reported_and_can_be_retried(
         server.handler.faults.rcpt_replies = {"ed@example.org": ["550 5.1.1 No such user"]}
         result = run("send", "--as-of", "2026-05-01")
         assert result.code == 1
-        assert "1 delivered, 0 waiting for a retry, 1 failed." in result.out
+        assert "2 delivered, 0 waiting for a retry, 1 failed." in result.out
         assert result.err == (
             "ERROR scheduler.notify.delivery: delivery failed for good: "
             "digest:ed@example.org:2026-05-01 to ed@example.org: "
@@ -172,7 +175,7 @@ def test_refused_recipient_is_reported_and_can_be_retried(
         as_json = run("outbox", "--state", "failed", "--format", "json")
         assert as_json.code == 1
         data = json.loads(as_json.out)
-        assert data["counts"] == {"pending": 0, "sent": 1, "failed": 1}
+        assert data["counts"] == {"pending": 0, "sent": 2, "failed": 1}
         [message] = data["messages"]
         assert (message["key"], message["status"]) == ("digest:ed@example.org:2026-05-01", "failed")
         assert message["recipients"] == [
@@ -190,7 +193,7 @@ def test_refused_recipient_is_reported_and_can_be_retried(
             "Queued 1 again: 1 delivered, 0 waiting for a retry, 0 failed.\n",
         )
         assert [r.recipients for r in server.handler.received].count(["ed@example.org"]) == 1
-    assert run("outbox").out.endswith("0 pending, 0 failed, 2 sent.\n")
+    assert run("outbox").out.endswith("0 pending, 0 failed, 3 sent.\n")
 
 
 def test_the_password_appears_nowhere(
@@ -202,7 +205,7 @@ def test_the_password_appears_nowhere(
         server.handler.faults.auth_reply = f"535 5.7.8 {dummy} is not the password"
         result = run("-vv", "send", "--as-of", "2026-05-01")
         assert result.code == 0  # kept for a retry, not lost
-        assert "0 delivered, 2 waiting for a retry" in result.out
+        assert "0 delivered, 3 waiting for a retry" in result.out
         assert "535 5.7.8 *** is not the password" in result.err  # the log says why...
         listing = run("outbox")
     for text in (result.out, result.err, listing.out, listing.err):
@@ -239,3 +242,22 @@ def test_plaintext_smtp_to_a_remote_host_is_refused(
     assert result.code == 2
     assert "only allowed to a loopback host" in result.err
     assert "hunter2" not in result.err
+
+
+def test_preview_of_an_alias_a_mistyped_address_and_an_escalation_contact(
+    library: Path, run: Any
+) -> None:
+    alias = run("preview", "--editor", "#leads", "--as-of", "2026-05-01")
+    assert alias.code == 0
+    assert alias.err == (
+        "#leads stands for lead@example.org.\nEscalation digest for lead@example.org:\n"
+    )
+    assert alias.out.startswith("Subject: Escalation: 1 overdue for 30 days or more\n")
+    assert "EDITOR: TEAM@EXAMPLE.ORG (1)\n\n* [NEW] Very old page\n" in alias.out
+
+    typo = run("preview", "--editor", "ed@exmaple.org", "--as-of", "2026-05-01")
+    assert (typo.code, typo.out) == (2, "")
+    assert typo.err == (
+        "review-scheduler: error: no document routes to ed@exmaple.org and it is not an "
+        "escalation contact; did you mean ed@example.org?\n"
+    )

@@ -23,11 +23,15 @@ from scheduler.review.state import State
 from scheduler.store import (
     Attempt,
     CacheEntry,
+    LogEntry,
+    LogKind,
     OutboxStatus,
     Queued,
     Recipient,
     Retimed,
     RunOutcome,
+    Seen,
+    Snooze,
     StateStore,
     open_store,
     store_exists,
@@ -406,3 +410,85 @@ def test_closing_the_store_releases_the_lock(store_settings: StoreSettings, tmp_
         with second.lock():
             assert second.lock_holder() == os.getpid()
         holding.__exit__(None, None, None)
+
+
+# --------------------------------------------------------------------------- review log, snoozes
+
+
+def test_review_log_keeps_every_entry_in_order(store: StateStore) -> None:
+    assert store.reviews.entries() == []
+    first = LogEntry(
+        "a.md",
+        LogKind.REVIEWED,
+        T0,
+        "ed@example.org",
+        date(2026, 1, 1),
+        date(2026, 5, 1),
+        "minor",
+        "fixed a link ü",
+    )
+    later = LogEntry("b.md", LogKind.EDITED_OUTSIDE, T0 + timedelta(days=1), None, None, None)
+    again = LogEntry("a.md", LogKind.REVIEWED, T0 + timedelta(days=2), outcome="no-change")
+    store.reviews.append([first, later])
+    store.reviews.append([again])
+    assert store.reviews.entries() == [first, later, again]
+    assert store.reviews.entries("a.md") == [first, again]
+    assert store.reviews.entries(since=T0 + timedelta(days=1)) == [later, again]
+
+
+def test_enqueue_writes_its_log_entries_only_when_new(store: StateStore) -> None:
+    logged = (
+        LogEntry("a.md", LogKind.REMINDED, T0, "ed@example.org", note="overdue"),
+        LogEntry("b.md", LogKind.REMINDED, T0, "ed@example.org", note="due_soon"),
+    )
+    store.outbox.enqueue([Queued(note("k1"), log=logged)], (), T0)
+    again = LogEntry("a.md", LogKind.REMINDED, T0 + LEASE, "ed@example.org")
+    store.outbox.enqueue([Queued(note("k1"), log=(again,))], (), T0 + LEASE)  # queued before
+    assert store.reviews.entries() == list(logged)
+
+
+def test_snoozes_are_set_replaced_cancelled_and_logged(store: StateStore) -> None:
+    assert store.snoozes.listing() == []
+    one = Snooze("a.md", date(2026, 6, 1), "waiting for new guidance", "ed@example.org", T0)
+    two = Snooze("b.md", date(2026, 7, 1), "rewrite planned", None, T0)
+    store.snoozes.snooze([one, two])
+    longer = Snooze("a.md", date(2026, 8, 1), "guidance delayed", "ed@example.org", T0 + LEASE)
+    store.snoozes.snooze([longer])
+    assert store.snoozes.listing() == [longer, two]
+    assert store.snoozes.cancel(["b.md", "c.md"], T0 + LEASE, "boss@example.org") == ["b.md"]
+    assert store.snoozes.listing() == [longer]
+    assert [(e.path, e.kind, e.new_date, e.note, e.editor) for e in store.reviews.entries()] == [
+        ("a.md", LogKind.SNOOZED, date(2026, 6, 1), "waiting for new guidance", "ed@example.org"),
+        ("b.md", LogKind.SNOOZED, date(2026, 7, 1), "rewrite planned", None),
+        ("a.md", LogKind.SNOOZED, date(2026, 8, 1), "guidance delayed", "ed@example.org"),
+        ("b.md", LogKind.SNOOZE_CANCELLED, None, None, "boss@example.org"),
+    ]
+
+
+def test_review_log_survives_reopening(store_settings: StoreSettings, tmp_path: Path) -> None:
+    logged = LogEntry("a.md", LogKind.REVIEWED, T0, "ed@example.org", outcome="major")
+    with open_store(store_settings, tmp_path) as store:
+        store.reviews.append([logged])
+    with open_store(store_settings, tmp_path) as store:
+        assert store.reviews.entries() == [logged]
+
+
+def test_seen_documents_and_latest_reviews(store: StateStore) -> None:
+    assert store.reviews.seen() == {} and store.reviews.latest_reviews() == {}
+    first = Seen("a.md", date(2026, 1, 1), None)
+    store.reviews.observe([first, Seen("b.md", date(2026, 2, 1), "digest-b")], [])
+    hand = LogEntry(
+        "a.md", LogKind.EDITED_OUTSIDE, T0, None, date(2026, 1, 1), date(2026, 5, 1),
+        content_changed=False,
+    )  # fmt: skip
+    store.reviews.observe([Seen("a.md", date(2026, 5, 1), "digest-a")], [hand])
+    assert store.reviews.seen() == {
+        "a.md": Seen("a.md", date(2026, 5, 1), "digest-a"),
+        "b.md": Seen("b.md", date(2026, 2, 1), "digest-b"),
+    }
+    review = LogEntry("b.md", LogKind.REVIEWED, T0, "ed@example.org", outcome="minor")
+    later = LogEntry("b.md", LogKind.REVIEWED, T0 + LEASE, content_changed=True)
+    snoozed = Snooze("b.md", date(2026, 6, 1), "later", None, T0 + LEASE)
+    store.reviews.append([review, later])
+    store.snoozes.snooze([snoozed])  # not a review
+    assert store.reviews.latest_reviews() == {"a.md": hand, "b.md": later}

@@ -24,6 +24,7 @@ from scheduler.commands.progress import terminal_progress
 from scheduler.render.check import CHECK_FORMATS
 from scheduler.results import STATES, State
 from scheduler.usecases.check import Selection, check
+from scheduler.usecases.reviews import stored_evidence
 
 HELP = """Report which documents are overdue, due soon, ok, exempt or invalid.
 
@@ -114,6 +115,7 @@ def run_check(
             selection,
             use_cache=not no_cache,
             progress=progress,
+            evidence=stored_evidence(settings, Path.cwd(), today),
         )
     emit(CHECK_FORMATS, fmt, result)
     return 1 if any(doc.state in FAILING[fail_on] for doc in result.documents) else 0

@@ -43,6 +43,9 @@ COMMANDS = {
     "cache": "scheduler.commands.cache:group",
     "dashboard": "scheduler.commands.dashboard:command",
     "calendar": "scheduler.commands.calendar:command",
+    "mark-reviewed": "scheduler.commands.mark_reviewed:command",
+    "snooze": "scheduler.commands.snooze:command",
+    "history": "scheduler.commands.history:command",
 }
 
 

@@ -47,6 +47,12 @@ as_of_option = click.option(
     help="Evaluate as if today were this date. Default: today in the configured time zone.",
 )
 
+
+def date_option(name: str, dest: str, help: str) -> Callable[[F], F]:
+    """An option taking a date written YYYY-MM-DD."""
+    return click.option(name, dest, callback=_parse_date, metavar="YYYY-MM-DD", help=help)
+
+
 paths_argument = click.argument(
     "paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATHS]..."
 )

@@ -15,6 +15,8 @@ from scheduler.commands.options import (
     settings_for,
     today_for,
 )
+from scheduler.errors import UsageError
+from scheduler.render.common import shown
 from scheduler.render.digest import PREVIEW_FORMATS
 from scheduler.usecases import reminders
 
@@ -22,7 +24,13 @@ from scheduler.usecases import reminders
 @click.command("preview")
 @config_option
 @as_of_option
-@click.option("--editor", required=True, metavar="EMAIL", help="Whose digest to show.")
+@click.option(
+    "--editor",
+    required=True,
+    metavar="EMAIL",
+    help="Whose digest to show: an address or an alias; for an escalation contact, their "
+    "escalation digest too.",
+)
 @format_option(PREVIEW_FORMATS)
 def command(config_path: Path | None, as_of: date | None, editor: str, fmt: str) -> int:
     """Show the digest an editor would get today, listing all they have outstanding.
@@ -31,9 +39,22 @@ def command(config_path: Path | None, as_of: date | None, editor: str, fmt: str)
     """
     settings = settings_for(config_path)
     today = today_for(settings, as_of)
-    rendered = reminders.preview(settings, Path.cwd(), today, editor)
-    if rendered is None:
-        click.echo(f"Nothing outstanding for {editor} on {today.isoformat()}.", err=True)
-        return 0
-    emit(PREVIEW_FORMATS, fmt, rendered)
+    found = reminders.preview(settings, Path.cwd(), today, editor)
+    if not found.known:
+        hint = f"; did you mean {' or '.join(found.suggestions)}?" if found.suggestions else ""
+        raise UsageError(
+            f"no document routes to {shown(', '.join(found.addresses))} and it is not an "
+            f"escalation contact{hint}"
+        )
+    if found.addresses != (editor,):
+        click.echo(f"{shown(editor)} stands for {shown(', '.join(found.addresses))}.", err=True)
+    if not found.digests:
+        click.echo(f"Nothing outstanding for {shown(editor)} on {today.isoformat()}.", err=True)
+    for index, (digest, rendered) in enumerate(found.digests):
+        if index:
+            click.echo("-" * 72)
+        if len(found.digests) > 1 or digest.escalation:
+            kind = "escalation digest" if digest.escalation else "digest"
+            click.echo(f"{kind.capitalize()} for {shown(digest.recipient)}:", err=True)
+        emit(PREVIEW_FORMATS, fmt, rendered)
     return 0

@@ -26,6 +26,10 @@ def _print_digest(message: Notification) -> None:
     click.echo(shown_lines("\n".join(lines)))
 
 
+def _skipped(keys: tuple[str, ...]) -> str:
+    return f" ({len(keys)} already queued earlier this cycle)" if keys else ""
+
+
 @click.command(
     "send",
     epilog="Exit codes: 0 cycle done (deliveries may wait for a retry); 1 a delivery "
@@ -54,7 +58,8 @@ def command(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
             click.echo("-" * 72)
         click.echo(
             f"Dry run for {today.isoformat()}: {report.documents} documents, "
-            f"{report.outstanding} outstanding; {len(report.messages)} digests would be sent."
+            f"{report.outstanding} outstanding; {len(report.queued)} digests would be queued"
+            f"{_skipped(report.skipped)}."
         )
         return 0
     report = reminders.send(settings, Path.cwd(), today, now)
@@ -64,10 +69,7 @@ def command(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
         f"Reminder cycle for {today.isoformat()}: {report.documents} documents, "
         f"{report.outstanding} outstanding."
     )
-    skipped = (
-        f" ({len(report.skipped)} already queued earlier this cycle)" if report.skipped else ""
-    )
-    click.echo(f"Queued {len(report.queued)} digests{skipped}.")
+    click.echo(f"Queued {len(report.queued)} digests{_skipped(report.skipped)}.")
     click.echo(
         f"Delivered via {report.destination}: {delivery.delivered} delivered, "
         f"{delivery.retrying} waiting for a retry, {delivery.failed} failed."

@@ -32,6 +32,7 @@ from scheduler import rules
 from scheduler.results import Problem
 
 _HANDLER = YAMLHandler()  # python-frontmatter's YAML fences: a line of three or more dashes
+FM_BOUNDARY = _HANDLER.FM_BOUNDARY
 _CHUNK = 4096  # a page: frontmatter rarely needs more; longer heads are read in growing steps
 _NOT_UTF8_RE = re.compile("[\udc80-\udcff\x00]")
 _GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NEGATE

@@ -8,6 +8,8 @@ errors; the HTML environment autoescapes, the text one does not.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -62,12 +64,24 @@ def _status_line(item: DigestItem) -> str:
     )
 
 
-def _item_context(item: DigestItem) -> dict[str, Any]:
+def record_command(path: str, editor: str) -> str:
+    """The command that records a review of ``path`` by ``editor``, ready to paste."""
+    return (
+        f"review-scheduler mark-reviewed {shlex.quote(path)} --by {shlex.quote(editor)}"
+        " --outcome no-change|minor|major"
+    )
+
+
+def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
     doc = item.document
+    links = dict(doc.links)
     return {
         "title": shown(doc.title or doc.path),
         "path": shown(doc.path),
         "url": http_url(doc.url),
+        "edit_url": http_url(links.get("edit_url")),
+        "view_url": http_url(links.get("view_url")),
+        "record_command": shown(record_command(doc.path, recipient)),
         "state": doc.state.value,
         "state_label": doc.state.label,
         "status_line": _status_line(item),
@@ -92,25 +106,59 @@ def _item_context(item: DigestItem) -> dict[str, Any]:
     }
 
 
-def digest_context(
-    digest: Digest, *, escalate_after_days: int, last_reviewed_key: str
-) -> dict[str, Any]:
+def _groups(digest: Digest) -> list[dict[str, Any]]:
+    """An editor's digest by state; an escalation digest by editor, in the digest's order."""
+    if digest.escalation:
+        by_editor: dict[str, list[dict[str, Any]]] = {}
+        for item in digest.items:
+            editors = ", ".join(item.document.editors)
+            by_editor.setdefault(editors, []).append(_item_context(item, digest.recipient))
+        return [
+            {
+                "state": State.OVERDUE.value,
+                "heading": shown(f"Editor{'s' if ', ' in editors else ''}: {editors}"),
+                "colour": _GROUPS[0][2],
+                "documents": items,
+            }
+            for editors, items in sorted(by_editor.items())
+        ]
     groups = []
     for state, heading, colour in _GROUPS:
-        items = [_item_context(i) for i in digest.items if i.document.state is state]
+        items = [
+            _item_context(i, digest.recipient) for i in digest.items if i.document.state is state
+        ]
         if items:
             groups.append(
                 {"state": state.value, "heading": heading, "colour": colour, "documents": items}
             )
+    return groups
+
+
+def digest_context(
+    digest: Digest,
+    *,
+    escalate_after_days: int,
+    last_reviewed_key: str,
+    escalate_to: Sequence[str] = (),
+) -> dict[str, Any]:
+    """What the templates see. ``escalate_to``: the escalation contacts, who are told of the
+    escalated documents in an escalation digest of their own."""
     return {
         "recipient": digest.recipient,
         "as_of": digest.cycle.isoformat(),
         "summary": digest.summary,
         "counts": {s.value: digest.count(s) for s, _, _ in _GROUPS},
-        "groups": groups,
+        "groups": _groups(digest),
+        "escalation": digest.escalation,
         "escalated": any(i.escalated for i in digest.items),
         "escalate_after_days": escalate_after_days,
+        "escalate_to": [c for c in escalate_to if c.casefold() != digest.recipient.casefold()],
         "cc": list(digest.cc),
+        "record_command": shown(
+            record_command(
+                digest.items[0].document.path if digest.items else "FILE", digest.recipient
+            )
+        ),
         "last_reviewed_key": last_reviewed_key,
         "product": "review-scheduler",
         "subject": "",

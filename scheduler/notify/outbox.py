@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler.notify.channel import Notification, Outcome, Result
-from scheduler.notify.reminders import LedgerEntry, Plan
+from scheduler.notify.reminders import Digest, LedgerEntry, Plan, ledger_path
 from scheduler.store.interfaces import (
     Attempt,
     Claimed,
+    LogEntry,
+    LogKind,
     OutboxRow,
     OutboxStatus,
     Queued,
@@ -96,6 +98,21 @@ def attempt(
     return attempts, OutboxStatus.FAILED, None
 
 
+def _reminded(digest: Digest, now: datetime) -> tuple[LogEntry, ...]:
+    """The review log's record of a digest: one entry per document it lists."""
+    kind = "escalation digest: " if digest.escalation else ""
+    return tuple(
+        LogEntry(
+            ledger_path(item.document),
+            LogKind.REMINDED,
+            now,
+            digest.recipient,
+            note=kind + item.document.state.value,
+        )
+        for item in digest.items
+    )
+
+
 class Outbox:
     """The reminder ledger and the outbox of a state store."""
 
@@ -120,7 +137,7 @@ class Outbox:
         for entry in plan.remember:
             remember[entry.recipient].append(entry)
         queued = [
-            Queued(notification, tuple(remember[digest.recipient.casefold()]))
+            Queued(notification, tuple(remember[digest.ledger_recipient]), _reminded(digest, now))
             for digest in plan.digests
             if (notification := notifications.get(digest.key)) is not None
         ]
@@ -129,6 +146,11 @@ class Outbox:
             [q.key for q in queued if q.key in added],
             [q.key for q in queued if q.key not in added],
         )
+
+    def queued(self, plan: Plan) -> set[str]:
+        """The keys of the plan's digests that are queued already (the cycle ran before): a
+        cycle skips them."""
+        return self._store.outbox.present([digest.key for digest in plan.digests])
 
     def claim(
         self,

@@ -53,12 +53,14 @@ class DigestItem:
 
 @dataclass(frozen=True, slots=True)
 class Digest:
-    """One editor's reminder for one cycle."""
+    """One recipient's reminder for one cycle: an editor's digest, or an escalation digest
+    listing every escalated document for an escalation contact."""
 
     recipient: str
     cycle: date
     items: tuple[DigestItem, ...]
-    cc: tuple[str, ...] = ()  # escalation contacts
+    cc: tuple[str, ...] = ()  # copied recipients (the policy copies nobody)
+    escalation: bool = False
 
     def count(self, state: State) -> int:
         return sum(item.document.state is state for item in self.items)
@@ -70,9 +72,22 @@ class Digest:
         return ", ".join(parts)
 
     @property
+    def ledger_recipient(self) -> str:
+        """Whom the ledger remembers this digest's documents for."""
+        return ledger_recipient(self.recipient, escalation=self.escalation)
+
+    @property
     def key(self) -> str:
-        """Idempotency key: one digest per recipient per cycle."""
-        return f"digest:{self.recipient.casefold()}:{self.cycle.isoformat()}"
+        """Idempotency key: one digest, and one escalation digest, per recipient per cycle."""
+        kind = "escalation" if self.escalation else "digest"
+        return f"{kind}:{self.recipient.casefold()}:{self.cycle.isoformat()}"
+
+
+def ledger_recipient(recipient: str, *, escalation: bool = False) -> str:
+    """How the ledger names a recipient: casefolded; escalation digests apart from the same
+    person's own digest."""
+    folded = recipient.casefold()
+    return f"escalation:{folded}" if escalation else folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +121,23 @@ def is_due_reminder(
         return True  # new to this editor, a new review cycle, or a change of state
     if doc.state is State.DUE_SOON:
         return False  # said once per cycle
+    if is_escalated(doc, policy) and not was_escalated_on(entry.notified_on, doc, policy):
+        return True  # escalated since: its editors hear so the day it happens
     return (today - entry.notified_on).days >= policy.remind_every_days
+
+
+def is_escalated(doc: DocumentReport, policy: ReminderPolicy) -> bool:
+    """Overdue for ``escalate_after_days``, with somebody to escalate to."""
+    return (
+        bool(policy.escalate_to)
+        and doc.state is State.OVERDUE
+        and doc.days_until_due is not None
+        and -doc.days_until_due >= policy.escalate_after_days
+    )
+
+
+def was_escalated_on(day: date, doc: DocumentReport, policy: ReminderPolicy) -> bool:
+    return doc.due is not None and (day - doc.due).days >= policy.escalate_after_days
 
 
 def plan_reminders(
@@ -116,30 +147,41 @@ def plan_reminders(
     policy: ReminderPolicy,
     recipients: Sequence[str] | None = None,
 ) -> Plan:
-    """Decide today's digests. ``recipients`` limits the plan to those editors (for previews).
+    """Decide today's digests. ``recipients`` limits the plan to those recipients (for
+    previews), and makes their digests whether or not a reminder is due.
 
-    ``ledger`` maps (recipient casefolded, path) to the last entry.
+    Each editor gets a digest listing everything outstanding for them, with the escalated
+    documents marked; each escalation contact gets one escalation digest listing every escalated
+    document that has editors (grouped by editor when rendered). Documents nobody is responsible
+    for go to the escalation contacts' own digests. Snoozed documents are in neither.
+
+    ``ledger`` maps (recipient as :func:`ledger_recipient` names it, path) to the last entry.
     """
-    by_recipient: dict[str, list[DocumentReport]] = defaultdict(list)
-    display: dict[str, str] = {}
-    outstanding_keys: set[tuple[str, str]] = set()
+    audiences: dict[str, list[DocumentReport]] = defaultdict(list)
+    display: dict[str, tuple[str, bool]] = {}
     for doc in documents:
-        if doc.state not in OUTSTANDING:
-            continue
+        if doc.state not in OUTSTANDING or doc.snoozed is not None:
+            continue  # a snoozed document comes back, as new, when its snooze ends
         for recipient in recipients_of(doc, policy):
-            folded = recipient.casefold()
-            display.setdefault(folded, recipient)
-            by_recipient[folded].append(doc)
-            outstanding_keys.add((folded, ledger_path(doc)))
+            key = ledger_recipient(recipient)
+            display.setdefault(key, (recipient, False))
+            audiences[key].append(doc)
+        if doc.editors and is_escalated(doc, policy):
+            for contact in policy.escalate_to:
+                key = ledger_recipient(contact, escalation=True)
+                display.setdefault(key, (contact, True))
+                audiences[key].append(doc)
+    outstanding_keys = {(key, ledger_path(doc)) for key, docs in audiences.items() for doc in docs}
     wanted = {r.casefold() for r in recipients} if recipients is not None else None
 
     digests: list[Digest] = []
     remember: list[LedgerEntry] = []
-    for folded in sorted(by_recipient):
-        if wanted is not None and folded not in wanted:
+    for key in sorted(audiences, key=lambda k: (display[k][0].casefold(), display[k][1])):
+        recipient, escalation = display[key]
+        if wanted is not None and recipient.casefold() not in wanted:
             continue
-        docs = by_recipient[folded]
-        entries = [ledger.get((folded, ledger_path(doc))) for doc in docs]
+        docs = audiences[key]
+        entries = [ledger.get((key, ledger_path(doc))) for doc in docs]
         if wanted is None and not any(
             is_due_reminder(entry, doc, today, policy)
             for entry, doc in zip(entries, docs, strict=True)
@@ -150,23 +192,15 @@ def plan_reminders(
                 DigestItem(
                     doc,
                     new=entry is None or entry.due != doc.due or entry.state is not doc.state,
-                    escalated=doc.state is State.OVERDUE
-                    and doc.days_until_due is not None
-                    and -doc.days_until_due >= policy.escalate_after_days,
+                    escalated=is_escalated(doc, policy),
                 )
                 for entry, doc in zip(entries, docs, strict=True)
             ),
             key=_order,
         )
-        recipient = display[folded]
-        cc = (
-            tuple(c for c in policy.escalate_to if c.casefold() != folded)
-            if any(item.escalated for item in items)
-            else ()
-        )
-        digests.append(Digest(recipient, today, tuple(items), cc))
+        digests.append(Digest(recipient, today, tuple(items), escalation=escalation))
         remember.extend(
-            LedgerEntry(folded, ledger_path(doc), doc.due, doc.state, today) for doc in docs
+            LedgerEntry(key, ledger_path(doc), doc.due, doc.state, today) for doc in docs
         )
 
     forget = tuple(sorted(key for key in ledger if key not in outstanding_keys))

@@ -13,7 +13,6 @@ import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import quote
 
 from icalendar import Calendar, Event
 
@@ -29,13 +28,6 @@ def event_uid(path: str) -> str:
     """The UID of a document's review event: stable for as long as the path is."""
     digest = hashlib.sha256(without_surrogates(path).encode()).hexdigest()[:32]
     return f"{digest}@{UID_DOMAIN}"
-
-
-def edit_link(template: str | None, path: str) -> str | None:
-    """The edit link of a document from ``[dashboard] edit_url``, its path URL-quoted."""
-    if template is None:
-        return None
-    return template.replace("{path}", quote(without_surrogates(path), safe="/"))
 
 
 def revision(doc: DocumentReport) -> int:
@@ -76,7 +68,7 @@ def _description(doc: DocumentReport, edit: str | None) -> str:
     return "\n".join(lines)
 
 
-def calendar_feed(result: CheckResult, edit_url: str | None = None, name: str = "Reviews") -> bytes:
+def calendar_feed(result: CheckResult, name: str = "Reviews") -> bytes:
     """The feed of every scheduled review in ``result`` (one all-day event per document on its
     due date, overdue ones included), as iCalendar bytes."""
     calendar = Calendar()
@@ -88,7 +80,7 @@ def calendar_feed(result: CheckResult, edit_url: str | None = None, name: str = 
     stamp = datetime(result.as_of.year, result.as_of.month, result.as_of.day, tzinfo=UTC)
     for doc in _scheduled(result.documents):
         assert doc.due is not None
-        edit = edit_link(edit_url, doc.path)
+        edit = dict(doc.links).get("edit_url")  # from [links] edit_url
         event = Event()
         event.add("uid", event_uid(doc.path))
         event.add("sequence", revision(doc))

@@ -13,6 +13,7 @@ from json.encoder import encode_basestring
 from scheduler.content.fields import SHOWN
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import (
+    csv_cell,
     github_annotation,
     iso,
     json_safe,
@@ -30,10 +31,36 @@ CHECK_FORMATS: Registry[CheckResult] = Registry("the freshness report")
 def summary_line(result: CheckResult) -> str:
     counts = result.counts()
     parts = ", ".join(f"{counts[s.value]} {s.label}" for s in SUMMARY_ORDER)
+    marked = [
+        f"{counts[k]} {k.replace('_', '-')}" for k in ("snoozed", "rubber_stamped") if k in counts
+    ]
+    snoozed = f" ({', '.join(marked)})" if marked else ""
     return (
         f"Review status on {result.as_of.isoformat()} ({shown(result.timezone)}): "
-        f"{plural(counts['documents'], 'document')}: {parts}"
+        f"{plural(counts['documents'], 'document')}: {parts}{snoozed}"
     )
+
+
+def state_label(doc: DocumentReport) -> str:
+    """The state, and a snooze if there is one."""
+    if doc.snoozed is None:
+        return doc.state.label
+    return f"{doc.state.label}, snoozed until {doc.snoozed.until.isoformat()}"
+
+
+def notes(doc: DocumentReport) -> list[str]:
+    """What the review log says of the document, one line each: a snooze, a rubber stamp."""
+    lines = []
+    if doc.snoozed is not None:
+        lines.append(
+            f"{doc.path}: snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}"
+        )
+    if doc.rubber_stamped and doc.last_reviewed is not None:
+        lines.append(
+            f"{doc.path}: rubber-stamped: the last-reviewed date moved to "
+            f"{doc.last_reviewed.isoformat()} with nothing else changed and no outcome recorded"
+        )
+    return [shown(line) for line in lines]
 
 
 _STYLES = {
@@ -76,7 +103,7 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
             table.add_column(name, justify=justify, no_wrap=name != "Title")  # type: ignore[arg-type]
         for doc in result.documents:
             table.add_row(
-                doc.state.label,
+                state_label(doc),
                 iso(doc.due) or "-",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
                 shown(doc.title or "(no title)"),
@@ -85,6 +112,11 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
                 style=_STYLES[doc.state] if options.color else None,
             )
         console.print(table)
+    review_notes = [line for doc in result.documents for line in notes(doc)]
+    if review_notes:
+        console.print("Review notes:")
+        for line in review_notes:
+            console.print(f"  {line}", soft_wrap=True)
     problems = [p for doc in result.documents for p in doc.problems]
     if problems:
         console.print("Problems:")
@@ -146,8 +178,15 @@ def document_json(doc: DocumentReport) -> str:
         f'"due": {_json_date(doc.due)}, '
         f'"days_until_due": {"null" if doc.days_until_due is None else doc.days_until_due}, '
         f'"editors": [{", ".join(map(text, doc.editors))}], '
-        f'"problems": [{", ".join(_encode(p.to_json()) for p in doc.problems)}]}}'
+        f'"problems": [{", ".join(_encode(p.to_json()) for p in doc.problems)}]'
+        f"{_additions(doc)}}}"
     )
+
+
+def _additions(doc: DocumentReport) -> str:
+    if doc.snoozed is None and not doc.rubber_stamped and not doc.links:
+        return ""  # the common case: no dictionary is built
+    return "".join(f", {encode_basestring(k)}: {_encode(v)}" for k, v in doc.additions().items())
 
 
 def _json_date(value: date | None) -> str:
@@ -183,6 +222,14 @@ def _md(text: str) -> str:
     )
 
 
+def _md_links(doc: DocumentReport) -> str:
+    """The document's links, beside its path: `` ([edit](...), [view](...))``."""
+    if not doc.links:
+        return ""
+    shown_links = ", ".join(f"[{name.removesuffix('_url')}]({url})" for name, url in doc.links)
+    return f" ({shown_links})"
+
+
 @CHECK_FORMATS.register("markdown", "a table for pull requests or wikis")
 def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[str]:
     lines = [f"**{_md(summary_line(result))}**", ""]
@@ -190,26 +237,23 @@ def render_check_markdown(result: CheckResult, options: RenderOptions) -> list[s
         lines += ["| State | Due | Days | Title | Path | Editors |", "|---|---|---:|---|---|---|"]
         for doc in result.documents:
             cells = [
-                doc.state.label,
+                state_label(doc),
                 iso(doc.due) or "",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
                 _md(doc.title or ""),
-                _md(doc.path),
+                _md(doc.path) + _md_links(doc),
                 _md(", ".join(doc.editors)),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    review_notes = [line for doc in result.documents for line in notes(doc)]
+    if review_notes:
+        lines += ["", "**Review notes**", ""]
+        lines += [f"- {_md(line)}" for line in review_notes]
     problems = [p for doc in result.documents for p in doc.problems]
     if problems:
         lines += ["", "**Problems**", ""]
         lines += [f"- {_md(problem_line(p))}" for p in problems]
     return ["\n".join(lines) + "\n"]
-
-
-def _cell(text: str) -> str:
-    """Text shown safely (controls escaped, as in every report for people), and neutralised
-    where a spreadsheet would run it as a formula."""
-    text = shown(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _shown_cells(doc: DocumentReport) -> list[str]:
@@ -222,7 +266,7 @@ def _shown_cells(doc: DocumentReport) -> list[str]:
         value = values.get(field.name)
         if isinstance(value, list):
             value = ";".join(map(str, value))
-        cells.append(_cell("" if value is None else str(value)))
+        cells.append(csv_cell("" if value is None else str(value)))
     return cells
 
 
@@ -251,16 +295,16 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
         errors = sum(p.is_error for p in doc.problems)
         writer.writerow(
             [
-                _cell(doc.path),
-                _cell(doc.title or ""),
+                csv_cell(doc.path),
+                csv_cell(doc.title or ""),
                 doc.state.value,
-                _cell(doc.status or ""),
+                csv_cell(doc.status or ""),
                 iso(doc.last_reviewed) or "",
-                _cell(doc.review_frequency or ""),
+                csv_cell(doc.review_frequency or ""),
                 *_shown_cells(doc),
                 iso(doc.due) or "",
                 "" if doc.days_until_due is None else doc.days_until_due,
-                _cell(";".join(doc.editors)),
+                csv_cell(";".join(doc.editors)),
                 errors,
                 len(doc.problems) - errors,
             ]
@@ -270,6 +314,12 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _snooze_note(doc: DocumentReport) -> str:
+    if doc.snoozed is None:
+        return ""
+    return f"; snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}"
 
 
 @CHECK_FORMATS.register("github", "annotations for overdue and invalid documents")
@@ -286,10 +336,21 @@ def render_check_github(result: CheckResult, options: RenderOptions) -> list[str
                     doc.line,
                     "Review overdue",
                     f"{doc.title or doc.path} was due for review on {doc.due.isoformat()} "
-                    f"({plural(late, 'day')} ago); editors: {editors}",
+                    f"({plural(late, 'day')} ago); editors: {editors}{_snooze_note(doc)}",
                 )
             )
         elif doc.state is State.INVALID:
             lines.extend(problem_annotation(p) for p in doc.problems if p.is_error)
+        if doc.rubber_stamped and doc.last_reviewed is not None:
+            lines.append(
+                github_annotation(
+                    "warning",
+                    doc.path,
+                    doc.line,
+                    "Rubber-stamped review",
+                    f"the last-reviewed date moved to {doc.last_reviewed.isoformat()} with "
+                    "nothing else changed and no outcome recorded",
+                )
+            )
     lines.append(summary_line(result))
     return ["\n".join(lines) + "\n"]

@@ -17,6 +17,13 @@ def json_document(document: Any) -> str:
     return json_safe(json.dumps(document, ensure_ascii=False, indent=2)) + "\n"
 
 
+def csv_cell(text: str) -> str:
+    """Text shown safely (controls escaped, as in every report for people), and neutralised
+    where a spreadsheet would run it as a formula."""
+    text = shown(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 

@@ -11,7 +11,6 @@ from typing import Any
 import jinja2
 
 from scheduler.notify.digest import builtin_templates
-from scheduler.render.calendar import edit_link
 from scheduler.results import CheckResult, DocumentReport, State
 from scheduler.review.overview import NOBODY, Overview, overview
 from scheduler.text import http_url, shown
@@ -37,7 +36,7 @@ def _template() -> jinja2.Template:
     return environment.get_template("dashboard.html")
 
 
-def _row(doc: DocumentReport, edit_url: str | None) -> dict[str, Any]:
+def _row(doc: DocumentReport) -> dict[str, Any]:
     return {
         "state": doc.state.value,
         "label": doc.state.label,
@@ -47,7 +46,7 @@ def _row(doc: DocumentReport, edit_url: str | None) -> dict[str, Any]:
         "days": "" if doc.days_until_due is None else doc.days_until_due,
         "title": shown(doc.title or "(no title)"),
         "url": http_url(doc.url),
-        "edit": edit_link(edit_url, doc.path),
+        "edit": dict(doc.links).get("edit_url"),  # from [links] edit_url
         "path": shown(doc.path),
         "editors": shown(", ".join(doc.editors) or NOBODY),
         "problems": [shown(p.describe()) for p in doc.problems],
@@ -73,9 +72,7 @@ def _chart(view: Overview) -> dict[str, Any]:
     return {"bars": bars, "width": 40 + len(bars) * (width + gap), "height": height + 70}
 
 
-def render_dashboard(
-    result: CheckResult, feeds: Mapping[str, str], edit_url: str | None = None
-) -> str:
+def render_dashboard(result: CheckResult, feeds: Mapping[str, str]) -> str:
     """The dashboard page for ``result``; ``feeds`` maps editors to their calendar feeds'
     relative links."""
     view = overview(result)
@@ -87,9 +84,9 @@ def render_dashboard(
         view=view,
         states=[(s.value, s.label, _MARKS[s]) for s in State],
         on_time=None if view.on_time is None else f"{view.on_time:.0%}",
-        oldest=None if oldest is None else _row(oldest, edit_url),
+        oldest=None if oldest is None else _row(oldest),
         chart=_chart(view),
-        rows=[_row(doc, edit_url) for doc in result.documents],
+        rows=[_row(doc) for doc in result.documents],
         feeds_by=feeds,
         shown=shown,
     )

@@ -5,6 +5,7 @@ decide today's digests, render them, write decisions and messages in one transac
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from scheduler.notify.reminders import (
     ReminderPolicy,
     plan_reminders,
 )
-from scheduler.results import CheckResult
+from scheduler.results import CheckResult, Evidence
 from scheduler.review.routing import expand
 from scheduler.store import RunOutcome, StateStore
 from scheduler.usecases.check import check
+from scheduler.usecases.reviews import evidence, observe
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ def render(settings: Settings, renderer: DigestRenderer, digest: Digest) -> Rend
             digest,
             escalate_after_days=settings.reminders.escalate_after_days,
             last_reviewed_key=settings.fields.key("last_reviewed"),
+            escalate_to=reminder_policy(settings).escalate_to,
         )
     )
 
@@ -121,13 +124,14 @@ def plan_cycle(
     cwd: Path,
     today: date,
     ledger: Ledger,
+    evidence: Evidence,
     recipients: Sequence[str] | None = None,
     *,
     write: bool = True,
 ) -> tuple[CheckResult, Plan]:
-    """Check every document and decide the digests. With ``write`` false (previews, dry
-    runs) nothing is written, not even the parse cache."""
-    result = check(settings, [], cwd, today, use_cache=write)
+    """Check every document and decide the digests; snoozed documents get none. With ``write``
+    false (previews, dry runs) nothing is written, not even the parse cache."""
+    result = check(settings, [], cwd, today, use_cache=write, evidence=evidence)
     plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
     return result, plan
 
@@ -136,29 +140,64 @@ def _outstanding(result: CheckResult) -> int:
     return sum(doc.state in OUTSTANDING for doc in result.documents)
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The digests recipients would get today, for ``preview --editor``."""
+
+    asked: str
+    addresses: tuple[str, ...]  # the addresses ``asked`` stands for (an alias expanded)
+    digests: tuple[tuple[Digest, RenderedDigest], ...]
+    known: bool  # whether any document routes to them, or they are escalation contacts
+    suggestions: tuple[str, ...] = ()  # known addresses close to one that is not
+
+
 def preview_digest(
-    settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger
-) -> RenderedDigest | None:
-    """The digest ``editor`` would get today, listing all they have outstanding."""
-    _, plan = plan_cycle(settings, cwd, today, ledger, recipients=[editor], write=False)
-    if not plan.digests:
-        return None
-    return render(settings, DigestRenderer(settings.mail.templates), plan.digests[0])
+    settings: Settings, cwd: Path, today: date, editor: str, ledger: Ledger, evidence: Evidence
+) -> Preview:
+    """The digests ``editor`` (an address or an alias) would get today, listing all they have
+    outstanding, their escalation digest included."""
+    addresses = expand([editor], settings.routing.aliases)
+    result, plan = plan_cycle(settings, cwd, today, ledger, evidence, addresses, write=False)
+    policy = reminder_policy(settings)
+    known = {a.casefold(): a for doc in result.documents for a in doc.editors}
+    known |= {a.casefold(): a for a in policy.escalate_to}
+    is_known = any(a.casefold() in known for a in addresses)
+    close = (
+        ()
+        if is_known
+        else difflib.get_close_matches(editor.casefold(), list(known), n=1, cutoff=0.8)
+    )
+    renderer = DigestRenderer(settings.mail.templates)
+    return Preview(
+        editor,
+        addresses,
+        tuple((d, render(settings, renderer, d)) for d in plan.digests),
+        is_known,
+        tuple(known[c] for c in close),
+    )
 
 
 def dry_run_cycle(
-    settings: Settings, cwd: Path, today: date, now: datetime, ledger: Ledger
+    settings: Settings, cwd: Path, today: date, now: datetime, store: StateStore | None
 ) -> CycleReport:
-    """What a cycle would send, rendered, with nothing written or sent."""
-    result, plan = plan_cycle(settings, cwd, today, ledger, write=False)
+    """What a cycle would queue, rendered, with nothing written or sent: the same plan a cycle
+    makes from the same ledger and snoozes (none without a store), less the digests it would
+    skip as queued already."""
+    outbox = Outbox(store) if store is not None else None
+    ledger = outbox.ledger() if outbox is not None else {}
+    known = evidence(store, today) if store is not None else Evidence()
+    result, plan = plan_cycle(settings, cwd, today, ledger, known, write=False)
+    skipped = outbox.queued(plan) if outbox is not None else set()
     messages, refused = compose(settings, plan, now)
     return CycleReport(
         as_of=today,
         documents=len(result.documents),
         outstanding=_outstanding(result),
         plan=plan,
-        messages=messages,
+        messages={k: m for k, m in messages.items() if k not in skipped},
         refused=refused,
+        queued=tuple(k for k in messages if k not in skipped),
+        skipped=tuple(k for k in messages if k in skipped),
     )
 
 
@@ -180,7 +219,8 @@ async def run_cycle(
     outbox = Outbox(store)
     run_id = store.runs.start(CYCLE, today, now)
     try:
-        result, plan = plan_cycle(settings, cwd, today, outbox.ledger())
+        result, plan = plan_cycle(settings, cwd, today, outbox.ledger(), evidence(store, today))
+        observe(store, result.documents, cwd, settings, now)
         messages, refused = compose(settings, plan, now)
         queued, skipped = outbox.enqueue(plan, messages, now)
         delivery = await deliver_pending(

@@ -47,11 +47,12 @@ class Recipient(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Queued:
-    """A notification to add to the outbox, and the ledger entries that are written with it,
-    only if it is new."""
+    """A notification to add to the outbox, and the ledger entries and review log entries that
+    are written with it, only if it is new."""
 
     notification: Notification
     remember: tuple[LedgerEntry, ...] = ()
+    log: tuple[LogEntry, ...] = ()
 
     @property
     def key(self) -> str:
@@ -146,6 +147,94 @@ class Retimed(NamedTuple):
     fingerprint: str
 
 
+class LogKind(StrEnum):
+    """What an entry of the review log records."""
+
+    REVIEWED = "reviewed"  # recorded with mark-reviewed
+    EDITED_OUTSIDE = "edited-outside"  # the last-reviewed date changed by hand
+    SNOOZED = "snoozed"
+    SNOOZE_CANCELLED = "snooze-cancelled"
+    REMINDED = "reminded"  # a digest listing the document was queued for ``editor``
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of the review log: evidence of who did what to a document's review, when."""
+
+    path: str
+    kind: LogKind
+    at: datetime
+    editor: str | None = None
+    old_date: date | None = None  # the last-reviewed date before (reviews)
+    new_date: date | None = None  # the last-reviewed date after (reviews), or snoozed until
+    outcome: str | None = None  # no-change, minor or major (reviews)
+    note: str | None = None  # the note of a review, the reason of a snooze
+    # (reviews) whether anything but the date changed since the previous review; None: unknown
+    content_changed: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A document's last-reviewed date as last seen, and a digest of its bytes apart from that
+    date as they were at its last review (or when first seen needing one); None: not read."""
+
+    path: str
+    last_reviewed: date
+    content: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snooze:
+    """Reminders for a document are postponed until (not including) ``until``."""
+
+    path: str
+    until: date
+    reason: str
+    editor: str | None
+    at: datetime
+
+
+class ReviewLog(Protocol):
+    """Every review, hand edit and snooze, per document; entries are only ever added."""
+
+    def append(self, entries: Sequence[LogEntry]) -> None:
+        """Add ``entries``, in one transaction."""
+        ...
+
+    def entries(self, path: str | None = None, since: datetime | None = None) -> list[LogEntry]:
+        """The entries (of ``path``; from ``since`` on), oldest first, in the order added."""
+        ...
+
+    def latest_reviews(self) -> dict[str, LogEntry]:
+        """Each document's last review (recorded or edited outside the tool), by path."""
+        ...
+
+    def seen(self) -> dict[str, Seen]:
+        """What runs last saw of each document, by path."""
+        ...
+
+    def observe(self, seen: Sequence[Seen], entries: Sequence[LogEntry]) -> None:
+        """In one transaction: set what was seen of each document, and add ``entries``."""
+        ...
+
+
+class SnoozeStore(Protocol):
+    """Documents whose reminders are postponed. Each change is logged in the review log in the
+    same transaction."""
+
+    def snooze(self, snoozes: Sequence[Snooze]) -> None:
+        """Set each document's snooze (replacing one it had) and log it."""
+        ...
+
+    def cancel(self, paths: Collection[str], now: datetime, editor: str | None) -> list[str]:
+        """Remove the snoozes of ``paths`` and log it; returns the paths that had one."""
+        ...
+
+    def listing(self) -> list[Snooze]:
+        """Every snooze, by path; those whose date has passed too (they no longer count)."""
+        ...
+
+
 class LedgerStore(Protocol):
     """What each editor was last told about each document. Written by :meth:`OutboxStore.enqueue`,
     together with the notifications."""
@@ -160,8 +249,8 @@ class OutboxStore(Protocol):
         self, queued: Sequence[Queued], forget: Collection[tuple[str, str]], now: datetime
     ) -> list[str]:
         """In one transaction: add each notification whose key is new, with its ledger entries
-        (a key already present is skipped with its entries), and delete the ledger entries
-        ``forget`` names as (recipient, path). Returns the keys added."""
+        and review log entries (a key already present is skipped with its entries), and delete
+        the ledger entries ``forget`` names as (recipient, path). Returns the keys added."""
         ...
 
     def claim(
@@ -176,6 +265,10 @@ class OutboxStore(Protocol):
     ) -> list[Claimed]:
         """Lease up to ``limit`` pending notifications for ``channel`` that are due at ``now``,
         oldest first, skipping ``exclude``. A lease that ran out counts as free."""
+        ...
+
+    def present(self, keys: Collection[str]) -> set[str]:
+        """The keys among ``keys`` already in the outbox (whatever their state)."""
         ...
 
     def release(self, ids: Collection[int], owner: str) -> None:
@@ -281,6 +374,12 @@ class StateStore(Protocol):
 
     @property
     def cache(self) -> CacheStore: ...
+
+    @property
+    def reviews(self) -> ReviewLog: ...
+
+    @property
+    def snoozes(self) -> SnoozeStore: ...
 
     def lock(self) -> AbstractContextManager[None]:
         """Hold the single-daemon lock for the block (or until :meth:`close`); a

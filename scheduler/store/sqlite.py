@@ -28,6 +28,8 @@ from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
     Claimed,
+    LogEntry,
+    LogKind,
     OutboxRow,
     OutboxStatus,
     Queued,
@@ -35,6 +37,8 @@ from scheduler.store.interfaces import (
     Retimed,
     Run,
     RunOutcome,
+    Seen,
+    Snooze,
 )
 
 BUSY_TIMEOUT_MS = 10_000
@@ -198,6 +202,37 @@ CACHE_STEPS = (
     """,
 )
 
+REVIEW_STEPS = (
+    """
+    CREATE TABLE review_log (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        editor TEXT,
+        old_date TEXT,
+        new_date TEXT,
+        outcome TEXT,
+        note TEXT,
+        content_changed INTEGER
+    );
+    CREATE INDEX review_log_by_path ON review_log (path, id);
+    CREATE INDEX review_log_by_kind ON review_log (kind, path, id);
+    CREATE TABLE review_seen (
+        path TEXT PRIMARY KEY,
+        last_reviewed TEXT NOT NULL,
+        content TEXT
+    );
+    CREATE TABLE snoozes (
+        path TEXT PRIMARY KEY,
+        until TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        editor TEXT,
+        at TEXT NOT NULL
+    )
+    """,
+)
+
 
 def location(rest: str) -> str:
     """The file named by a URL's part after ``sqlite://``: ``/relative/path`` (from the
@@ -304,6 +339,14 @@ class SqliteStore:
     @cached_property
     def cache(self) -> SqliteCache:
         return SqliteCache(self._ready("parse_cache", CACHE_STEPS))
+
+    @cached_property
+    def reviews(self) -> SqliteReviewLog:
+        return SqliteReviewLog(self._ready("reviews", REVIEW_STEPS))
+
+    @cached_property
+    def snoozes(self) -> SqliteSnoozes:
+        return SqliteSnoozes(self._ready("reviews", REVIEW_STEPS))
 
     # ----- plumbing
 
@@ -499,6 +542,7 @@ class SqliteOutbox:
     ) -> list[str]:
         stamp = ts(now)
         added = []
+        self._store._ready("reviews", REVIEW_STEPS)  # the review log, logged to below
         with self._store.transaction() as db:
             for item in queued:
                 cursor = db.execute(
@@ -524,6 +568,7 @@ class SqliteOutbox:
                         for e in item.remember
                     ],
                 )
+                _log(db, item.log)
             db.executemany("DELETE FROM reminder_ledger WHERE recipient = ? AND path = ?", forget)
         return added
 
@@ -559,6 +604,13 @@ class SqliteOutbox:
                 )
                 for row in sorted(rows)
             ]
+
+    def present(self, keys: Collection[str]) -> set[str]:
+        rows = self._store.query(
+            "SELECT key FROM outbox WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(keys)),),
+        )
+        return {key for (key,) in rows}
 
     def release(self, ids: Collection[int], owner: str) -> None:
         with self._store.transaction() as db:
@@ -729,6 +781,130 @@ class SqliteRuns:
             outcome=RunOutcome(outcome) if outcome else None,
             detail=json.loads(detail) if detail else {},
         )
+
+
+def _date(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def _log(db: sqlite3.Connection, entries: Sequence[LogEntry]) -> None:
+    db.executemany(
+        "INSERT INTO review_log (path, kind, at, editor, old_date, new_date, outcome, note,"
+        " content_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                e.path,
+                e.kind.value,
+                ts(e.at),
+                e.editor,
+                _iso(e.old_date),
+                _iso(e.new_date),
+                e.outcome,
+                e.note,
+                e.content_changed,
+            )
+            for e in entries
+        ],
+    )
+
+
+_LOG_COLUMNS = "path, kind, at, editor, old_date, new_date, outcome, note, content_changed"
+
+
+def _log_entry(row: Sequence[Any]) -> LogEntry:
+    path, kind, at, editor, old, new, outcome, note, changed = row
+    return LogEntry(
+        path=path,
+        kind=LogKind(kind),
+        at=from_ts(at),
+        editor=editor,
+        old_date=_date(old),
+        new_date=_date(new),
+        outcome=outcome,
+        note=note,
+        content_changed=None if changed is None else bool(changed),
+    )
+
+
+class SqliteReviewLog:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def append(self, entries: Sequence[LogEntry]) -> None:
+        with self._store.transaction() as db:
+            _log(db, entries)
+
+    def entries(self, path: str | None = None, since: datetime | None = None) -> list[LogEntry]:
+        rows = self._store.query(
+            f"SELECT {_LOG_COLUMNS} FROM review_log"  # noqa: S608 (a constant)
+            " WHERE (?1 IS NULL OR path = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY id",
+            (path, ts(since) if since is not None else None),
+        )
+        return [_log_entry(row) for row in rows]
+
+    def latest_reviews(self) -> dict[str, LogEntry]:
+        kinds = (LogKind.REVIEWED.value, LogKind.EDITED_OUTSIDE.value)
+        rows = self._store.query(
+            f"SELECT {_LOG_COLUMNS} FROM review_log WHERE id IN ("  # noqa: S608 (a constant)
+            " SELECT max(id) FROM review_log WHERE kind IN (?, ?) GROUP BY path)",
+            kinds,
+        )
+        return {entry.path: entry for entry in map(_log_entry, rows)}
+
+    def seen(self) -> dict[str, Seen]:
+        rows = self._store.query("SELECT path, last_reviewed, content FROM review_seen")
+        return {path: Seen(path, date.fromisoformat(d), content) for path, d, content in rows}
+
+    def observe(self, seen: Sequence[Seen], entries: Sequence[LogEntry]) -> None:
+        with self._store.transaction() as db:
+            db.executemany(
+                "INSERT INTO review_seen (path, last_reviewed, content) VALUES (?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET last_reviewed = excluded.last_reviewed,"
+                " content = excluded.content",
+                [(s.path, s.last_reviewed.isoformat(), s.content) for s in seen],
+            )
+            _log(db, entries)
+
+
+class SqliteSnoozes:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def snooze(self, snoozes: Sequence[Snooze]) -> None:
+        with self._store.transaction() as db:
+            db.executemany(
+                "INSERT INTO snoozes (path, until, reason, editor, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET until = excluded.until,"
+                " reason = excluded.reason, editor = excluded.editor, at = excluded.at",
+                [(s.path, s.until.isoformat(), s.reason, s.editor, ts(s.at)) for s in snoozes],
+            )
+            _log(
+                db,
+                [
+                    LogEntry(
+                        s.path, LogKind.SNOOZED, s.at, s.editor, new_date=s.until, note=s.reason
+                    )
+                    for s in snoozes
+                ],
+            )
+
+    def cancel(self, paths: Collection[str], now: datetime, editor: str | None) -> list[str]:
+        cancelled = []
+        with self._store.transaction() as db:
+            for path in sorted(set(paths)):
+                if db.execute("DELETE FROM snoozes WHERE path = ?", (path,)).rowcount:
+                    cancelled.append(path)
+            _log(db, [LogEntry(p, LogKind.SNOOZE_CANCELLED, now, editor) for p in cancelled])
+        return cancelled
+
+    def listing(self) -> list[Snooze]:
+        rows = self._store.query(
+            "SELECT path, until, reason, editor, at FROM snoozes ORDER BY path"
+        )
+        return [
+            Snooze(path, date.fromisoformat(until), reason, editor, from_ts(at))
+            for path, until, reason, editor, at in rows
+        ]
 
 
 class SqliteCache:

@@ -7,7 +7,7 @@ import gc
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from operator import attrgetter
 from pathlib import Path
@@ -25,14 +25,17 @@ from scheduler.errors import ConfigError, UsageError
 from scheduler.results import (
     CheckResult,
     DocumentReport,
+    Evidence,
     FileProblems,
     Problem,
     State,
     ValidationResult,
 )
+from scheduler.review.links import document_links
 from scheduler.review.routing import Router, unowned_problem
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.store import location
+from scheduler.text import without_surrogates
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -260,6 +263,17 @@ def build_report(
 _SORT_KEY = attrgetter("sort_key")
 
 
+def with_evidence(report: DocumentReport, evidence: Evidence) -> DocumentReport:
+    path = without_surrogates(report.path)
+    snoozed = evidence.snoozes.get(path)
+    stamped = report.last_reviewed is not None and (
+        evidence.rubber_stamped.get(path) == report.last_reviewed
+    )
+    if snoozed is None and not stamped:
+        return report
+    return replace(report, snoozed=snoozed, rubber_stamped=stamped)
+
+
 def check(
     settings: Settings,
     targets: Sequence[Path],
@@ -270,16 +284,23 @@ def check(
     use_cache: bool = False,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
+    evidence: Evidence | None = None,
 ) -> CheckResult:
-    """The freshness report: every selected document with its state, due date and editors."""
+    """The freshness report: every selected document with its state, due date and editors;
+    marked snoozed or rubber-stamped as ``evidence`` says."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
     ignore = frozenset(settings.metadata.ignore)
+    linked = settings.links.edit_url is not None or settings.links.view_url is not None
     reports = []
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             report = build_report(doc, policy, settings.fields, today, ignore)
+            if evidence is not None:
+                report = with_evidence(report, evidence)
+            if linked:
+                report = replace(report, links=document_links(settings.links, report.path))
             if report in selection:
                 reports.append(report)
         reports.sort(key=lambda r: r.urgency)  # still with few collections: see scanning()

@@ -24,7 +24,7 @@ def calendar(settings: Settings, cwd: Path, today: date, editor: str | None = No
     selection = Selection(editors=frozenset({editor.casefold()}) if editor else frozenset())
     result = check(settings, [], cwd, today, selection, use_cache=True)
     name = f"Reviews for {editor}" if editor else "Reviews"
-    return calendar_feed(result, settings.dashboard.edit_url, name)
+    return calendar_feed(result, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Published:
     feeds: int
 
 
-def site(result: CheckResult, edit_url: str | None) -> dict[str, bytes]:
+def site(result: CheckResult) -> dict[str, bytes]:
     """The dashboard's files by relative path: ``index.html`` and a feed per editor."""
     mine: dict[str, list[DocumentReport]] = {}
     for doc in result.documents:
@@ -47,9 +47,9 @@ def site(result: CheckResult, edit_url: str | None) -> dict[str, bytes]:
     for editor in sorted(mine):
         feed = CheckResult(result.as_of, result.timezone, result.due_soon_days, mine[editor])
         link = f"{CALENDARS}/{feed_name(editor)}"
-        files[link] = calendar_feed(feed, edit_url, f"Reviews for {editor}")
+        files[link] = calendar_feed(feed, f"Reviews for {editor}")
         links[editor] = link
-    files["index.html"] = render_dashboard(result, links, edit_url).encode()
+    files["index.html"] = render_dashboard(result, links).encode()
     return files
 
 
@@ -58,7 +58,7 @@ def publish_dashboard(settings: Settings, cwd: Path, today: date, out: Path) -> 
     replaced whole (a reader never sees half of one); feeds of editors who have no documents
     any more are removed."""
     result = check(settings, [], cwd, today, use_cache=True)
-    files = site(result, settings.dashboard.edit_url)
+    files = site(result)
     folder = cwd / out
     try:
         (folder / CALENDARS).mkdir(parents=True, exist_ok=True)

@@ -17,21 +17,32 @@ from pathlib import Path
 
 from scheduler.config import Settings
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
-from scheduler.notify.digest import RenderedDigest
 from scheduler.notify.email import make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import LedgerEntry
-from scheduler.runtime.cycle import CYCLE, CycleReport, dry_run_cycle, preview_digest, run_cycle
+from scheduler.results import Evidence
+from scheduler.runtime.cycle import (
+    CYCLE,
+    CycleReport,
+    Preview,
+    dry_run_cycle,
+    preview_digest,
+    run_cycle,
+)
 from scheduler.runtime.daemon import cycle_trigger
 from scheduler.store import OutboxRow, OutboxStatus, Run, open_store, store_exists
+from scheduler.usecases.reviews import evidence
 
 
-def _ledger(settings: Settings, cwd: Path) -> Mapping[tuple[str, str], LedgerEntry]:
-    """What editors were last told; nothing when there is no store yet (never creates one)."""
+def _looked_up(
+    settings: Settings, cwd: Path, today: date
+) -> tuple[Mapping[tuple[str, str], LedgerEntry], Evidence]:
+    """What editors were last told, and what the review log says; nothing when there is no
+    store yet (looking never creates one)."""
     if not store_exists(settings.store, cwd):
-        return {}
+        return {}, Evidence()
     with open_store(settings.store, cwd) as store:
-        return Outbox(store).ledger()
+        return Outbox(store).ledger(), evidence(store, today)
 
 
 def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleReport:
@@ -43,12 +54,16 @@ def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleRepor
 
 def dry_run(settings: Settings, cwd: Path, today: date, now: datetime) -> CycleReport:
     """What a cycle would send today, composed; nothing is written or sent."""
-    return dry_run_cycle(settings, cwd, today, now, _ledger(settings, cwd))
+    if not store_exists(settings.store, cwd):
+        return dry_run_cycle(settings, cwd, today, now, None)
+    with open_store(settings.store, cwd) as store:
+        return dry_run_cycle(settings, cwd, today, now, store)
 
 
-def preview(settings: Settings, cwd: Path, today: date, editor: str) -> RenderedDigest | None:
-    """The digest ``editor`` would get today, listing all they have outstanding."""
-    return preview_digest(settings, cwd, today, editor, _ledger(settings, cwd))
+def preview(settings: Settings, cwd: Path, today: date, editor: str) -> Preview:
+    """The digests ``editor`` (an address or alias) would get today, listing all they have
+    outstanding."""
+    return preview_digest(settings, cwd, today, editor, *_looked_up(settings, cwd, today))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,136 @@
+"""Writing documents: the last-reviewed value changes and not one other byte."""
+
+from __future__ import annotations
+
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from scheduler.content.editing import Edited, Refused, set_date, write_atomically
+
+from .conftest import SEED
+
+NEW = date(2026, 11, 27)
+KEY = "lastReviewed"
+
+# (name, document, the old value as written, the new value as it must be written)
+IN_PLACE = [
+    ("seed", SEED.read_bytes(), b"'2025-12-30'", b"'2026-11-27'"),
+    (
+        "comments",
+        b"---\n# reviewed by the web team\ntitle: A  # short\nlastReviewed: 2026-01-15"
+        b"   # last time\nstatus: active\n---\nBody\n",
+        b"2026-01-15",
+        b"2026-11-27",
+    ),
+    (
+        "crlf",
+        b"---\r\ntitle: A\r\nlastReviewed: '2026-01-15'\r\nstatus: active\r\n---\r\nBody\r\n",
+        b"'2026-01-15'",
+        b"'2026-11-27'",
+    ),
+    (
+        "bom",
+        b'\xef\xbb\xbf---\ntitle: A\nlastReviewed: "2026-01-15"\n---\nBody\n',
+        b'"2026-01-15"',
+        b'"2026-11-27"',
+    ),
+    (
+        "flow mapping",
+        b"---\n{title: A, lastReviewed: 2026-01-15, tags: [x, y]}\n---\n",
+        b"2026-01-15",
+        b"2026-11-27",
+    ),
+    (
+        "flow values, unusual order, odd spacing",
+        b"---\nlastReviewed:     2026-01-15\ntags: [a, 'b']\nowner: {name: x}\n"
+        b"  \ntitle:   A\n---\n\xff\xfe body that is not UTF-8\n",
+        b"2026-01-15",
+        b"2026-11-27",
+    ),
+    (
+        "an unreadable date is put right",
+        b"---\ntitle: A\nlastReviewed: 2025-02-30\n---\n",
+        b"2025-02-30",
+        b"2026-11-27",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "old", "new"), IN_PLACE, ids=[c[0] for c in IN_PLACE])
+def test_only_the_value_changes(name: str, data: bytes, old: bytes, new: bytes) -> None:
+    edit = set_date(data, KEY, NEW, "doc.md")
+    assert isinstance(edit, Edited), edit
+    assert data.count(old) == 1
+    assert edit.data == data.replace(old, new)
+    assert edit.old_value == old.strip(b"'\"").decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"---\ntitle: A\n---\nBody\n", b"---\ntitle: A\nlastReviewed: '2026-11-27'\n---\nBody\n"),
+        (
+            b"\xef\xbb\xbf---\r\ntitle: A # c\r\n---\r\n",
+            b"\xef\xbb\xbf---\r\ntitle: A # c\r\nlastReviewed: '2026-11-27'\r\n---\r\n",
+        ),
+    ],
+    ids=["lf", "bom-crlf"],
+)
+def test_a_missing_field_is_added_at_the_end_of_the_frontmatter(
+    data: bytes, expected: bytes
+) -> None:
+    edit = set_date(data, KEY, NEW, "doc.md")
+    assert isinstance(edit, Edited)
+    assert edit.data == expected
+    assert edit.old_value is None
+
+
+def test_the_configured_key_is_the_one_changed() -> None:
+    data = b"---\nlast_reviewed_on: 2026-01-15\nlastReviewed: 2020-01-01\n---\n"
+    edit = set_date(data, "last_reviewed_on", NEW, "doc.md")
+    assert isinstance(edit, Edited)
+    assert edit.data == b"---\nlast_reviewed_on: 2026-11-27\nlastReviewed: 2020-01-01\n---\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"title: A\n", "has no frontmatter"),
+        (b"---\ntitle: A\nlastReviewed: 2026-01-15\n", "never closed"),
+        (b"---\ntitle: [A\nlastReviewed: 2026-01-15\n---\n", "cannot be read safely"),
+        (b"---\ntitle: A\ntitle: B\n---\n", "cannot be read safely"),
+        (b"---\n- a\n- b\n---\n", "cannot be read safely"),
+        (b"---\nlastReviewed: !!str 2026-01-15\n---\n", "not written as a plain or quoted"),
+        (b"---\nlastReviewed: |\n  2026-01-15\n---\n", "not written as a plain or quoted"),
+        (b"---\nlastReviewed: [2026-01-15]\n---\n", "not written as a plain or quoted"),
+        (b"---\nlastReviewed: '2026-01-''15'\n---\n", "not written as a plain or quoted"),
+        (b"---\n{title: A}\n---\n", "one flow mapping"),
+    ],
+)
+def test_documents_that_cannot_be_edited_safely_are_refused(data: bytes, reason: str) -> None:
+    edit = set_date(data, KEY, NEW, "doc.md")
+    assert isinstance(edit, Refused)
+    assert reason in edit.reason
+
+
+def test_write_atomically_keeps_permissions_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    path = tmp_path / "docs" / "doc.md"
+    path.parent.mkdir()
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    write_atomically(path, b"new contents")
+    assert path.read_bytes() == b"new contents"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in path.parent.iterdir()] == ["doc.md"]
+
+
+def test_write_atomically_replaces_the_file_not_its_contents(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_bytes(b"old")
+    with path.open("rb") as reader:  # a reader holding the old file still reads it whole
+        write_atomically(path, b"new")
+        assert reader.read() == b"old"
+    assert path.read_bytes() == b"new"
