@@ -97,12 +97,12 @@ MARKDOWN = """\
 """  # noqa: E501
 
 CSV = """\
-path,title,state,status,last_reviewed,review_frequency,due,days_until_due,editors,errors,warnings
-content/broken.md,"Broken, page",invalid,active,,quarterly,,,team@example.org,1,1
-content/overdue.md,Overdue page,overdue,active,2026-01-15,quarterly,2026-04-15,-16,a@example.org,0,0
-content/guides/soon.md,Chemo | side effects <b>,due_soon,active,2026-02-20,quarterly,2026-05-20,19,guides@example.org;team@example.org,0,0
-content/ok.md,Fine page,ok,active,2026-04-01,annually,2027-04-01,335,team@example.org,0,0
-content/draft.md,Draft page,exempt,draft,2025-01-01,quarterly,2025-04-01,-395,team@example.org,0,0
+path,title,state,status,last_reviewed,review_frequency,due,days_until_due,editors,errors,warnings,snoozed_until,snooze_reason,rubber_stamped
+content/broken.md,"Broken, page",invalid,active,,quarterly,,,team@example.org,1,1,,,
+content/overdue.md,Overdue page,overdue,active,2026-01-15,quarterly,2026-04-15,-16,a@example.org,0,0,,,
+content/guides/soon.md,Chemo | side effects <b>,due_soon,active,2026-02-20,quarterly,2026-05-20,19,guides@example.org;team@example.org,0,0,,,
+content/ok.md,Fine page,ok,active,2026-04-01,annually,2027-04-01,335,team@example.org,0,0,,,
+content/draft.md,Draft page,exempt,draft,2025-01-01,quarterly,2025-04-01,-395,team@example.org,0,0,,,
 """  # noqa: E501
 
 GITHUB = """\

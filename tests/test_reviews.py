@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -290,6 +292,13 @@ def test_reports_mark_snoozed_documents_and_show_edit_links(
     assert data["summary"]["snoozed"] == 1
     github = run(*args, "--format", "github", prog="check-reviews").out
     assert "editors: team@example.org; snoozed until 2026-12-01: audit\n" in github
+    rows = list(
+        csv.DictReader(io.StringIO(run(*args, "--format", "csv", prog="check-reviews").out))
+    )
+    assert [(r["path"], r["snoozed_until"], r["snooze_reason"]) for r in rows] == [
+        ("docs/a b.md", "2026-12-01", "audit"),
+        ("docs/b.md", "", ""),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -289,6 +289,9 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
             "editors",
             "errors",
             "warnings",
+            "snoozed_until",
+            "snooze_reason",
+            "rubber_stamped",
         ]
     )
     for index, doc in enumerate(result.documents, 1):
@@ -307,6 +310,9 @@ def render_check_csv(result: CheckResult, options: RenderOptions) -> Iterator[st
                 csv_cell(";".join(doc.editors)),
                 errors,
                 len(doc.problems) - errors,
+                iso(doc.snoozed.until) if doc.snoozed else "",
+                csv_cell(doc.snoozed.reason) if doc.snoozed else "",
+                "yes" if doc.rubber_stamped else "",
             ]
         )
         if index % _PIECE == 0:
