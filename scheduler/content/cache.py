@@ -177,9 +177,9 @@ class ParseCache:
         """Record what was read from ``file``."""
         if self._store is None:
             return
-        folder, _, name = file.path.rpartition(os.sep)
+        folder, name = _where(file)
         entry = CacheEntry(
-            os.fsencode(name),
+            name,
             file.size,
             file.mtime_ns,
             file.ctime_ns,
@@ -190,20 +190,19 @@ class ParseCache:
             route,
             facts,
         )
-        self._upserts.append((os.fsencode(folder), entry))
-        if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:
-            self.flush()
+        self._upserts.append((folder, entry))
+        self._flush_when_full()
 
     def confirm(self, file: SourceFile, digest: bytes) -> None:
         """``file``'s times changed but its contents, of ``digest``, did not: the entry holds
         for the new times (if no other run replaced it meanwhile)."""
         if self._store is None:
             return
-        folder, _, name = file.path.rpartition(os.sep)
+        folder, name = _where(file)
         self._retimed.append(
             Retimed(
-                os.fsencode(folder),
-                os.fsencode(name),
+                folder,
+                name,
                 file.size,
                 file.mtime_ns,
                 file.ctime_ns,
@@ -212,6 +211,9 @@ class ParseCache:
                 self._fingerprint,
             )
         )
+        self._flush_when_full()
+
+    def _flush_when_full(self) -> None:
         if len(self._upserts) + len(self._retimed) >= WRITE_BATCH:
             self.flush()
 
@@ -281,6 +283,13 @@ def opened(settings: Settings, cwd: Path, stamp_ns: int) -> Iterator[ParseCache]
         yield cache
     finally:
         cache.close()
+
+
+def _where(file: SourceFile) -> tuple[bytes, bytes]:
+    """The folder and the name of ``file`` as the cache keys them: bytes, any name a file
+    system allows."""
+    folder, _, name = file.path.rpartition(os.sep)
+    return os.fsencode(folder), os.fsencode(name)
 
 
 def _reason(exc: BaseException) -> str:
