@@ -209,9 +209,10 @@ def test_server_slower_than_the_deadline_is_retried_with_the_same_message_id(
 ) -> None:
     warm, slow = queue(outbox, "a@example.org", "b@example.org")
     # The first message opens the connection; the second is stored by the server, which then
-    # answers too late: the sender cannot know whether it arrived.
-    server.handler.faults.slow_data = [0.0, 3.0]
-    first = deliver(outbox, smtp_channel(server, message_deadline_seconds=1), deadline=1)
+    # answers too late: the sender cannot know whether it arrived. The deadline leaves a loaded
+    # machine seconds to connect and send the first one; the late answer comes well after it.
+    server.handler.faults.slow_data = [0.0, 8.0]
+    first = deliver(outbox, smtp_channel(server, message_deadline_seconds=4), deadline=4)
     assert (first.delivered, first.retrying) == (1, 1)
     row = outbox.rows()[1]
     assert row.recipients[0][3] is not None and row.recipients[0][3].startswith("timed out")
