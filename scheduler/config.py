@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from scheduler.content.fields import FIELDS, NAMES, unknown_names
 from scheduler.errors import ConfigError
-from scheduler.rules import find as find_rule
+from scheduler.rule_selection import normalised as normalised_selectors
 
 ENV_PREFIX = "SCHEDULER_"
 CONFIG_ENV_VAR = "SCHEDULER_CONFIG"
@@ -137,21 +137,22 @@ class MetadataRules(_Section):
     warn_unknown_keys: bool = True
     # Warnings to switch off, by code or name (RS204 or unknown-key); stored as codes.
     ignore: tuple[str, ...] = ()
+    # Rule selection (see scheduler.rule_selection): the warnings reported (empty: all), and
+    # warnings switched off under globs relative to the content root. Codes, names, prefixes.
+    select: tuple[str, ...] = ()
+    per_path_ignores: dict[str, tuple[str, ...]] = {}
 
-    @field_validator("ignore")
+    @field_validator("ignore", "select")
     @classmethod
     def _warnings_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        codes = []
-        for wanted in value:
-            rule = find_rule(wanted)
-            if rule is None:
-                raise ValueError(f"{wanted!r} is not a rule code or name (see the README)")
-            if not rule.can_warn:
-                raise ValueError(
-                    f"{rule.code} {rule.name} is always an error and cannot be switched off"
-                )
-            codes.append(rule.code)
-        return tuple(codes)
+        return normalised_selectors(value)
+
+    @field_validator("per_path_ignores")
+    @classmethod
+    def _per_path_warnings_only(
+        cls, value: dict[str, tuple[str, ...]]
+    ) -> dict[str, tuple[str, ...]]:
+        return {glob: normalised_selectors(codes) for glob, codes in value.items()}
 
     @field_validator("required", "recommended")
     @classmethod

@@ -32,8 +32,9 @@ from scheduler.results import (
     ValidationResult,
 )
 from scheduler.review.links import document_links
-from scheduler.review.routing import Router, unowned_problem
+from scheduler.review.routing import Router, responsibility_problems
 from scheduler.review.state import ReviewPolicy, state_on
+from scheduler.rule_selection import RuleSelection
 from scheduler.store import location
 from scheduler.text import without_surrogates
 
@@ -61,6 +62,7 @@ class Examined(NamedTuple):
     facts: DocumentFacts
     editors: tuple[str, ...]
     routing_problems: tuple[Problem, ...]
+    rel: str = ""  # relative to the content root, for per-path rule settings
 
 
 _Task = tuple[SourceFile, Examined | None]  # a file to read, and what its cache entry says
@@ -115,7 +117,8 @@ def examine(
     discovery = Discovery(
         settings.content.include, settings.content.exclude, settings.content.root, cwd
     )
-    router = Router(settings.routing, settings.fields.key("owner"))
+    owner_key = settings.fields.key("owner")
+    router = Router(settings.routing, owner_key)
     decoder = FactsDecoder()
     cache = cache if cache is not None else ParseCache.off()
     workers = worker_count(settings.performance.workers)
@@ -123,7 +126,7 @@ def examine(
 
     def answer(file: SourceFile, facts: FactsRecord, route: str) -> Examined:
         shown = file.display
-        return Examined(shown, decoder.facts(facts, shown), *decoder.route(route, shown))
+        return Examined(shown, decoder.facts(facts, shown), *decoder.route(route, shown), file.rel)
 
     def decoded(file: SourceFile, entry: CacheEntry) -> Examined | None:
         try:
@@ -147,7 +150,10 @@ def examine(
         for item in discovery.iter_files(found):  # the hot loop of every run
             if isinstance(item, Problem):
                 editors, problems = router.route_owners(item.path, item.path, None, None, {})
-                yield Examined(item.path, DocumentFacts(problems=(item,)), editors, problems)
+                problems += responsibility_problems(item.path, editors, None, (), owner_key)
+                yield Examined(
+                    item.path, DocumentFacts(problems=(item,)), editors, problems, item.path
+                )
                 continue
             entry = lookup(item)
             cached: Examined | None = None
@@ -175,15 +181,20 @@ def validate_files(
     use_cache: bool = False,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
+    rules: RuleSelection | None = None,
 ) -> ValidationResult:
-    """Every document's problems, the date-dependent ones judged on ``today``."""
+    """Every document's problems, the date-dependent ones judged on ``today``: the same ones
+    the freshness report gives, less the warnings ``rules`` (default: the settings') switch
+    off."""
     names = settings.fields
-    ignore = frozenset(settings.metadata.ignore)
+    rules = rules or rule_selection(settings)
     files = []
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             facts = doc.facts
             problems = facts.problems
+            if doc.routing_problems:
+                problems = tuple(sorted(problems + doc.routing_problems, key=_SORT_KEY))
             future = future_review_problem(
                 doc.path,
                 facts.last_reviewed,
@@ -193,7 +204,7 @@ def validate_files(
             )
             if future is not None:
                 problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
-            files.append(FileProblems(doc.path, switched_off(problems, ignore)))
+            files.append(FileProblems(doc.path, rules.apply(problems, doc.rel)))
         files.sort(key=lambda f: f.path)
     return ValidationResult(today, files)
 
@@ -211,11 +222,10 @@ class Selection:
         return not self.editors or any(e.casefold() in self.editors for e in doc.editors)
 
 
-def switched_off(problems: tuple[Problem, ...], ignore: frozenset[str]) -> tuple[Problem, ...]:
-    """``problems`` less the warnings of the rules in ``ignore`` ([metadata] ignore)."""
-    if not ignore or not problems:
-        return problems
-    return tuple(p for p in problems if p.is_error or p.code not in ignore)
+def rule_selection(settings: Settings) -> RuleSelection:
+    """The warnings the settings report: [metadata] select, ignore and per_path_ignores."""
+    meta = settings.metadata
+    return RuleSelection.of(meta.select, meta.ignore, meta.per_path_ignores)
 
 
 def build_report(
@@ -223,7 +233,7 @@ def build_report(
     policy: ReviewPolicy,
     names: FieldNames,
     today: date,
-    ignore: frozenset[str] = frozenset(),
+    rules: RuleSelection | None = None,
 ) -> DocumentReport:
     facts = doc.facts
     problems = facts.problems + doc.routing_problems if doc.routing_problems else facts.problems
@@ -236,10 +246,8 @@ def build_report(
         assert future is not None
         problems, has_errors = (*problems, future), True
     state, due, days = state_on(facts.due, facts.status, has_errors, today, policy)
-    if not doc.editors and state is not State.EXEMPT:
-        problems += (unowned_problem(doc.path, names.key("owner")),)
-    if ignore:
-        problems = switched_off(problems, ignore)
+    if rules is not None:
+        problems = rules.apply(problems, doc.rel)
     if len(problems) > 1:
         problems = tuple(sorted(problems, key=_SORT_KEY))
     return DocumentReport(
@@ -285,18 +293,20 @@ def check(
     cache: ParseCache | None = None,
     progress: Progress | None = None,
     evidence: Evidence | None = None,
+    rules: RuleSelection | None = None,
 ) -> CheckResult:
     """The freshness report: every selected document with its state, due date and editors;
-    marked snoozed or rubber-stamped as ``evidence`` says."""
+    marked snoozed or rubber-stamped as ``evidence`` says; warnings as ``rules`` (default: the
+    settings') select."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
-    ignore = frozenset(settings.metadata.ignore)
+    rules = rules or rule_selection(settings)
     linked = settings.links.edit_url is not None or settings.links.view_url is not None
     reports = []
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
-            report = build_report(doc, policy, settings.fields, today, ignore)
+            report = build_report(doc, policy, settings.fields, today, rules)
             if evidence is not None:
                 report = with_evidence(report, evidence)
             if linked:
