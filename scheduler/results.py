@@ -68,6 +68,9 @@ class Problem:
             "line": self.line,
             "message": self.message,
             "hint": self.hint,
+            "code": self.code,
+            "rule": self.rule,
+            "column": self.column,
         }
 
 
@@ -202,6 +205,7 @@ class FileProblems:
 class ValidationResult:
     as_of: date
     files: Sequence[FileProblems] = field(default_factory=list)
+    timezone: str | None = None  # the one the as-of date is in, when the settings gave it
 
     def totals(self) -> dict[str, int]:
         problems = [p for f in self.files for p in f.problems]
@@ -217,3 +221,79 @@ class ValidationResult:
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCount:
+    """How often one rule found a problem in a run (``--statistics``)."""
+
+    code: str
+    rule: str
+    errors: int
+    warnings: int
+    files: int  # how many files it found them in
+
+    @property
+    def count(self) -> int:
+        return self.errors + self.warnings
+
+    @property
+    def severity(self) -> str:
+        """``error``, ``warning``, or ``error, warning`` for a rule that gave both."""
+        kinds = [k for k, n in (("error", self.errors), ("warning", self.warnings)) if n]
+        return ", ".join(kinds)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "rule": self.rule,
+            "severity": self.severity,
+            "count": self.count,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "files": self.files,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """The problems of a run counted by rule, most frequent first."""
+
+    as_of: date
+    timezone: str | None
+    files: int  # files (documents) the run looked at
+    rules: tuple[RuleCount, ...]
+
+    @classmethod
+    def of(
+        cls,
+        as_of: date,
+        timezone: str | None,
+        files: Sequence[tuple[str, Sequence[Problem]]],
+    ) -> Statistics:
+        """From each file's path and problems."""
+        errors: Counter[str] = Counter()
+        warnings: Counter[str] = Counter()
+        where: dict[str, set[str]] = {}
+        names: dict[str, str] = {}
+        for path, problems in files:
+            for problem in problems:
+                (errors if problem.is_error else warnings)[problem.code] += 1
+                where.setdefault(problem.code, set()).add(path)
+                names.setdefault(problem.code, problem.rule)
+        counts = [
+            RuleCount(code, names[code], errors[code], warnings[code], len(paths))
+            for code, paths in where.items()
+        ]
+        counts.sort(key=lambda c: (-c.count, c.code))
+        return cls(as_of, timezone, len(files), tuple(counts))
+
+    def totals(self) -> dict[str, int]:
+        errors = sum(c.errors for c in self.rules)
+        warnings = sum(c.warnings for c in self.rules)
+        return {
+            "files": self.files,
+            "problems": errors + warnings,
+            "errors": errors,
+            "warnings": warnings,
+        }

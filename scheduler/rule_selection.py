@@ -191,7 +191,11 @@ def file_ignores(
         except ValueError as exc:
             problems.append(
                 BAD_FILE_IGNORE(
-                    path, line, FILE_IGNORE_KEY, str(exc), "see the Rules section of the README"
+                    path,
+                    line,
+                    FILE_IGNORE_KEY,
+                    str(exc),
+                    "list the codes or names of warnings; errors cannot be switched off",
                 )
             )
     return frozenset(codes), problems

@@ -17,12 +17,16 @@ from scheduler.commands.options import (
     format_option,
     no_cache_option,
     paths_argument,
+    rule_options,
+    rule_selection_for,
     settings_for,
+    statistics_format,
     today_for,
 )
 from scheduler.commands.progress import terminal_progress
 from scheduler.render.check import CHECK_FORMATS
-from scheduler.results import STATES, State
+from scheduler.render.statistics import STATISTICS_FORMATS
+from scheduler.results import STATES, State, Statistics
 from scheduler.usecases.check import Selection, check
 from scheduler.usecases.reviews import stored_evidence
 
@@ -86,6 +90,7 @@ def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "invalid (invalid), or never.",
             ),
             no_cache_option,
+            rule_options,
         ]
     ):
         func = decorator(func)
@@ -101,8 +106,14 @@ def run_check(
     editors: tuple[str, ...],
     fail_on: str,
     no_cache: bool,
+    select: tuple[str, ...] | None = None,
+    ignore: tuple[str, ...] | None = None,
+    statistics: bool = False,
 ) -> int:
+    if statistics:
+        statistics_format(fmt)
     settings = settings_for(config_path)
+    rules = rule_selection_for(settings, select, ignore)
     selection = Selection(states, frozenset(e.casefold() for e in editors))
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold
@@ -116,8 +127,13 @@ def run_check(
             use_cache=not no_cache,
             progress=progress,
             evidence=stored_evidence(settings, Path.cwd(), today),
+            rules=rules,
         )
-    emit(CHECK_FORMATS, fmt, result)
+    if statistics:
+        files = [(doc.path, doc.problems) for doc in result.documents]
+        emit(STATISTICS_FORMATS, fmt, Statistics.of(result.as_of, result.timezone, files))
+    else:
+        emit(CHECK_FORMATS, fmt, result)
     return 1 if any(doc.state in FAILING[fail_on] for doc in result.documents) else 0
 
 

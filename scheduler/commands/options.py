@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic_core import PydanticCustomError
@@ -16,6 +16,9 @@ from pydantic_core import PydanticCustomError
 from scheduler.config import Settings, find_config, load_settings
 from scheduler.content.fields import iso_date
 from scheduler.render import Registry, RenderOptions
+
+if TYPE_CHECKING:
+    from scheduler.rule_selection import RuleSelection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,3 +105,83 @@ def emit(registry: Registry[Any], fmt: str, result: object) -> None:
     """Write ``result`` in format ``fmt`` to standard output, piece by piece."""
     for piece in registry.stream(fmt, result, output_options()):
         click.echo(piece, nl=False)
+
+
+# --------------------------------------------------------------------------- rule selection
+
+RULES_HELP = (
+    "Errors are always reported and cannot be switched off: they make a document invalid "
+    "(no trustworthy due date)."
+)
+
+
+def _selectors(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """Comma-separated rule codes, names or prefixes, checked; ``None`` when not given."""
+    from scheduler.rule_selection import normalise, split
+
+    if not value:
+        return None
+    try:
+        return tuple(dict.fromkeys(normalise(s) for s in split(value)))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def rule_options(func: F) -> F:
+    """``--select``, ``--ignore`` and ``--statistics``: which warnings a run reports."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--select",
+                multiple=True,
+                callback=_selectors,
+                metavar="RULE,...",
+                help="Report only these warnings: rule codes (RS204), names (unknown-key), "
+                "prefixes (RS2) or ALL. Replaces [metadata] select. " + RULES_HELP,
+            ),
+            click.option(
+                "--ignore",
+                multiple=True,
+                callback=_selectors,
+                metavar="RULE,...",
+                help="Do not report these warnings (codes, names or prefixes); added to "
+                "[metadata] ignore.",
+            ),
+            click.option(
+                "--statistics",
+                is_flag=True,
+                help="Print how many problems each rule found (text or json) instead of the "
+                "report; the exit code is the same.",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def rule_selection_for(
+    settings: Settings, select: tuple[str, ...] | None, ignore: tuple[str, ...] | None
+) -> RuleSelection:
+    """The warnings a run reports: the config's, with the command line's --select replacing
+    [metadata] select and its --ignore added to [metadata] ignore."""
+    from scheduler.rule_selection import RuleSelection
+
+    meta = settings.metadata
+    return RuleSelection.of(
+        meta.select if select is None else select,
+        (*meta.ignore, *(ignore or ())),
+        meta.per_path_ignores,
+    )
+
+
+def statistics_format(fmt: str) -> str:
+    """The format --statistics is printed in: text or json; others are a usage error."""
+    from scheduler.render.statistics import STATISTICS_FORMATS
+
+    if fmt not in STATISTICS_FORMATS:
+        raise click.UsageError(
+            f"--statistics prints {' or '.join(STATISTICS_FORMATS.names)}, not --format {fmt}"
+        )
+    return fmt

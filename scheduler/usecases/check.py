@@ -206,7 +206,7 @@ def validate_files(
                 problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
             files.append(FileProblems(doc.path, rules.apply(problems, doc.rel)))
         files.sort(key=lambda f: f.path)
-    return ValidationResult(today, files)
+    return ValidationResult(today, files, settings.review.timezone)
 
 
 @dataclass(frozen=True, slots=True)
