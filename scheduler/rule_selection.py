@@ -166,6 +166,11 @@ def file_ignores(
 ) -> tuple[frozenset[str], list[Problem]]:
     """What a document's ``review-scheduler-ignore`` value switches off in it (warning codes),
     and a warning for each entry that cannot switch anything off."""
+    if value is None:
+        empty = BAD_FILE_IGNORE(
+            path, line, FILE_IGNORE_KEY, "is empty", "list rule codes or names, or remove the line"
+        )
+        return frozenset(), [empty]
     if isinstance(value, str):
         entries: list[object] = list(split([value]))
     elif isinstance(value, list):

@@ -388,3 +388,17 @@ def test_statistics_are_text_or_json(library: Path, run: Any, fmt: str) -> None:
     result = run("--statistics", "--format", fmt, prog="check-reviews")
     assert result.code == 2
     assert f"--statistics prints text or json, not --format {fmt}" in result.err
+
+
+def test_an_empty_ignore_key_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
+) -> None:
+    fields = {"owner": OWNED, "review-scheduler-ignore": ""}
+    write_doc(tmp_path / "docs" / "a.md", frontmatter(**fields))
+    configure(tmp_path, "")
+    monkeypatch.chdir(tmp_path)
+    assert run("validate", "--as-of", AS_OF).out == (
+        "docs/a.md:11: warning: review-scheduler-ignore: is empty (list rule codes or names, "
+        "or remove the line)\n"
+        "1 file checked: 1 valid, 0 with errors; 0 errors, 1 warning\n"
+    )
