@@ -135,7 +135,8 @@ class MetadataRules(_Section):
     licenses: tuple[str, ...] = DEFAULT_LICENSES
     extra_keys: tuple[str, ...] = ()
     warn_unknown_keys: bool = True
-    # Warnings to switch off, by code or name (RS204 or unknown-key); stored as codes.
+    # Warnings to switch off, by code, name or prefix (RS204, unknown-key, RS2); stored as codes
+    # and prefixes.
     ignore: tuple[str, ...] = ()
     # Rule selection (see scheduler.rule_selection): the warnings reported (empty: all), and
     # warnings switched off under globs relative to the content root. Codes, names, prefixes.
