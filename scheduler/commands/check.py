@@ -68,7 +68,8 @@ def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "states",
                 callback=_parse_states,
                 metavar="STATE,...",
-                help="Only these states: overdue, due_soon, ok, exempt, invalid.",
+                help="Only these states: overdue, due_soon, ok, exempt, invalid, unscheduled "
+                '(with [content] scope = "declared"; listed only when asked for).',
             ),
             click.option(
                 "--editor",
