@@ -84,6 +84,10 @@ class ContentSettings(_Section):
     # "all": every matching file must declare its review fields; "declared": only those that
     # declare a field they are scheduled by (last reviewed, ...) are, the rest are unscheduled.
     scope: Literal["all", "declared"] = "all"
+    # Pass over what the .gitignore files of the repository holding the folder searched ignore.
+    respect_gitignore: bool = True
+    # Skip files named on the command line that exclude (or a .gitignore) leaves out.
+    force_exclude: bool = True
 
 
 class _FieldNamesBase(_Section):

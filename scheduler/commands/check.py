@@ -13,12 +13,14 @@ import click
 from scheduler.commands.options import (
     as_of_option,
     config_option,
+    discovery_options,
     emit,
     format_option,
     no_cache_option,
     paths_argument,
     settings_for,
     today_for,
+    with_discovery,
 )
 from scheduler.commands.progress import terminal_progress
 from scheduler.render.check import CHECK_FORMATS
@@ -87,6 +89,7 @@ def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "invalid (invalid), or never.",
             ),
             no_cache_option,
+            discovery_options,
         ]
     ):
         func = decorator(func)
@@ -102,8 +105,10 @@ def run_check(
     editors: tuple[str, ...],
     fail_on: str,
     no_cache: bool,
+    no_gitignore: bool = False,
+    no_force_exclude: bool = False,
 ) -> int:
-    settings = settings_for(config_path)
+    settings = with_discovery(settings_for(config_path), no_gitignore, no_force_exclude)
     selection = Selection(states, frozenset(e.casefold() for e in editors))
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold

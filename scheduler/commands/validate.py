@@ -11,12 +11,14 @@ import click
 from scheduler.commands.options import (
     as_of_option,
     config_option,
+    discovery_options,
     emit,
     format_option,
     no_cache_option,
     paths_argument,
     settings_for,
     today_for,
+    with_discovery,
 )
 from scheduler.commands.progress import terminal_progress
 from scheduler.render.validate import VALIDATE_FORMATS
@@ -34,6 +36,7 @@ from scheduler.usecases.check import validate_files
 @format_option(VALIDATE_FORMATS)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors for the exit code.")
 @no_cache_option
+@discovery_options
 def command(
     paths: tuple[Path, ...],
     config_path: Path | None,
@@ -41,12 +44,14 @@ def command(
     fmt: str,
     strict: bool,
     no_cache: bool,
+    no_gitignore: bool,
+    no_force_exclude: bool,
 ) -> int:
     """Check the metadata of every document and report each problem with file and line.
 
     PATHS are files and folders to check; by default the content root from the config.
     """
-    settings = settings_for(config_path)
+    settings = with_discovery(settings_for(config_path), no_gitignore, no_force_exclude)
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold
     with terminal_progress(sys.stderr.isatty(), threshold) as progress:

@@ -113,8 +113,14 @@ def examine(
     cannot be decoded is a miss. Documents come in no particular order: callers sort.
     """
     found = resolve_targets(settings, targets, cwd)
+    content = settings.content
     discovery = Discovery(
-        settings.content.include, settings.content.exclude, settings.content.root, cwd
+        content.include,
+        content.exclude,
+        content.root,
+        cwd,
+        gitignore=content.respect_gitignore,
+        force_exclude=content.force_exclude,
     )
     router = Router(settings.routing, settings.fields.key("owner"))
     decoder = FactsDecoder()
