@@ -35,8 +35,10 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Config file (TOML). Default: $SCHEDULER_CONFIG, else config/scheduler.toml if "
-    "present, else built-in defaults.",
+    help="Config file (TOML). Default: $SCHEDULER_CONFIG, else the nearest "
+    "review-scheduler.toml, .review-scheduler.toml or pyproject.toml with "
+    "[tool.review-scheduler] in this folder or above, else config/scheduler.toml if present, "
+    "else built-in defaults.",
 )
 
 as_of_option = click.option(
