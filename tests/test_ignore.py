@@ -186,3 +186,36 @@ def test_named_files_that_are_excluded_or_ignored_are_skipped(project: Path, run
     # A missing file is still an error, excluded name or not.
     missing = run("validate", *AS_OF, "docs/gone/README.md")
     assert missing.code == 2
+
+
+def test_more_of_gits_pattern_rules_agree_with_git(tmp_path: Path) -> None:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    git(folder, "init", "-q")
+    for rel in (
+        "docs/generated/a.md",
+        "docs/sub/generated/b.md",
+        "docs/Release-1.md",
+        "docs/release2.md",
+        "docs/releases.md",
+        "docs/x1.md",
+        "docs/x12.md",
+        "docs/#hash.md",
+        "docs/sp ace.md",
+        "docs/keep/one.md",
+        "docs/keep/two.md",
+        "docs/a/b/c/deep.md",
+    ):
+        write_doc(folder / rel, frontmatter())
+    write_doc(
+        folder / ".gitignore",
+        "**/generated/**\n[Rr]elease*.md\n!releases.md\ndocs/x?.md\n\\#hash.md\nsp\\ ace.md\n"
+        "keep/*\n!keep/two.md\na/**/deep.md\n",
+    )
+    by_git = sorted(
+        line
+        for line in git(folder, "ls-files", "--others", "--exclude-standard", "docs").splitlines()
+        if line.endswith(".md")
+    )
+    assert discovered(folder, "docs", folder) == by_git
+    assert "docs/keep/two.md" in by_git and "docs/x12.md" in by_git  # not everything is ignored
