@@ -13,6 +13,7 @@ import click
 from scheduler.commands.options import (
     as_of_option,
     config_option,
+    discovery_options,
     emit,
     format_option,
     no_cache_option,
@@ -22,6 +23,7 @@ from scheduler.commands.options import (
     settings_for,
     statistics_format,
     today_for,
+    with_discovery,
 )
 from scheduler.commands.progress import terminal_progress
 from scheduler.render.check import CHECK_FORMATS
@@ -72,7 +74,8 @@ def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "states",
                 callback=_parse_states,
                 metavar="STATE,...",
-                help="Only these states: overdue, due_soon, ok, exempt, invalid.",
+                help="Only these states: overdue, due_soon, ok, exempt, invalid, unscheduled "
+                '(with [content] scope = "declared"; listed only when asked for).',
             ),
             click.option(
                 "--editor",
@@ -91,6 +94,7 @@ def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
             ),
             no_cache_option,
             rule_options,
+            discovery_options,
         ]
     ):
         func = decorator(func)
@@ -109,10 +113,12 @@ def run_check(
     select: tuple[str, ...] | None = None,
     ignore: tuple[str, ...] | None = None,
     statistics: bool = False,
+    no_gitignore: bool = False,
+    no_force_exclude: bool = False,
 ) -> int:
     if statistics:
         statistics_format(fmt)
-    settings = settings_for(config_path)
+    settings = with_discovery(settings_for(config_path), no_gitignore, no_force_exclude)
     rules = rule_selection_for(settings, select, ignore)
     selection = Selection(states, frozenset(e.casefold() for e in editors))
     today = today_for(settings, as_of)

@@ -38,8 +38,10 @@ config_option = click.option(
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Config file (TOML). Default: $SCHEDULER_CONFIG, else config/scheduler.toml if "
-    "present, else built-in defaults.",
+    help="Config file (TOML). Default: $SCHEDULER_CONFIG, else the nearest "
+    "review-scheduler.toml, .review-scheduler.toml or pyproject.toml with "
+    "[tool.review-scheduler] in this folder or above, else config/scheduler.toml if present, "
+    "else built-in defaults.",
 )
 
 as_of_option = click.option(
@@ -65,6 +67,36 @@ no_cache_option = click.option(
     is_flag=True,
     help="Read every document anew; the parse cache is neither used nor updated.",
 )
+
+
+def discovery_options(func: F) -> F:
+    """``--no-gitignore`` and ``--no-force-exclude``: what decides which files are read."""
+    func = click.option(
+        "--no-gitignore",
+        "no_gitignore",
+        is_flag=True,
+        help="Read files that .gitignore files ignore ([content] respect_gitignore = false).",
+    )(func)
+    return click.option(
+        "--no-force-exclude",
+        "no_force_exclude",
+        is_flag=True,
+        help="Read files named as PATHS even when exclude or a .gitignore leaves them out "
+        "([content] force_exclude = false).",
+    )(func)
+
+
+def with_discovery(settings: Settings, no_gitignore: bool, no_force_exclude: bool) -> Settings:
+    """``settings`` with what ``--no-gitignore`` and ``--no-force-exclude`` turn off."""
+    changes: dict[str, bool] = {}
+    if no_gitignore:
+        changes["respect_gitignore"] = False
+    if no_force_exclude:
+        changes["force_exclude"] = False
+    if not changes:
+        return settings
+    content = settings.content.model_copy(update=changes)
+    return settings.model_copy(update={"content": content})
 
 
 def format_option(registry: Registry[Any], *, what: str = "") -> Callable[[F], F]:

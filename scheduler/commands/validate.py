@@ -11,6 +11,7 @@ import click
 from scheduler.commands.options import (
     as_of_option,
     config_option,
+    discovery_options,
     emit,
     format_option,
     no_cache_option,
@@ -20,6 +21,7 @@ from scheduler.commands.options import (
     settings_for,
     statistics_format,
     today_for,
+    with_discovery,
 )
 from scheduler.commands.progress import terminal_progress
 from scheduler.render.statistics import STATISTICS_FORMATS
@@ -40,6 +42,7 @@ from scheduler.usecases.check import validate_files
 @click.option("--strict", is_flag=True, help="Treat warnings as errors for the exit code.")
 @no_cache_option
 @rule_options
+@discovery_options
 def command(
     paths: tuple[Path, ...],
     config_path: Path | None,
@@ -50,6 +53,8 @@ def command(
     select: tuple[str, ...] | None,
     ignore: tuple[str, ...] | None,
     statistics: bool,
+    no_gitignore: bool,
+    no_force_exclude: bool,
 ) -> int:
     """Check the metadata of every document and report each problem with file and line.
 
@@ -58,7 +63,7 @@ def command(
     """
     if statistics:
         statistics_format(fmt)
-    settings = settings_for(config_path)
+    settings = with_discovery(settings_for(config_path), no_gitignore, no_force_exclude)
     rules = rule_selection_for(settings, select, ignore)
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold

@@ -18,7 +18,7 @@ from scheduler.content.cache import CacheEntry, ParseCache
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord, MalformedRecord
-from scheduler.content.loader import Discovery, SourceFile, missing
+from scheduler.content.loader import Discovery, SourceFile, display_path, missing
 from scheduler.content.metadata import future_review_problem
 from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
 from scheduler.errors import ConfigError, UsageError
@@ -45,7 +45,8 @@ def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> l
         root = settings.content.root
         if not (cwd / root).is_dir():
             raise ConfigError(
-                f"the content root {root} does not exist; set [content] root in the config "
+                f"the content root {display_path(root, cwd)} does not exist; set [content] root "
+                "in the config "
                 "or name files and folders on the command line"
             )
         return [root]
@@ -114,8 +115,14 @@ def examine(
     cannot be decoded is a miss. Documents come in no particular order: callers sort.
     """
     found = resolve_targets(settings, targets, cwd)
+    content = settings.content
     discovery = Discovery(
-        settings.content.include, settings.content.exclude, settings.content.root, cwd
+        content.include,
+        content.exclude,
+        content.root,
+        cwd,
+        gitignore=content.respect_gitignore,
+        force_exclude=content.force_exclude,
     )
     owner_key = settings.fields.key("owner")
     router = Router(settings.routing, owner_key)
@@ -188,10 +195,15 @@ def validate_files(
     off."""
     names = settings.fields
     rules = rules or rule_selection(settings)
+    declared_only = settings.content.scope == "declared"
     files = []
+    unscheduled = 0
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             facts = doc.facts
+            if declared_only and not facts.declared:
+                unscheduled += 1
+                continue
             problems = facts.problems
             if doc.routing_problems:
                 problems = tuple(sorted(problems + doc.routing_problems, key=_SORT_KEY))
@@ -206,7 +218,9 @@ def validate_files(
                 problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
             files.append(FileProblems(doc.path, rules.apply(problems, doc.rel)))
         files.sort(key=lambda f: f.path)
-    return ValidationResult(today, files, settings.review.timezone)
+    return ValidationResult(
+        today, files, settings.review.timezone, unscheduled if declared_only else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +233,16 @@ class Selection:
     def __contains__(self, doc: DocumentReport) -> bool:
         if self.states and doc.state not in self.states:
             return False
+        if not self.states and doc.state is State.UNSCHEDULED:
+            return False  # counted, and listed only when asked for
+        return self.has_editor(doc)
+
+    def has_editor(self, doc: DocumentReport) -> bool:
         return not self.editors or any(e.casefold() in self.editors for e in doc.editors)
+
+    def counts_unlisted(self, doc: DocumentReport) -> bool:
+        """Whether ``doc`` is not listed but counted: unscheduled, and not asked for."""
+        return doc.state is State.UNSCHEDULED and not self.states and self.has_editor(doc)
 
 
 def rule_selection(settings: Settings) -> RuleSelection:
@@ -234,8 +257,11 @@ def build_report(
     names: FieldNames,
     today: date,
     rules: RuleSelection | None = None,
+    declared_only: bool = False,
 ) -> DocumentReport:
     facts = doc.facts
+    if declared_only and not facts.declared:
+        return _unscheduled(doc)
     problems = facts.problems + doc.routing_problems if doc.routing_problems else facts.problems
     has_errors = facts.has_errors
     last_reviewed = facts.last_reviewed
@@ -271,6 +297,26 @@ def build_report(
 _SORT_KEY = attrgetter("sort_key")
 
 
+def _unscheduled(doc: Examined) -> DocumentReport:
+    """A document that declares no field it is scheduled by: nothing about it is a problem."""
+    facts = doc.facts
+    return DocumentReport(
+        path=doc.path,
+        title=facts.title,
+        state=State.UNSCHEDULED,
+        status=facts.status,
+        last_reviewed=None,
+        review_frequency=facts.review_frequency,
+        due=None,
+        days_until_due=None,
+        editors=doc.editors,
+        problems=(),
+        url=facts.url,
+        shown=facts.shown,
+        source=facts.source,
+    )
+
+
 def with_evidence(report: DocumentReport, evidence: Evidence) -> DocumentReport:
     path = without_surrogates(report.path)
     snoozed = evidence.snoozes.get(path)
@@ -303,18 +349,28 @@ def check(
     )
     rules = rules or rule_selection(settings)
     linked = settings.links.edit_url is not None or settings.links.view_url is not None
+    declared_only = settings.content.scope == "declared"
     reports = []
+    unlisted = 0
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
-            report = build_report(doc, policy, settings.fields, today, rules)
+            report = build_report(doc, policy, settings.fields, today, rules, declared_only)
             if evidence is not None:
                 report = with_evidence(report, evidence)
             if linked:
                 report = replace(report, links=document_links(settings.links, report.path))
             if report in selection:
                 reports.append(report)
+            elif declared_only and selection.counts_unlisted(report):
+                unlisted += 1
         reports.sort(key=lambda r: r.urgency)  # still with few collections: see scanning()
-    return CheckResult(today, settings.review.timezone, settings.review.due_soon_days, reports)
+    return CheckResult(
+        today,
+        settings.review.timezone,
+        settings.review.due_soon_days,
+        reports,
+        unlisted if declared_only else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
