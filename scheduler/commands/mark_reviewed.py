@@ -80,7 +80,8 @@ def command(
             click.echo(shown_lines(change.diff), nl=False)
         else:
             old = change.old_date.isoformat() if change.old_date else "(none)"
-            click.echo(f"{shown(change.shown)}: last reviewed {old} -> {change.new_date}")
+            due = f"; next review {change.next_due}" if change.next_due else ""
+            click.echo(f"{shown(change.shown)}: last reviewed {old} -> {change.new_date}{due}")
     for refusal in result.refused:
         click.echo(f"{shown(refusal.shown)}: not changed: {refusal.reason}", err=True)
     if result.commit:

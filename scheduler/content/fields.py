@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -135,7 +135,7 @@ def one_or_more_texts(value: object, rules: Rules | None = None) -> tuple[str, .
 def calendar_date(value: object, rules: Rules | None = None) -> date:
     """A date, or a full timestamp (Hugo's ``lastmod``, Jekyll's ``last_modified_at``) taken as
     the calendar date it falls on in the ``[review]`` time zone (``rules.zone``; UTC without)."""
-    zone = getattr(rules, "zone", None) or timezone.utc
+    zone = getattr(rules, "zone", None) or UTC
     if isinstance(value, datetime):
         return day_in_zone(value, zone)
     if isinstance(value, date):
@@ -182,7 +182,7 @@ def timestamp(written: str) -> datetime:
     day = iso_date(found["date"])
     zone: tzinfo | None = None
     if found["utc"]:
-        zone = timezone.utc
+        zone = UTC
     elif found["sign"]:
         hours, minutes = int(found["tzh"]), int(found["tzm"] or 0)
         if hours > 23 or minutes > 59:

@@ -217,7 +217,9 @@ _SETTINGS: dict[tuple[int, int, int], tuple[tuple[object, ...], _Settings]] = {}
 def _settings(names: FieldNames, rules: MetadataRules, review: ReviewSettings) -> _Settings:
     ids = (id(names), id(rules), id(review))
     cached = _SETTINGS.get(ids)
-    if cached is not None and all(a is b for a, b in zip(cached[0], (names, rules, review))):
+    if cached is not None and all(
+        a is b for a, b in zip(cached[0], (names, rules, review), strict=True)
+    ):
         return cached[1]
     key_of = {name: names.key(name) for name in NAMES}
     # The first part of a dotted path is a key of the page too (last_update for
