@@ -204,3 +204,20 @@ def test_init_dry_run_prints_the_config_and_writes_nothing(
     assert "_site/**" in config["content"]["exclude"]
     assert "vendor/**" in config["content"]["exclude"]
     assert "Inferred: Jekyll" in result.err
+
+
+def test_init_writes_any_key_a_page_uses_as_valid_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
+) -> None:
+    hostile = ['"quoted"', "back\\slash", "del\x7fete", "tab\there", "bell\x07", "ünï"]
+    keys = "".join(f"{json.dumps(key)}: x\n" for key in hostile)
+    write_doc(tmp_path / "docs" / "a.md", f"---\ntitle: A\nlastmod: 2026-01-01\n{keys}---\n")
+    (tmp_path / "docs" / "b\udcff.md").write_bytes(b"---\ntitle: B\nlastmod: 2026-02-01\n---\n")
+    monkeypatch.chdir(tmp_path)
+    result = run("init")
+    assert result.code == 0, result.err
+    config = tomllib.loads((tmp_path / "review-scheduler.toml").read_text(encoding="utf-8"))
+    assert sorted(config["metadata"]["extra_keys"]) == sorted(hostile)
+    assert "  lastmod in 2 of 2 pages" in result.out
+    _, states = _check(run)
+    assert len(states) == 2

@@ -58,7 +58,8 @@ def command(
     """Record that documents were reviewed: set their last-reviewed date and log the review.
 
     PATH may be a file or a glob ('docs/**/*.md'). Only the date's characters change in each file;
-    a file without the field gets it as the last line of its frontmatter.
+    a file without the field gets it as the last line of its frontmatter. A page with a
+    next-review date (review_by) gets it moved to the review date plus the page's frequency.
     """
     settings = settings_for(config_path)
     result = reviews.mark_reviewed(

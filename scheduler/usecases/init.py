@@ -236,7 +236,8 @@ def _extra_keys(counts: Counter[str], fields: dict[str, str], schedule: set[str]
 def _toml(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
-    return json.dumps(value, ensure_ascii=False)  # a TOML basic string
+    # A TOML basic string: JSON's escapes are TOML's, but TOML wants DEL escaped too.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _render(
