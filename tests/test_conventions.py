@@ -391,3 +391,19 @@ def test_mark_reviewed_refuses_to_add_a_missing_nested_key(dated: Path, run: Any
     assert result.code == 1
     assert "has no last_update.date value to change; add it by hand" in result.err
     assert page.read_text() == text
+
+
+def test_missing_schedule_hints_name_the_nested_place_and_the_alternative(
+    tmp_path: Path,
+) -> None:
+    text = DOCUSAURUS.replace("  date: 2026-03-01\n", "")
+    doc = check(tmp_path, text, names=DOCUSAURUS_NAMES, rules=FEW)
+    assert [p.hint for p in doc.problems] == [
+        "add 'date: YYYY-MM-DD' in the mapping 'last_update', or 'reviewBy: YYYY-MM-DD', "
+        "the date of the next review"
+    ]
+    doc = check(tmp_path, frontmatter(lastReviewed=None))
+    assert [p.hint for p in doc.problems] == [
+        "add 'lastReviewed: YYYY-MM-DD' to the frontmatter, or 'reviewBy: YYYY-MM-DD', "
+        "the date of the next review"
+    ]

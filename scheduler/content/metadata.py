@@ -152,7 +152,12 @@ def validate(
             continue
         if wanted == "review_frequency" and default is not None:
             continue
-        problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=True))
+        due_key = key_of["review_by"] if wanted == "last_reviewed" else None
+        problems.append(
+            _missing(
+                path, fm, key_of[wanted], wanted, near_miss, required=True, alternative=due_key
+            )
+        )
     for wanted in rules.recommended:
         if wanted not in lines and wanted not in rules.required:
             problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=False))
@@ -233,13 +238,25 @@ def _settings(names: FieldNames, rules: MetadataRules, review: ReviewSettings) -
 
 
 def _missing(
-    path: str, fm: Frontmatter, key: str, name: str, near_miss: dict[str, str], *, required: bool
+    path: str,
+    fm: Frontmatter,
+    key: str,
+    name: str,
+    near_miss: dict[str, str],
+    *,
+    required: bool,
+    alternative: str | None = None,
 ) -> Problem:
     typo = near_miss.get(key)
     if typo is not None:
         hint = f"{typo!r} on line {fm.lines[typo]} looks like a misspelling of {key!r}"
+    elif "." in key:
+        parent, _, leaf = key.rpartition(".")
+        hint = f"add '{leaf}: {_BY_NAME[name].example}' in the mapping {parent!r}"
     else:
         hint = f"add '{key}: {_BY_NAME[name].example}' to the frontmatter"
+    if alternative is not None and typo is None:
+        hint += f", or '{alternative}: YYYY-MM-DD', the date of the next review"
     make = rule.MISSING_FIELD if required else rule.MISSING_RECOMMENDED
     return make(path, fm.start_line, key, "is missing", hint)
 
