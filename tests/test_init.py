@@ -221,3 +221,14 @@ def test_init_writes_any_key_a_page_uses_as_valid_toml(
     assert "  lastmod in 2 of 2 pages" in result.out
     _, states = _check(run)
     assert len(states) == 2
+
+
+def test_init_force_leaves_a_folder_of_that_name_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
+) -> None:
+    (tmp_path / "review-scheduler.toml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = run("init", "--force")
+    assert result.code == 2
+    assert "review-scheduler.toml is not a file; it is left alone" in result.err
+    assert (tmp_path / "review-scheduler.toml").is_dir()

@@ -189,7 +189,12 @@ def write(folder: Path, text: str, force: bool) -> Path:
     if path.exists() and not force:
         raise UsageError(f"{CONFIG_NAME} already exists; use --force to replace it")
     if path.exists():
-        write_atomically(path, text.encode("utf-8"))
+        if not path.is_file():
+            raise UsageError(f"{path} is not a file; it is left alone")
+        try:
+            write_atomically(path, text.encode("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
         return path
     try:
         with path.open("x", encoding="utf-8") as out:  # never over a file made meanwhile
