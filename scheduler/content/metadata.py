@@ -111,13 +111,20 @@ def validate(
     key_of, known = settings.key_of, settings.known
     data: dict[str, Any] = {}
     lines: dict[str, int] = {}
-    for name, key in key_of.items():
-        found, value, line = fm.find(key)
-        if found:
-            assert line is not None
+    values, key_lines = fm.values, fm.lines
+    for name, key in key_of.items():  # once per field per document: keep it lean
+        line = key_lines.get(key)
+        if line is not None:
             lines[name] = line
-            if value is not UNREAD:
-                data[name] = value
+            if key in values:
+                data[name] = values[key]
+        elif "." in key:
+            found, value, line = fm.find(key)
+            if found:
+                assert line is not None
+                lines[name] = line
+                if value is not UNREAD:
+                    data[name] = value
 
     unknown = [key for key in fm.lines if key not in known]
     near_miss: dict[str, str] = {}  # known key -> the unknown key that looks like it
@@ -222,10 +229,10 @@ _SETTINGS: dict[tuple[int, int, int], tuple[tuple[object, ...], _Settings]] = {}
 def _settings(names: FieldNames, rules: MetadataRules, review: ReviewSettings) -> _Settings:
     ids = (id(names), id(rules), id(review))
     cached = _SETTINGS.get(ids)
-    if cached is not None and all(
-        a is b for a, b in zip(cached[0], (names, rules, review), strict=True)
-    ):
-        return cached[1]
+    if cached is not None:
+        held = cached[0]
+        if held[0] is names and held[1] is rules and held[2] is review:
+            return cached[1]
     key_of = {name: names.key(name) for name in NAMES}
     # The first part of a dotted path is a key of the page too (last_update for
     # last_update.date): never an unknown one.
