@@ -20,7 +20,7 @@ from wcmatch import glob as wcglob
 from scheduler.config import ReviewSettings
 from scheduler.content.cadence import Cadence, due_date, parse_cadence
 
-_GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NEGATE
+_GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE  # as [[routing.rules]] paths
 
 
 class DefaultFrequency(NamedTuple):
