@@ -10,7 +10,11 @@ from scheduler.text import shown
 from scheduler.usecases.init import CONFIG_NAME, infer, write
 
 
-@click.command("init")
+@click.command(
+    "init",
+    epilog="Exit codes: 0 written (or printed); 2 the file exists and --force was not given, "
+    "or it cannot be written; 3 unexpected failure.",
+)
 @click.option("--force", is_flag=True, help=f"Replace an existing {CONFIG_NAME}.")
 @click.option(
     "--dry-run", is_flag=True, help="Print the config and what it was inferred from; write nothing."
