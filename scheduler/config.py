@@ -98,6 +98,11 @@ class _FieldNamesBase(_Section):
     def _distinct(self) -> _FieldNamesBase:
         seen: dict[str, str] = {}
         for name, key in self.model_dump().items():
+            if not key.strip() or "" in key.split("."):
+                raise ValueError(
+                    f"{name}: {key!r} is not a key; nested keys are written with dots between "
+                    "non-empty names, such as 'last_update.date'"
+                )
             if key in seen:
                 raise ValueError(f"{name} and {seen[key]} both read the key {key!r}")
             seen[key] = name
@@ -195,11 +200,36 @@ class MetadataRules(_Section):
         return self
 
 
+def _check_frequency(value: str) -> str:
+    from scheduler.content.cadence import CadenceError, parse_cadence
+
+    try:
+        parse_cadence(value)
+    except CadenceError as exc:
+        raise ValueError(f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")) from None
+    return value
+
+
+Frequency = Annotated[str, AfterValidator(_check_frequency)]
+
+
+class FrequencyRule(_Section):
+    """One [[review.frequencies]] entry: pages matching ``paths`` (globs relative to the content
+    root) that name no review frequency are reviewed this often."""
+
+    paths: tuple[str, ...] = Field(min_length=1)
+    frequency: Frequency
+
+
 class ReviewSettings(_Section):
     """[review]: how due dates become states."""
 
     timezone: str = "UTC"
     due_soon_days: int = Field(default=30, ge=0, le=3660)
+    # The review frequency of a page that names none: the first [[review.frequencies]] entry
+    # whose paths match it, else default_frequency; with neither, a page must name its own.
+    default_frequency: Frequency | None = None
+    frequencies: tuple[FrequencyRule, ...] = ()
 
     @field_validator("timezone")
     @classmethod

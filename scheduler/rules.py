@@ -121,6 +121,12 @@ EMPTY_VALUE = _rule(
 )
 UNKNOWN_KEY = _rule("RS204", "unknown-key", WARNING, "a key that is not a known field")
 FUTURE_REVIEW = _rule("RS205", "future-review", ERROR, "the last review is after the as-of date")
+DUE_DATES_DISAGREE = _rule(
+    "RS207",
+    "due-dates-disagree",
+    WARNING,
+    "the next-review date and last reviewed plus frequency differ (the earlier counts)",
+)
 INVALID = {
     field.name: _rule(
         field.code,
