@@ -329,6 +329,15 @@ class DaemonSettings(_Section):
         return value
 
 
+class HealthSettings(_Section):
+    """[health]: when ``review-scheduler status`` calls the service unhealthy."""
+
+    # How long delivery may keep failing before it is unhealthy; default: three drain intervals.
+    delivery_failing_seconds: float | None = Field(default=None, gt=0)
+    # How many scheduled cycles may be missed in a row before it is unhealthy.
+    missed_cycles: int = Field(default=2, ge=1)
+
+
 class DashboardSettings(_Section):
     """[dashboard]: the HTML freshness dashboard (its edit links come from [links])."""
 
@@ -417,6 +426,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     delivery: DeliverySettings = DeliverySettings()
     daemon: DaemonSettings = DaemonSettings()
+    health: HealthSettings = HealthSettings()
     dashboard: DashboardSettings = DashboardSettings()
     store: StoreSettings = StoreSettings()
     performance: PerformanceSettings = PerformanceSettings()
