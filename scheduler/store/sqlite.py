@@ -387,7 +387,9 @@ class SqliteStore:
                 db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
             except sqlite3.Error as exc:
                 db.close()
-                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_CANTOPEN and not suffix:
+                # no write-ahead log index, and none can be made: read the file as it is
+                cannot_share = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+                if exc.sqlite_errorcode & 0xFF in cannot_share and not suffix:
                     continue
                 raise _store_error(self.shown, exc) from exc
             return db

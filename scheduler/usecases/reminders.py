@@ -97,7 +97,10 @@ class RetryResult:
 
 
 def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clock) -> RetryResult:
-    """Queue failed messages again (``ids``, or every failed one) and deliver them now."""
+    """Queue failed messages again (``ids``, or every failed one) and deliver them now. With
+    no store there is nothing to retry, and none is created."""
+    if not store_exists(settings.store, cwd):
+        return RetryResult(queued=[], unknown=sorted(set(ids or ())), delivery=DeliveryReport())
     with open_store(settings.store, cwd) as store:
         box = Outbox(store)
         chosen = box.requeue(ids, clock())
