@@ -99,12 +99,14 @@ def delivery_failing(status: Status, policy: HealthPolicy, now: datetime) -> Fin
     failing = status.failing
     if failing is None or now - failing.since <= policy.delivery_failing_after:
         return None
-    code = f"{failing.last_code} " if failing.last_code is not None else ""
+    reply = failing.last_reply or "none"
+    if failing.last_code is not None and not reply.startswith(str(failing.last_code)):
+        reply = f"{failing.last_code} {reply}"
     return Finding(
         "delivery-failing",
         f"delivery has been failing since {_when(failing.since, status)} "
         f"({failing.messages} message(s) waiting for a retry); last reply: "
-        f"{code}{failing.last_reply or 'none'}",
+        f"{reply}",
     )
 
 
