@@ -513,8 +513,9 @@ def _describe_unparsable(exc: SettingsError, environ: Mapping[str, str]) -> str:
     is not JSON), named, with what to write instead."""
     match = re.search(r'field "(\w+)"', str(exc))
     section = match.group(1) if match else ""
-    model = getattr(Settings.model_fields.get(section), "annotation", None)
-    subfields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    model: Any = getattr(Settings.model_fields.get(section), "annotation", None)
+    is_section = isinstance(model, type) and issubclass(model, BaseModel)
+    subfields: dict[str, Any] = model.model_fields if is_section else {}
     whole, prefix = f"{ENV_PREFIX}{section.upper()}", f"{ENV_PREFIX}{section.upper()}__"
     unparsable = []
     for name, value in sorted(environ.items()):

@@ -406,8 +406,9 @@ def test_status_prints_json_for_a_damaged_store(tmp_path: Path, header: bool) ->
     assert data["healthy"] is False
     assert [f["code"] for f in data["findings"]] == ["store-unreadable"]
     assert data["store_error"].startswith("the state store .review-scheduler/state.sqlite3: ")
-    assert "damaged" in data["store_error"] or "not a review-scheduler state store" in (
-        data["store_error"]
+    assert (
+        "damaged" in data["store_error"]
+        or "not a review-scheduler state store" in (data["store_error"])
     )
     text = cli(tmp_path, env, "status")
     assert text.returncode == 1
@@ -452,7 +453,7 @@ def test_outbox_retry_takes_config_like_every_command(
         config = library_root / "config" / "scheduler.toml"
         config.write_text(
             config.read_text().replace(
-                "[content]\nroot = \"docs\"",
+                '[content]\nroot = "docs"',
                 f'[content]\nroot = "{library_root / "docs"}"\n[store]\n'
                 f'url = "sqlite:///{library_root / STORE}"',
             )

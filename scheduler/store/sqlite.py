@@ -17,7 +17,7 @@ import re
 import sqlite3
 import urllib.parse
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -375,8 +375,7 @@ class SqliteStore:
         folder), ``immutable=1``: nobody can be writing a store whose folder is read-only."""
         if not self.path.is_file():
             raise StoreError(
-                f"the state store {self.shown} does not exist (or is not a file); "
-                "check [store] url"
+                f"the state store {self.shown} does not exist (or is not a file); check [store] url"
             )
         uri = "file:" + urllib.parse.quote(os.fsencode(self.path.absolute())) + "?mode=ro"
         for suffix in ("", "&immutable=1"):
@@ -476,10 +475,8 @@ class SqliteStore:
                 self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:  # SQLite may have rolled back already
-                    try:
+                    with suppress(sqlite3.Error):  # the first error is the one to report
                         self.db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the first error is the one to report
                 raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -891,9 +888,7 @@ class SqliteOutbox:
             " FROM outbox o JOIN delivery_attempts a ON a.outbox_id = o.id"
             " AND a.at >= o.window_start AND a.outcome != 'delivered' WHERE o.status = 'pending'"
         )
-        since, messages = self._store.query(
-            "SELECT min(a.at), count(DISTINCT o.id)" + failed
-        )[0]
+        since, messages = self._store.query("SELECT min(a.at), count(DISTINCT o.id)" + failed)[0]
         if since is None:
             return None
         code, reply = self._store.query(

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from scheduler.config import Settings
+from scheduler.errors import StoreError
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
 from scheduler.notify.email import make_channel
 from scheduler.notify.outbox import Outbox
@@ -29,7 +30,6 @@ from scheduler.runtime.cycle import (
     preview_digest,
     run_cycle,
 )
-from scheduler.errors import StoreError
 from scheduler.runtime.daemon import cycle_trigger
 from scheduler.runtime.health import HealthPolicy, Status, judge, missed_slots
 from scheduler.store import OutboxRow, OutboxStatus, open_read_only, open_store, store_exists
@@ -122,9 +122,7 @@ def health_policy(settings: Settings, require_daemon: bool = False) -> HealthPol
     return HealthPolicy(timedelta(seconds=after), h.missed_cycles, require_daemon)
 
 
-def status(
-    settings: Settings, cwd: Path, now: datetime, *, require_daemon: bool = False
-) -> Status:
+def status(settings: Settings, cwd: Path, now: datetime, *, require_daemon: bool = False) -> Status:
     """The service's figures and the findings of the health rules on them. Reads the store
     without writing anything (it may be read-only); a store that cannot be read is a finding."""
     policy = health_policy(settings, require_daemon)
@@ -166,8 +164,6 @@ def _stored_status(
         outbox=counts,
         daemon_pid=holder if holder != -1 else None,
         daemon_running=holder is not None,
-        missed=missed_slots(
-            trigger, last.started_at if last else None, now, policy.missed_cycles
-        ),
+        missed=missed_slots(trigger, last.started_at if last else None, now, policy.missed_cycles),
         failing=failing,
     )
