@@ -387,6 +387,29 @@ def test_status_outbox_and_history_work_on_a_read_only_store(tmp_path: Path) -> 
     assert listing(folder) == before  # nothing was written or created
 
 
+def test_an_unreadable_daemon_lock_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    env = setup(tmp_path)
+    lock = tmp_path / ".review-scheduler" / "state.sqlite3.lock"
+    assert cli(tmp_path, env, "send").returncode == 0
+    lock.write_text("")
+    lock.chmod(0o000)
+    try:
+        done = subprocess.run(
+            [*as_plain_user(), sys.executable, "-m", "scheduler", "status"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        lock.chmod(0o644)
+    assert done.returncode == 1, done.stderr
+    assert "store-unreadable: the state store cannot be read: cannot read the daemon lock" in (
+        done.stdout
+    )
+
+
 def damage(path: Path, header: bool) -> None:
     """Write garbage over the file's pages (and its header too, if ``header``)."""
     size = path.stat().st_size

@@ -320,8 +320,8 @@ def _os_advice(exc: OSError) -> str:
         return "free space on the disk where it is kept"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (
-            "give the user running review-scheduler write access to the folder, or point "
-            "[store] url at a writable place"
+            "give the user running review-scheduler access to the folder and the files in it, "
+            "or point [store] url at a place it may write"
         )
     return "check [store] url and the folder it names"
 
@@ -594,9 +594,15 @@ class _FileLock:
             self._fd = None
 
     def holder(self) -> int | None:
-        if not self.path.exists():
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
             return None
-        fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the daemon lock beside the state store {self.shown}: "
+                f"{exc.strerror}; {_os_advice(exc)}"
+            ) from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -638,6 +644,11 @@ class _CycleMarker:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the cycle mark beside the state store {self.shown}: "
+                f"{exc.strerror}; {_os_advice(exc)}"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
