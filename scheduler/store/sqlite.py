@@ -387,12 +387,20 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 db.close()
                 # no write-ahead log index, and none can be made: read the file as it is
+                # (only when no write-ahead log holds commits the file lacks)
                 cannot_share = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
-                if exc.sqlite_errorcode & 0xFF in cannot_share and not suffix:
+                if exc.sqlite_errorcode & 0xFF in cannot_share and not suffix and self._no_log():
                     continue
                 raise _store_error(self.shown, exc) from exc
             return db
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _no_log(self) -> bool:
+        log = self.path.with_name(self.path.name + "-wal")
+        try:
+            return log.stat().st_size == 0
+        except FileNotFoundError:
+            return True
 
     def __enter__(self) -> SqliteStore:
         return self
