@@ -512,3 +512,28 @@ def test_a_store_written_by_a_newer_version_is_refused_read_only(tmp_path: Path)
     assert result.returncode == 2
     assert "written by a newer review-scheduler (reminders schema 99" in result.stderr
     assert "upgrade review-scheduler" in result.stderr
+
+
+def test_looking_at_a_store_with_only_the_parse_cache_changes_nothing(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert run("check").code == 1  # overdue documents; the parse cache is written
+    folder = tmp_path / STORE.parent
+    before = listing(folder)
+    for args in (["status"], ["outbox"], ["history"], ["snooze", "--list"], ["send", "--dry-run"]):
+        assert run(*args).code == 0, args
+    assert "Last cycle: none recorded" in run("status").out
+    after = listing(folder)
+    # a reader may leave SQLite's (empty) write-ahead log and its index; the store is untouched
+    assert after.pop("state.sqlite3-wal", (0, 0))[0] == 0
+    after.pop("state.sqlite3-shm", None)
+    before.pop("state.sqlite3-shm", None)
+    before.pop("state.sqlite3-wal", None)
+    assert after == before
+    db = sqlite3.connect(tmp_path / STORE)
+    try:  # the reminder and review tables were read as empty, not created
+        assert db.execute("SELECT component FROM schema_steps").fetchall() == [("parse_cache",)]
+    finally:
+        db.close()
