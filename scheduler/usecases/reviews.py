@@ -43,6 +43,7 @@ from scheduler.store import (
     Seen,
     Snooze,
     StateStore,
+    open_read_only,
     open_store,
     store_exists,
 )
@@ -516,7 +517,7 @@ def stored_evidence(settings: Settings, cwd: Path, today: date) -> Evidence:
     if not store_exists(settings.store, cwd):
         return Evidence()
     try:
-        with open_store(settings.store, cwd) as store:
+        with open_read_only(settings.store, cwd) as store:
             return evidence(store, today)
     except StoreError as exc:
         log.warning("working without the review log (snoozes, rubber stamps): %s", exc)
@@ -526,7 +527,7 @@ def stored_evidence(settings: Settings, cwd: Path, today: date) -> Evidence:
 def list_snoozes(settings: Settings, cwd: Path, today: date) -> SnoozeResult:
     if not store_exists(settings.store, cwd):
         return SnoozeResult()
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return SnoozeResult(listed=in_force(store, today))
 
 
@@ -545,5 +546,5 @@ def history(
     if not store_exists(settings.store, cwd):
         return History([])
     shown = without_surrogates(display_path(path, cwd)) if path is not None else None
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return History(store.reviews.entries(shown, since))
