@@ -106,10 +106,7 @@ def test_init_infers_the_convention_and_its_config_runs(
     assert f"Inferred: {convention}" in out
     start = out.index(f"Inferred: {convention}") + 1
     assert out[start : start + len(lines)] == lines
-    assert out[-1] == (
-        "Wrote review-scheduler.toml. Check it with: "
-        "review-scheduler validate"
-    )
+    assert out[-1] == ("Wrote review-scheduler.toml. Check it with: review-scheduler validate")
     written = (site / "review-scheduler.toml").read_text()
     assert written.startswith(
         "# review-scheduler configuration, written by `review-scheduler init`"

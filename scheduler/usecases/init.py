@@ -147,7 +147,6 @@ def infer(cwd: Path) -> Starter:
             f"{unscheduled} page{'s' if unscheduled != 1 else ''} under {root} carry none of "
             f"{last}, {due_key}: they are counted as unscheduled ([content] scope = "
             '"declared"); set scope = "all" to have every page declare a review date'
-
         )
     fields = {
         "last_reviewed": last,
