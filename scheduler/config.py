@@ -342,6 +342,9 @@ class StoreSettings(_Section):
     folder) or ``sqlite:////absolute/path``. ``path`` (a SQLite file) is its older form."""
 
     url: str = "sqlite:///.review-scheduler/state.sqlite3"
+    # PostgreSQL: the password, only from SCHEDULER_STORE__PASSWORD (else libpq's PGPASSWORD or
+    # ~/.pgpass apply); never in the file or the URL.
+    password: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -446,7 +449,7 @@ class Settings(BaseSettings):
 
 
 # Keys whose values never come from the file and are never shown in messages.
-_SECRET_KEYS = {("smtp", "password")}
+_SECRET_KEYS = {("smtp", "password"), ("store", "password")}
 
 
 def find_config(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:

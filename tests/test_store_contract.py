@@ -23,11 +23,13 @@ from scheduler.review.state import State
 from scheduler.store import (
     Attempt,
     CacheEntry,
+    Lease,
     LogEntry,
     LogKind,
     OutboxStatus,
     Queued,
     Recipient,
+    Replica,
     Retimed,
     RunOutcome,
     Seen,
@@ -37,7 +39,9 @@ from scheduler.store import (
     store_exists,
 )
 
-BACKENDS = ["sqlite"]
+from .pg_server import PgCluster
+
+BACKENDS = ["sqlite", "postgresql"]
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
@@ -48,6 +52,9 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSetti
     """Settings naming a fresh, empty store of one backend."""
     if request.param == "sqlite":
         return StoreSettings(url=f"sqlite:///{tmp_path / 'state' / 'state.sqlite3'}")
+    if request.param == "postgresql":
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        return StoreSettings(url=cluster.url(cluster.database()))
     raise AssertionError(f"no way to open a {request.param} store")
 
 
@@ -492,3 +499,50 @@ def test_seen_documents_and_latest_reviews(store: StateStore) -> None:
     store.reviews.append([review, later])
     store.snoozes.snooze([snoozed])  # not a review
     assert store.reviews.latest_reviews() == {"a.md": hand, "b.md": later}
+
+
+# --------------------------------------------------------------------------- replicas, leases
+
+
+def test_heartbeats_list_the_replicas_seen_recently(store: StateStore) -> None:
+    one = Replica("h1:10:aa", "h1", 10, T0, T0)
+    two = Replica("h2:20:bb", "h2", 20, T0, T0 + LEASE)
+    store.replicas.heartbeat(one)
+    store.replicas.heartbeat(two)
+    assert store.replicas.replicas(T0) == [one, two]
+    assert store.replicas.replicas(T0 + timedelta(seconds=1)) == [two]
+    later = Replica("h1:10:aa", "h1", 10, T0 + LEASE, T0 + 2 * LEASE)  # started_at is kept
+    store.replicas.heartbeat(later)
+    assert store.replicas.replicas(T0 + LEASE) == [
+        Replica("h1:10:aa", "h1", 10, T0, T0 + 2 * LEASE),
+        two,
+    ]
+    store.replicas.forget("h2:20:bb")
+    assert [r.id for r in store.replicas.replicas(T0)] == ["h1:10:aa"]
+
+
+def test_one_holder_of_a_lease_until_it_runs_out(store: StateStore) -> None:
+    assert store.replicas.leader("cycle") is None
+    first = store.replicas.lead("cycle", "a", T0, LEASE)
+    assert first == Lease("cycle", "a", T0, T0 + LEASE, None)
+    # another cannot take it while it runs
+    assert store.replicas.lead("cycle", "b", T0 + LEASE - timedelta(seconds=1), LEASE) == first
+    # its holder renews it, keeping when it was taken
+    renewed = store.replicas.lead("cycle", "a", T0 + timedelta(minutes=5), LEASE)
+    assert renewed == Lease("cycle", "a", T0, T0 + timedelta(minutes=15), None)
+    assert store.replicas.leader("cycle") == renewed
+    # once it runs out, another takes it over, and the lease says from whom
+    late = T0 + timedelta(minutes=15)
+    taken = store.replicas.lead("cycle", "b", late, LEASE)
+    assert taken == Lease("cycle", "b", late, late + LEASE, "a")
+    assert store.replicas.lead("cycle", "a", late, LEASE).holder == "b"
+    # other leases are separate
+    assert store.replicas.lead("other", "a", late, LEASE).holder == "a"
+    # resigning frees it at once, for the holder only
+    store.replicas.resign("cycle", "a")
+    assert store.replicas.lead("cycle", "c", late, LEASE).holder == "b"
+    store.replicas.resign("cycle", "b")
+    assert store.replicas.leader("cycle") is None
+    assert store.replicas.lead("cycle", "c", late, LEASE) == Lease(
+        "cycle", "c", late, late + LEASE, None
+    )

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from scheduler.store import sqlite
+from scheduler.store import postgres, sqlite
 from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
     CacheStore,
     Claimed,
+    Lease,
     LedgerStore,
     LogEntry,
     LogKind,
@@ -25,6 +26,8 @@ from scheduler.store.interfaces import (
     OutboxStore,
     Queued,
     Recipient,
+    Replica,
+    ReplicaStore,
     Retimed,
     ReviewLog,
     Run,
@@ -46,6 +49,7 @@ __all__ = [
     "CacheEntry",
     "CacheStore",
     "Claimed",
+    "Lease",
     "LedgerStore",
     "LogEntry",
     "LogKind",
@@ -54,6 +58,8 @@ __all__ = [
     "OutboxStore",
     "Queued",
     "Recipient",
+    "Replica",
+    "ReplicaStore",
     "Retimed",
     "ReviewLog",
     "Run",
@@ -75,12 +81,16 @@ class Backend(NamedTuple):
 
     # Where the store is, from the URL's part after "scheme://"; ValueError when malformed.
     location: Callable[[str], str]
-    exists: Callable[[str, Path], bool]  # (location, cwd)
-    open: Callable[[str, Path, bool], StateStore]  # (location, cwd, durable)
+    exists: Callable[[str, Path, str | None], bool]  # (location, cwd, password)
+    open: Callable[[str, Path, bool, str | None], StateStore]  # (location, cwd, durable, password)
 
 
+# The PostgreSQL backend imports its driver only when a store is opened.
+_POSTGRES = Backend(postgres.location, postgres.exists, postgres.open_store)
 BACKENDS: dict[str, Backend] = {
     "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store),
+    "postgresql": _POSTGRES,
+    "postgres": _POSTGRES,
 }
 
 
@@ -108,7 +118,7 @@ def location(settings: StoreSettings) -> str:
 def store_exists(settings: StoreSettings, cwd: Path) -> bool:
     """Whether the store has been created. Relative locations are taken from ``cwd``."""
     backend, where = _parse(settings.url)
-    return backend.exists(where, cwd)
+    return backend.exists(where, cwd, _password(settings))
 
 
 def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> StateStore:
@@ -119,4 +129,8 @@ def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> S
     Raises :class:`~scheduler.errors.StoreError` when the store cannot be opened.
     """
     backend, where = _parse(settings.url)
-    return backend.open(where, cwd, durable)
+    return backend.open(where, cwd, durable, _password(settings))
+
+
+def _password(settings: StoreSettings) -> str | None:
+    return settings.password.get_secret_value() if settings.password is not None else None
