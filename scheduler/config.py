@@ -319,6 +319,10 @@ class DaemonSettings(_Section):
     drain_interval_seconds: float = Field(default=300, gt=0)
     # On SIGTERM/SIGINT, how long to let the message being sent finish before giving up on it.
     shutdown_grace_seconds: float = Field(default=60, gt=0)
+    # Daemons sharing a PostgreSQL store: one holds the cycle lease and runs the cycles; it
+    # renews it (and each daemon reports itself) every third of this. A replica that dies is
+    # replaced when its lease runs out.
+    cycle_lease_seconds: float = Field(default=30, ge=3)
 
     @field_validator("schedule")
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from scheduler.config import Settings
@@ -29,8 +29,8 @@ from scheduler.runtime.cycle import (
     preview_digest,
     run_cycle,
 )
-from scheduler.runtime.daemon import cycle_trigger
-from scheduler.store import OutboxRow, OutboxStatus, Run, open_store, store_exists
+from scheduler.runtime.daemon import CYCLE_LEASE, cycle_trigger
+from scheduler.store import Lease, OutboxRow, OutboxStatus, Replica, Run, open_store, store_exists
 from scheduler.usecases.reviews import evidence
 
 
@@ -117,6 +117,11 @@ class Status:
     outbox: dict[str, int] = field(default_factory=dict)
     daemon_pid: int | None = None  # None also when a daemon runs whose process id is unknown
     daemon_running: bool = False
+    # A shared store (PostgreSQL): the daemons seen recently, and who holds the cycle lease
+    # (None when nobody does, or it ran out).
+    shared: bool = False
+    replicas: tuple[Replica, ...] = ()
+    cycle_lease: Lease | None = None
 
     @property
     def healthy(self) -> bool:
@@ -127,11 +132,25 @@ def status(settings: Settings, cwd: Path, now: datetime) -> Status:
     holder = None
     last = None
     counts = {s.value: 0 for s in OutboxStatus}
+    shared = False
+    replicas: tuple[Replica, ...] = ()
+    lease: Lease | None = None
     if store_exists(settings.store, cwd):
         with open_store(settings.store, cwd) as store:
             holder = store.lock_holder()
             last = store.runs.last(CYCLE)
             counts = Outbox(store).counts()
+            if store.shared:
+                shared, holder = True, None
+                recently = now - timedelta(seconds=settings.daemon.cycle_lease_seconds)
+                replicas = tuple(store.replicas.replicas(recently))
+                taken = store.replicas.leader(CYCLE_LEASE)
+                lease = taken if taken is not None and taken.until > now else None
+                leader = [r for r in replicas if lease is not None and r.id == lease.holder]
+                if lease is not None:
+                    holder = leader[0].pid if leader else -1
+                elif replicas:
+                    holder = -1
     outcome = None
     if last is not None:
         outcome = last.outcome.value if last.outcome else ("running" if holder else "interrupted")
@@ -144,4 +163,7 @@ def status(settings: Settings, cwd: Path, now: datetime) -> Status:
         outbox=counts,
         daemon_pid=holder if holder != -1 else None,
         daemon_running=holder is not None,
+        shared=shared,
+        replicas=replicas,
+        cycle_lease=lease,
     )
