@@ -238,7 +238,11 @@ class Daemon:
         held it, and schedule a catch-up cycle when one is due. Returns (catching up, why)."""
         interrupted = store.runs.mark_interrupted(CYCLE, now)
         if interrupted:
-            log.warning("%d cycle(s) left unfinished by a stopped process were closed", interrupted)
+            log.warning(
+                "%d cycle(s) left unfinished (their daemon stopped or lost the state store) "
+                "were closed",
+                interrupted,
+            )
         catch_up, why = catch_up_due(store.runs, self.trigger, now)
         if catch_up and self._scheduler is not None:
             self._scheduler.add_job(
@@ -264,9 +268,7 @@ class Daemon:
         try:
             self._lead(store, now)
         except StoreError as exc:
-            if self._store_down_since is None:
-                self._store_down_since = now
-                log.warning("the state store is unreachable; carrying on: %s", exc)
+            self._unreachable("no heartbeat", exc)
             return
         if self._store_down_since is not None:
             log.info(
@@ -303,7 +305,7 @@ class Daemon:
             try:
                 await job()
             except StoreError as exc:
-                log.warning("%s: %s", failure, exc)
+                self._unreachable(failure, exc)
             except Exception:
                 log.exception("%s", failure)
             finally:
@@ -350,8 +352,17 @@ class Daemon:
         try:
             return self._lead(self._store, self.clock())
         except StoreError as exc:
-            log.warning("no cycle: the state store is unreachable: %s", exc)
+            self._unreachable("no cycle", exc)
             return False
+
+    def _unreachable(self, what: str, exc: StoreError) -> None:
+        """Log that the store failed: the first time as a warning, then, while it stays away,
+        as debug lines; the heartbeat says when it is back."""
+        if self._store_down_since is None:
+            self._store_down_since = self.clock()
+            log.warning("the state store is unreachable; carrying on (%s): %s", what, exc)
+        else:
+            log.debug("%s: %s", what, exc)
 
     def _refresh_dashboard(self, today: date) -> None:
         """Write the dashboard to ``[dashboard] out``, when set, after a cycle. A failure is

@@ -15,6 +15,7 @@ together never both migrate), and only ever appended.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,7 +57,11 @@ SCHEMES = ("postgresql", "postgres")
 SCHEMA_LOCK = 0x5253_0001
 DAEMON_LOCK = 0x5253_0002
 CONNECT_TIMEOUT_S = 10  # to open a connection
-POOL_WAIT_S = 10.0  # for a free connection from the pool, before an operation fails
+# How long an operation waits for a connection before it fails (the server is away); each new
+# connection is tried for a little less, so the first operation after the server is back
+# connects at once instead of waiting out a long back-off.
+POOL_WAIT_S = 4.0
+RECONNECT_S = 2.0
 
 STEPS = (
     """
@@ -258,6 +263,8 @@ class PostgresStore:
 
     def __init__(self, url: str, password: str | None) -> None:
         driver, pools = _driver()
+        # The pool logs each failed reconnection; the daemon says once that the store is away.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
         self._errors: tuple[type[BaseException], ...] = (driver.Error, pools.PoolTimeout)
         self.shown = url
         self._url = url
@@ -277,7 +284,7 @@ class PostgresStore:
             max_size=4,
             timeout=POOL_WAIT_S,
             check=pools.ConnectionPool.check_connection,
-            reconnect_timeout=365 * 24 * 3600,  # keep trying: the server comes back
+            reconnect_timeout=RECONNECT_S,
             name="review-scheduler",
             open=False,
         )
