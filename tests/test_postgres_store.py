@@ -54,7 +54,7 @@ def test_the_password_comes_from_the_environment(
 ) -> None:
     url = pg_cluster.url(pg_cluster.database(owner=PASSWORD_ROLE), user=PASSWORD_ROLE)
     config = write(tmp_path / "c.toml", f'[store]\nurl = "{url}"\n')
-    with pytest.raises(StoreError, match="password authentication failed|no password supplied"):
+    with pytest.raises(StoreError, match=r"password authentication failed|no password supplied"):
         open_store(load_settings(config).store, tmp_path)
     monkeypatch.setenv("SCHEDULER_STORE__PASSWORD", "wrong")
     with pytest.raises(StoreError, match="password authentication failed") as caught:
