@@ -349,6 +349,9 @@ class StoreSettings(_Section):
     # PostgreSQL: the password, only from SCHEDULER_STORE__PASSWORD (else libpq's PGPASSWORD or
     # ~/.pgpass apply); never in the file or the URL.
     password: SecretStr | None = None
+    # Where the parse cache is kept, as a store URL. Unset: in the store itself for SQLite; for
+    # PostgreSQL in a local SQLite file (LOCAL_CACHE_URL), as each host reads its own files.
+    cache_url: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -369,12 +372,23 @@ class StoreSettings(_Section):
                 return rest
         return rest | {"url": f"sqlite:///{data['path']}"}
 
-    @field_validator("url")
+    @field_validator("url", "cache_url")
     @classmethod
-    def _supported(cls, value: str) -> str:
+    def _supported(cls, value: str | None) -> str | None:
         from scheduler.store import check_url  # the backends know their URLs
 
-        return check_url(value)
+        return check_url(value) if value is not None else None
+
+    def for_cache(self) -> StoreSettings:
+        """The store that keeps the parse cache."""
+        if self.cache_url is not None:
+            return StoreSettings(url=self.cache_url, password=self.password)
+        if self.url.startswith(("postgresql://", "postgres://")):
+            return StoreSettings(url=LOCAL_CACHE_URL)
+        return self
+
+
+LOCAL_CACHE_URL = "sqlite:///.review-scheduler/parse-cache.sqlite3"
 
 
 class PerformanceSettings(_Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from scheduler.errors import ConfigError, StoreError
 from scheduler.store import open_store, store_exists
 from scheduler.store.postgres import STEPS
 
+from .conftest import frontmatter, write_doc
 from .pg_server import PASSWORD_ROLE, PgCluster
 
 SECRET = "pw-secret-5b8e"  # PASSWORD_ROLE's, set by the cluster
@@ -116,3 +118,37 @@ def test_a_newer_schema_is_refused(tmp_path: Path, pg_cluster: PgCluster) -> Non
     pg_cluster.psql("UPDATE schema_steps SET version = version + 1", name)
     with pytest.raises(StoreError, match="written by a newer review-scheduler"):
         open_store(settings, tmp_path)
+
+
+@pytest.mark.parametrize("in_postgres", [False, True])
+def test_where_the_parse_cache_is_kept(
+    tmp_path: Path,
+    pg_cluster: PgCluster,
+    run: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    in_postgres: bool,
+) -> None:
+    """By default each host keeps its own parse cache in a local file (it caches that host's
+    files); ``cache_url`` may put it in PostgreSQL."""
+    name = pg_cluster.database()
+    url = pg_cluster.url(name)
+    write_doc(tmp_path / "docs" / "a.md", frontmatter(title="A"))
+    write_doc(tmp_path / "docs" / "b.md", frontmatter(title="B"))
+    cache = f'cache_url = "{url}"\n' if in_postgres else ""
+    config = write(
+        tmp_path / "c.toml", f'[content]\nroot = "docs"\n[store]\nurl = "{url}"\n{cache}'
+    )
+    monkeypatch.chdir(tmp_path)
+    args = ("check", "--config", str(config), "--as-of", "2026-05-01", "--format", "json")
+    cold = run(*args, "--fail-on", "never")
+    assert cold.code == 0, cold.err
+    local = tmp_path / ".review-scheduler" / "parse-cache.sqlite3"
+    if in_postgres:
+        assert pg_cluster.psql("SELECT count(*) FROM parse_cache", name).strip() == "2"
+        assert not local.exists()
+    else:
+        assert pg_cluster.psql("SELECT to_regclass('parse_cache') IS NULL", name).strip() == "t"
+        assert local.is_file()
+    assert run(*args, "--fail-on", "never").out == cold.out  # warm: the same report
+    cleared = run("cache", "clear", "--config", str(config))
+    assert cleared.code == 0 and "2" in cleared.out
