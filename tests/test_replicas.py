@@ -9,13 +9,14 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from scheduler.config import StoreSettings
-from scheduler.store import open_store
+from scheduler.store import RunOutcome, open_store
 
 from .conftest import REPO, frontmatter, write_doc
 from .pg_server import PgCluster
@@ -35,12 +36,14 @@ def poll(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def shared_library(root: Path, server: SmtpServer, url: str) -> dict[str, str]:
+def shared_library(
+    root: Path, server: SmtpServer, url: str, editors: int = EDITORS
+) -> dict[str, str]:
     """``EDITORS`` overdue documents, one per editor, and a config for daemons sharing ``url``.
 
     Short leases make a takeover quick: a cycle lease of 3 s, message leases of 6 s (two messages
     per claim with a 2 s deadline per message); outbox drains every second."""
-    for i in range(EDITORS):
+    for i in range(editors):
         write_doc(
             root / "docs" / f"page-{i}.md",
             frontmatter(
@@ -101,8 +104,8 @@ def recipients(server: SmtpServer) -> Counter[str]:
         return Counter(r for m in server.handler.received for r in m.recipients)
 
 
-def everyone() -> set[str]:
-    return {f"editor{i}@example.org" for i in range(EDITORS)}
+def everyone(editors: int = EDITORS) -> set[str]:
+    return {f"editor{i}@example.org" for i in range(editors)}
 
 
 def outbox_counts(url: str) -> dict[str, int]:
@@ -116,8 +119,8 @@ def lease_holder(url: str) -> str | None:
         return lease.holder if lease is not None else None
 
 
-def all_sent(url: str) -> bool:
-    return outbox_counts(url) == {"pending": 0, "sent": EDITORS, "failed": 0}
+def all_sent(url: str, editors: int = EDITORS) -> bool:
+    return outbox_counts(url) == {"pending": 0, "sent": editors, "failed": 0}
 
 
 def messages(daemon: DaemonProcess) -> list[str]:
@@ -210,3 +213,27 @@ def test_the_database_away_for_ten_seconds_loses_nothing(
     twice = [r for r, n in counts.items() if n > 1]
     assert all(counts[r] == 2 for r in twice)  # at most one duplicate per message...
     assert len(twice) <= len(daemons)  # ...and only those in flight (one per daemon)
+
+
+def test_a_missed_cycle_is_caught_up_once_not_once_per_daemon(
+    tmp_path: Path, shared_url: str, replicas: Any
+) -> None:
+    with running_server(tmp_path) as server:
+        env = shared_library(tmp_path, server, shared_url, editors=5)
+        config = tmp_path / "config" / "scheduler.toml"
+        config.write_text(
+            config.read_text().replace('"*/3 * * * * *"', '"0 9 * * *"'), encoding="utf-8"
+        )
+        long_ago = datetime.now(UTC) - timedelta(days=3)
+        with open_store(StoreSettings(url=shared_url), tmp_path) as store:
+            run = store.runs.start("cycle", long_ago.date(), long_ago)
+            store.runs.finish(run, RunOutcome.OK, {}, long_ago)
+        daemons = replicas(tmp_path, env, 3)
+        poll(lambda: all_sent(shared_url, 5), "the catch-up cycle's digests to be sent")
+        logs = stop_all(daemons)
+        assert recipients(server) == Counter(everyone(5))
+    catching_up = [log for log in logs if any("catching up" in m for m in log)]
+    assert len(catching_up) == 1
+    with open_store(StoreSettings(url=shared_url), tmp_path) as store:
+        last = store.runs.last("cycle")
+        assert last is not None and last.id == run + 1 and last.outcome is RunOutcome.OK
