@@ -4,8 +4,11 @@ away for a while loses nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -147,7 +150,21 @@ def test_three_daemons_send_each_editor_exactly_one_digest(
         poll(lambda: all_sent(shared_url), "every digest to be sent")
         assert recipients(server) == Counter(everyone())  # each editor exactly once
         holder = lease_holder(shared_url)
+        shown, text = (
+            subprocess.run(
+                [sys.executable, "-m", "scheduler", "status", "--format", fmt],
+                cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=60,
+            )
+            for fmt in ("json", "text")
+        )  # fmt: skip
         logs = stop_all(daemons)
+    assert f"Cycle lease: {holder}\nReplicas seen recently: 3\n" in text.stdout
+    assert text.stdout.count("(holds the cycle lease)") == 1
+    status = json.loads(shown.stdout)
+    assert sorted(r["pid"] for r in status["replicas"]) == sorted(d.proc.pid for d in daemons)
+    assert status["cycle_lease"]["holder"] == holder
+    assert [r["id"] for r in status["replicas"] if r["holds_cycle_lease"]] == [holder]
+    assert status["daemon"]["running"] is True
     assert [d.proc.returncode for d in daemons] == [0, 0, 0]
     cycled = [i for i, log in enumerate(logs) if any("cycle begun" in m for m in log)]
     assert len(cycled) == 1, "exactly one daemon runs the cycles"
