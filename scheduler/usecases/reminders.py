@@ -30,9 +30,17 @@ from scheduler.runtime.cycle import (
     preview_digest,
     run_cycle,
 )
-from scheduler.runtime.daemon import cycle_trigger
+from scheduler.runtime.daemon import CYCLE_LEASE, cycle_trigger
 from scheduler.runtime.health import HealthPolicy, Status, judge, missed_slots
-from scheduler.store import OutboxRow, OutboxStatus, open_read_only, open_store, store_exists
+from scheduler.store import (
+    Lease,
+    OutboxRow,
+    OutboxStatus,
+    Replica,
+    open_read_only,
+    open_store,
+    store_exists,
+)
 from scheduler.usecases.reviews import evidence
 
 
@@ -152,6 +160,20 @@ def _stored_status(
         counts = Outbox(store).counts()
         failing = store.outbox.failing()
         running = last is not None and last.outcome is None and store.cycle_running()
+        shared = store.shared
+        replicas: tuple[Replica, ...] = ()
+        lease: Lease | None = None
+        if shared:
+            # Several daemons: the one holding the cycle lease runs the cycles.
+            recently = now - timedelta(seconds=settings.daemon.cycle_lease_seconds)
+            replicas = tuple(store.replicas.replicas(recently))
+            taken = store.replicas.leader(CYCLE_LEASE)
+            lease = taken if taken is not None and taken.until > now else None
+            leader = [r for r in replicas if lease is not None and r.id == lease.holder]
+            if lease is not None:
+                holder = leader[0].pid if leader else -1
+            else:
+                holder = -1 if replicas else None
     outcome = None
     if last is not None:
         alive = running or holder is not None
@@ -166,4 +188,7 @@ def _stored_status(
         daemon_running=holder is not None,
         missed=missed_slots(trigger, last.started_at if last else None, now, policy.missed_cycles),
         failing=failing,
+        shared=shared,
+        replicas=replicas,
+        cycle_lease=lease,
     )
