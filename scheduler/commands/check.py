@@ -18,6 +18,7 @@ from scheduler.commands.options import (
     no_cache_option,
     paths_argument,
     settings_for,
+    stage,
     today_for,
 )
 from scheduler.commands.progress import terminal_progress
@@ -106,7 +107,10 @@ def run_check(
     selection = Selection(states, frozenset(e.casefold() for e in editors))
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold
-    with terminal_progress(sys.stderr.isatty(), threshold) as progress:
+    with (
+        stage("finding, reading and judging documents"),
+        terminal_progress(sys.stderr.isatty(), threshold) as progress,
+    ):
         result = check(
             settings,
             paths,

@@ -16,6 +16,7 @@ from scheduler.commands.options import (
     no_cache_option,
     paths_argument,
     settings_for,
+    stage,
     today_for,
 )
 from scheduler.commands.progress import terminal_progress
@@ -49,7 +50,10 @@ def command(
     settings = settings_for(config_path)
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold
-    with terminal_progress(sys.stderr.isatty(), threshold) as progress:
+    with (
+        stage("finding and reading documents"),
+        terminal_progress(sys.stderr.isatty(), threshold) as progress,
+    ):
         result = validate_files(
             settings, paths, Path.cwd(), today, use_cache=not no_cache, progress=progress
         )

@@ -95,6 +95,11 @@ class ParseCache:
     def off(cls) -> ParseCache:
         return cls(None, 0)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether entries are looked up and recorded (not :meth:`off`, no store failure)."""
+        return self._store is not None
+
     @classmethod
     def open(
         cls, settings: StoreSettings, cwd: Path, fingerprint: str, stamp_ns: int
