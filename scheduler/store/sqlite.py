@@ -4,12 +4,12 @@ The only module that speaks SQL. Each part of the store (the reminder ledger, ou
 history; the parse cache) has its numbered schema steps, applied once, in a transaction, the
 first time the part is used; steps are only ever appended. The file uses write-ahead logging and
 full synchronous commits, so a crash or power cut loses no committed transaction. The daemon
-lock is an ``flock`` on a file beside the store, released by the kernel when its holder dies.
+lock is a lock on a file beside the store (:mod:`scheduler.store.locking`), released by the
+system when its holder dies.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
@@ -40,6 +40,7 @@ from scheduler.store.interfaces import (
     Seen,
     Snooze,
 )
+from scheduler.store.locking import FileLock
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -283,7 +284,7 @@ class SqliteStore:
         self.path = path
         self.shown = shown
         self._migrated: set[str] = set()
-        self._lock = _FileLock(path.with_name(path.name + ".lock"), shown)
+        self._lock = FileLock(path.with_name(path.name + ".lock"), shown)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit, see _transaction().
@@ -417,61 +418,6 @@ class SqliteStore:
         finally:
             with self.guard():
                 self.db.execute("PRAGMA foreign_keys=ON")
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file, which holds the holder's process id for messages."""
-
-    def __init__(self, path: Path, shown: str) -> None:
-        self.path = path
-        self.shown = shown
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot lock the state store {self.shown}: {exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            who = f" (pid {holder})" if holder else ""
-            raise StoreError(
-                f"another review-scheduler daemon{who} is already running on the state store "
-                f"{self.shown}; stop it first, or give this one another [store] url"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def holder(self) -> int | None:
-        if not self.path.exists():
-            return None
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_pid(fd) or -1
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-
-def _read_pid(fd: int) -> int | None:
-    os.lseek(fd, 0, os.SEEK_SET)
-    text = os.read(fd, 32).decode(errors="replace").strip()
-    return int(text) if text.isdigit() else None
 
 
 class SqliteLedger:
