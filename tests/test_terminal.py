@@ -9,12 +9,18 @@ import struct
 import subprocess
 import sys
 import termios
+from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.cells import cell_len
 
 from scheduler.commands.options import wants_color
+from scheduler.render import RenderOptions
+from scheduler.render.check import _plain_text, _rich_text
+from scheduler.results import CheckResult, DocumentReport, State
 
 from .conftest import frontmatter, write_doc
 
@@ -180,3 +186,35 @@ def test_colour_on_a_pipe_only_when_forced(library: Path) -> None:
 )
 def test_colour_decision(choice: str, environ: dict[str, str], tty: bool, expected: bool) -> None:
     assert wants_color(choice, environ, tty) is expected
+
+
+# Text as documents hold it: letters of several scripts, wide ones, accents, punctuation.
+_ALPHABET = st.characters(
+    whitelist_categories=("Lu", "Ll", "Lo", "Nd", "Po", "Pd", "Zs", "Sm"),
+    max_codepoint=0xFFFF,
+)
+
+
+@given(
+    st.lists(
+        st.builds(
+            DocumentReport,
+            path=st.text(_ALPHABET, min_size=1, max_size=40),
+            title=st.text(_ALPHABET, max_size=50) | st.none(),
+            state=st.sampled_from(State),
+            status=st.none(),
+            last_reviewed=st.none(),
+            review_frequency=st.none(),
+            due=st.dates() | st.none(),
+            days_until_due=st.integers(-100_000, 100_000) | st.none(),
+            editors=st.lists(st.text(_ALPHABET, max_size=20), max_size=3).map(tuple),
+            problems=st.just(()),
+            line=st.none(),
+            url=st.none(),
+        ),
+        max_size=6,
+    )
+)
+def test_the_report_on_a_pipe_is_what_rich_would_lay_out(docs: list[DocumentReport]) -> None:
+    result = CheckResult(date(2026, 5, 1), "UTC", 30, docs)
+    assert _plain_text(result) == _rich_text(result, RenderOptions())

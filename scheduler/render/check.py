@@ -135,8 +135,55 @@ def shortened(path: str, width: int) -> str:
     return "…" + tail
 
 
+def _plain_text(result: CheckResult) -> list[str]:
+    """The text report for a pipe or a file (no colour, no width): the same text rich lays
+    out, written directly, so that a run whose output is not a terminal never imports rich's
+    console (a tenth of ``check-reviews``' start-up)."""
+    from rich.cells import cell_len  # one small module: widths as the terminal shows them
+
+    lines = [summary_line(result)]
+    if result.documents:
+        rows = [
+            [
+                state_label(doc),
+                iso(doc.due) or "-",
+                "" if doc.days_until_due is None else str(doc.days_until_due),
+                shown(doc.title or "(no title)"),
+                shown(doc.path),
+                shown(", ".join(doc.editors) or "(nobody)"),
+            ]
+            for doc in result.documents
+        ]
+        headers = [name for name, _ in _COLUMNS]
+        widths = [max(cell_len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+
+        def line(cells: list[str]) -> str:
+            padded = [
+                " " * (w - cell_len(c)) + c if justify == "right" else c + " " * (w - cell_len(c))
+                for c, w, (_, justify) in zip(cells, widths, _COLUMNS, strict=True)
+            ]
+            return (" " + "   ".join(padded)).rstrip()
+
+        rule = " " + "─" * (sum(widths) + _BETWEEN * (len(widths) - 1))
+        lines += ["", line(headers), rule, *(line(row) for row in rows), ""]
+    review_notes = [line for doc in result.documents for line in notes(doc)]
+    if review_notes:
+        lines += ["Review notes:", *(f"  {line}" for line in review_notes)]
+    problems = [p for doc in result.documents for p in doc.problems]
+    if problems:
+        lines += ["Problems:", *(f"  {problem_line(p)}" for p in problems)]
+    return ["\n".join(line.rstrip() for line in lines) + "\n"]
+
+
 @CHECK_FORMATS.register("text", "summary and table")
 def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
+    if options.width is None and not options.color:
+        return _plain_text(result)
+    return _rich_text(result, options)
+
+
+def _rich_text(result: CheckResult, options: RenderOptions) -> list[str]:
+    """The text report laid out by rich: in colour, or to fit a terminal."""
     from rich import box
     from rich.console import Console
     from rich.table import Table

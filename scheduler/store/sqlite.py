@@ -18,12 +18,15 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import StoreError
-from scheduler.notify.channel import Notification
-from scheduler.notify.reminders import LedgerEntry
 from scheduler.review.state import State
+
+if TYPE_CHECKING:  # imported where rows become them: reading documents needs neither
+    from scheduler.notify.channel import Notification
+    from scheduler.notify.reminders import LedgerEntry
+
 from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
@@ -425,6 +428,8 @@ class SqliteLedger:
         self._store = store
 
     def entries(self) -> list[LedgerEntry]:
+        from scheduler.notify.reminders import LedgerEntry
+
         rows = self._store.query(
             "SELECT recipient, path, due, state, notified_on FROM reminder_ledger"
         )
@@ -463,6 +468,8 @@ def _notification_values(n: Notification) -> tuple[object, ...]:
 
 
 def _notification(row: Sequence[Any]) -> Notification:
+    from scheduler.notify.channel import Notification
+
     key, channel, sender, sender_name, to, cc, subject, text, html, headers, data = row
     return Notification(
         key=key,
