@@ -13,6 +13,7 @@ from json.encoder import encode_basestring
 from scheduler.content.fields import SHOWN
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import (
+    capped_annotations,
     csv_cell,
     github_annotation,
     iso,
@@ -465,13 +466,17 @@ def _snooze_note(doc: DocumentReport) -> str:
     return f"; snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}"
 
 
-@CHECK_FORMATS.register("github", "annotations for overdue and invalid documents")
+@CHECK_FORMATS.register(
+    "github",
+    "GitHub Actions annotations: errors for overdue and invalid documents, notices for those "
+    "due soon, at most 10 of each kind",
+)
 def render_check_github(result: CheckResult, options: RenderOptions) -> list[str]:
     lines = []
     for doc in result.documents:
+        editors = ", ".join(doc.editors) or "nobody"
         if doc.state is State.OVERDUE and doc.due is not None and doc.days_until_due is not None:
             late = -doc.days_until_due
-            editors = ", ".join(doc.editors) or "nobody"
             lines.append(
                 github_annotation(
                     "error",
@@ -480,6 +485,19 @@ def render_check_github(result: CheckResult, options: RenderOptions) -> list[str
                     "Review overdue",
                     f"{doc.title or doc.path} was due for review on {doc.due.isoformat()} "
                     f"({plural(late, 'day')} ago); editors: {editors}{_snooze_note(doc)}",
+                )
+            )
+        elif doc.state is State.DUE_SOON and doc.due is not None:
+            days = doc.days_until_due or 0
+            when = "today" if days == 0 else f"in {plural(days, 'day')}"
+            lines.append(
+                github_annotation(
+                    "notice",
+                    doc.path,
+                    doc.line,
+                    "Review due soon",
+                    f"{doc.title or doc.path} is due for review on {doc.due.isoformat()} "
+                    f"({when}); editors: {editors}{_snooze_note(doc)}",
                 )
             )
         elif doc.state is State.INVALID:
@@ -495,5 +513,6 @@ def render_check_github(result: CheckResult, options: RenderOptions) -> list[str
                     "nothing else changed and no outcome recorded",
                 )
             )
+    lines = capped_annotations(lines)
     lines.append(summary_line(result))
     return ["\n".join(lines) + "\n"]
