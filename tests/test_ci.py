@@ -104,7 +104,7 @@ def _run_step(cwd: Path, summary: Path, **inputs: str) -> subprocess.CompletedPr
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     }
     return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", step["run"]],
+        ["bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c", step["run"]],  # noqa: S607
         cwd=cwd,
         env=environ,
         capture_output=True,

@@ -23,7 +23,7 @@ default = ["team@example.org"]
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)  # noqa: S607
 
 
 def test_hook_definitions() -> None:
