@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,13 +46,19 @@ def library(folder: Path, documents: int) -> None:
         (folder / "docs" / f"page-{n}.txt").write_text(seed, encoding="utf-8")
 
 
-def wall(command: list[str], cwd: Path) -> float:
+def timed(command: list[str], cwd: Path, source: str | None = None) -> tuple[float, float]:
+    """Wall time and CPU time (user and system) of one run of ``command``; with ``source``, the
+    package is imported from that checkout instead."""
+    env = dict(os.environ, PYTHONPATH=source) if source else None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, capture_output=True, check=False)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         raise SystemExit(f"{command} failed ({done.returncode}): {done.stderr.decode()}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def import_costs(cwd: Path, args: list[str], top: int) -> list[tuple[int, str]]:
@@ -79,6 +86,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--documents", type=int, default=5)
     parser.add_argument("--importtime", type=int, default=15, metavar="N")
+    parser.add_argument(
+        "--compare",
+        metavar="CHECKOUT",
+        help="also time check-reviews from another checkout of the repository (an older one)",
+    )
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
@@ -87,18 +99,29 @@ def main() -> None:
         args = ["--format", "text", "--as-of", "2026-11-27"]
         check = [sys.executable, "-c", RUN_CHECK, *args]
         bare = [sys.executable, "-c", "pass"]
-        wall(check, folder)  # fills the parse cache, writes bytecode
-        baseline, runs = [], []
+        timed(check, folder)  # fills the parse cache, writes bytecode
+        if options.compare:
+            timed(check, folder, options.compare)
+        baseline, runs, other = [], [], []
         for _ in range(options.repeat):
-            baseline.append(wall(bare, folder))
-            runs.append(wall(check, folder))
-        base, ours = statistics.median(baseline), statistics.median(runs)
-        print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores, {options.repeat} runs")
-        print(f"{'python -c pass (baseline)':<40} {base:7.3f} s")
-        print(f"{f'check-reviews, {options.documents} documents':<40} {ours:7.3f} s")
-        print(f"ratio: {ours / base:.1f}x the bare interpreter")
-        verdict = "under" if ours < TARGET_SECONDS else "OVER"
-        print(f"target: under {TARGET_SECONDS} s: {verdict}")
+            baseline.append(timed(bare, folder))
+            runs.append(timed(check, folder))
+            if options.compare:
+                other.append(timed(check, folder, options.compare))
+        base = [statistics.median(t[i] for t in baseline) for i in (0, 1)]
+        ours = [statistics.median(t[i] for t in runs) for i in (0, 1)]
+        load = os.getloadavg()[0]
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load {load:.1f}")
+        print(f"median of {options.repeat} runs{'':<20} wall s   cpu s")
+        print(f"{'python -c pass (baseline)':<40} {base[0]:6.3f}  {base[1]:6.3f}")
+        name = f"check-reviews, {options.documents} documents"
+        print(f"{name:<40} {ours[0]:6.3f}  {ours[1]:6.3f}")
+        if other:
+            theirs = [statistics.median(t[i] for t in other) for i in (0, 1)]
+            print(f"{'  the same from ' + options.compare:<40} {theirs[0]:6.3f}  {theirs[1]:6.3f}")
+        print(f"ratio: {ours[0] / base[0]:.1f}x the bare interpreter's wall time")
+        verdict = "under" if ours[0] < TARGET_SECONDS else "OVER"
+        print(f"target: wall time under {TARGET_SECONDS} s: {verdict}")
         if options.importtime:
             print("\nlargest imports (own time by package; -X importtime inflates them):")
             for micros, module in import_costs(folder, args, options.importtime):
