@@ -137,6 +137,13 @@ def test_the_table_fits_the_terminal_and_cuts_no_state_or_date(library: Path, co
         assert f"content/{DEEP}" not in body
 
 
+def test_a_tiny_terminal_still_cuts_no_state_or_date(library: Path) -> None:
+    table = _table(in_terminal(library, ["--as-of", "2026-05-01"], 30))
+    body = "\n".join(table[2:])
+    assert re.search(r"^ overdue +2026-04-15 +-16 ", body, re.M), body  # lines overflow instead
+    assert re.search(r"^ due soon +2026-05-20 +19 ", body, re.M), body
+
+
 def test_colour_in_a_terminal_and_its_switches(library: Path) -> None:
     args = ["--as-of", "2026-05-01"]
     assert "\x1b[1;31m" in in_terminal(library, args, 120)  # overdue in bold red

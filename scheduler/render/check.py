@@ -120,6 +120,18 @@ def layout(rows: list[list[str]], width: int | None) -> list[int] | int | None:
     return [*natural[:_FIXED], title, path, editors]
 
 
+def _table_width(rows: list[list[str]], widths: list[int] | int | None) -> int:
+    """The width of the table :func:`layout` planned (0 when it planned none)."""
+    from rich.cells import cell_len
+
+    if widths is None:
+        return 0
+    if isinstance(widths, list):
+        return _EDGES + _BETWEEN * (len(widths) - 1) + sum(widths)
+    fixed = [max(cell_len(_COLUMNS[i][0]), *(cell_len(r[i]) for r in rows)) for i in range(_FIXED)]
+    return _EDGES + _BETWEEN * _FIXED + sum(fixed) + widths
+
+
 def shortened(path: str, width: int) -> str:
     """``path`` in at most ``width`` terminal columns: its end, after an ellipsis, from a folder
     boundary where one is near (``…/guides/cancer.md``)."""
@@ -248,8 +260,10 @@ def _rich_text(result: CheckResult, options: RenderOptions) -> list[str]:
         for doc, row in zip(result.documents, rows, strict=True):
             table.add_row(*row, style=_STYLES[doc.state] if options.color else None)
         # A terminal too narrow even for the columns that are never cut: lines overflow.
-        needed = table.__rich_measure__(console, console.options).minimum
-        console.print(table, width=max(needed, console.width))
+        terminal_width = console.width
+        console.width = max(_table_width(rows, widths), terminal_width)
+        console.print(table)
+        console.width = terminal_width
     review_notes = [line for doc in result.documents for line in notes(doc)]
     if review_notes:
         console.print("Review notes:")
