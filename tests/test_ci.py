@@ -157,3 +157,8 @@ def test_the_readme_workflows_use_the_action_as_it_is(tmp_path: Path) -> None:
                     assert set(step.get("with", {})) <= set(action["inputs"])
                     used.append(step.get("with", {}).get("fail-on", "overdue"))
     assert sorted(used) == ["invalid", "overdue"]  # pull requests; the scheduled run
+    hooks = {h["id"] for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    configs = [yaml.safe_load(b) for b in blocks if b.startswith("repos:")]
+    assert len(configs) == 1
+    named = {hook["id"] for repo in configs[0]["repos"] for hook in repo["hooks"]}
+    assert named == hooks
