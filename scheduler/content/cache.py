@@ -65,6 +65,10 @@ def fingerprint(settings: Settings, cwd: Path) -> str:
         "fields": settings.fields.model_dump(mode="json"),
         "metadata": settings.metadata.model_dump(mode="json"),
         "routing": settings.routing.model_dump(mode="json"),
+        # the time zone timestamps' dates are taken in, and the default frequencies
+        "review": settings.review.model_dump(
+            mode="json", include={"timezone", "default_frequency", "frequencies"}
+        ),
         # routing globs are relative to the content root
         "root": os.path.realpath(cwd / settings.content.root),
     }

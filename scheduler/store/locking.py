@@ -1,15 +1,18 @@
-"""The daemon lock: an exclusive lock on a file, released by the system when its holder dies.
+"""Locks on files beside the state store, released by the system when their holder dies: the
+daemon lock (one daemon per store) and the cycle mark (held, shared, by every running cycle).
 
-``flock`` where the platform has ``fcntl``, ``msvcrt.locking`` on Windows. Only the daemon takes
-the lock, so the modules are imported when it does: the package, ``check-reviews`` and the other
-one-off commands run on any platform.
+``flock`` where the platform has ``fcntl``, ``msvcrt.locking`` on Windows. The modules are
+imported when a lock is taken, so the package, ``check-reviews`` and the other one-off commands
+run on any platform.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from scheduler.errors import StoreError
 
@@ -55,12 +58,20 @@ def _unlock(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+Advice = Callable[[OSError], str]  # what to do about a failure, for messages
+
+
+def _no_advice(exc: OSError) -> str:
+    return "check [store] url and the folder it names"
+
+
 class FileLock:
     """An exclusive lock on a file, which holds the holder's process id for messages."""
 
-    def __init__(self, path: Path, shown: str) -> None:
+    def __init__(self, path: Path, shown: str, advice: Advice = _no_advice) -> None:
         self.path = path
         self.shown = shown
+        self.advice = advice
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -95,9 +106,15 @@ class FileLock:
 
     def holder(self) -> int | None:
         """The process id of the holder (-1 when it cannot be read), or ``None`` if free."""
-        if not self.path.exists():
+        try:
+            fd = os.open(self.path, os.O_RDONLY if sys.platform != "win32" else os.O_RDWR)
+        except FileNotFoundError:
             return None
-        fd = os.open(self.path, os.O_RDONLY if sys.platform != "win32" else os.O_RDWR)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the daemon lock beside the state store {self.shown}: "
+                f"{exc.strerror}; {self.advice(exc)}"
+            ) from exc
         try:
             if not _try_lock(fd, exclusive=False):
                 return _read_pid(fd) or -1
@@ -105,6 +122,69 @@ class FileLock:
             return None
         finally:
             os.close(fd)
+
+
+class CycleMarker:
+    """A shared lock held by every process while it runs a cycle: live ones hold it, the
+    system drops a dead one's. Whoever can take it exclusively knows no cycle runs.
+
+    Where there are only exclusive locks (Windows, ``msvcrt``) or none, cycles are not marked
+    and :meth:`held_elsewhere` cannot tell: it says no."""
+
+    def __init__(self, path: Path, shown: str, advice: Advice = _no_advice) -> None:
+        self.path = path
+        self.shown = shown
+        self.advice = advice
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fcntl = _fcntl()
+        if fcntl is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)  # only status's brief exclusive probe can block it
+        except OSError as exc:
+            raise StoreError(
+                f"cannot mark a cycle running beside the state store {self.shown}: "
+                f"{exc.strerror}; {self.advice(exc)}"
+            ) from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor drops the lock
+            self._fd = None
+
+    def held_elsewhere(self) -> bool:
+        fcntl = _fcntl()
+        if fcntl is None:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the cycle mark beside the state store {self.shown}: "
+                f"{exc.strerror}; {self.advice(exc)}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+def _fcntl() -> ModuleType | None:
+    """The ``fcntl`` module, or ``None`` on a platform without it."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
 
 
 def _read_pid(fd: int) -> int | None:
