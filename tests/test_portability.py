@@ -57,3 +57,45 @@ def test_the_daemon_lock_without_any_file_locking_is_a_clear_error(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("2 this platform offers no file locking"), done.stdout
+
+
+def test_cycles_are_not_marked_without_flock(tmp_path: Path) -> None:
+    done = _python(
+        "from pathlib import Path\n"
+        "from scheduler.store.locking import CycleMarker\n"
+        "mark = CycleMarker(Path('state.cycle.lock'), 'state.sqlite3')\n"
+        "mark.acquire()\n"
+        "print(mark.held_elsewhere())\n"
+        "mark.release()\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "False\n"  # cannot tell, and says so in the docs; never an error
+    assert not (tmp_path / "state.cycle.lock").exists()
+
+
+def test_a_cycle_mark_is_seen_from_another_process(tmp_path: Path) -> None:
+    from scheduler.store.locking import CycleMarker
+
+    mark = CycleMarker(tmp_path / "state.cycle.lock", "state.sqlite3")
+    probe = (
+        "import sys\nfrom pathlib import Path\n"
+        "from scheduler.store.locking import CycleMarker\n"
+        "print(CycleMarker(Path(sys.argv[1]), 's').held_elsewhere())\n"
+    )
+
+    def seen() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path / "state.cycle.lock")],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+    mark.acquire()
+    try:
+        assert seen() == "True\n"
+    finally:
+        mark.release()
+    assert seen() == "False\n"
