@@ -1,6 +1,7 @@
 """The hooks of .pre-commit-hooks.yaml, run by the real pre-commit (``try-repo``) on a git
 repository of pages: it installs this checkout with pip into a hook environment, as users'
-pre-commit does, so the whole test takes a minute or two."""
+pre-commit does (from the checkout alone, with no package index: the hook environment sees the
+dependencies this interpreter has)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,11 @@ def test_the_hooks_with_the_real_pre_commit(tmp_path: Path) -> None:
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "GIT_CONFIG_NOSYSTEM": "1",
         "NO_COLOR": "1",
+        # No network: the hook environment sees this interpreter's packages (the dependencies,
+        # installed with the [test] extra), and pip installs this checkout from the folder alone.
+        "VIRTUALENV_SYSTEM_SITE_PACKAGES": "1",
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",
     }
 
     def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
