@@ -14,6 +14,7 @@ together never both migrate), and only ever appended.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -327,7 +328,7 @@ class PostgresStore:
     def close(self) -> None:
         self._unlock()
         for conn in self._mark_conns:
-            conn.close()
+            _end_mark(conn)
         self._mark_conns.clear()
         self.pool.close()
 
@@ -425,9 +426,9 @@ class PostgresStore:
                 conn.execute("SELECT pg_advisory_lock_shared(%s)", (CYCLE_MARK,))
             yield
         finally:
-            conn.close()  # the session ends: the mark goes with it
             if conn in self._mark_conns:
                 self._mark_conns.remove(conn)
+                _end_mark(conn)
 
     def cycle_running(self) -> bool:
         with self.transaction() as conn:
@@ -449,6 +450,14 @@ class PostgresStore:
         name = rows[0][0] or ""
         pid = name.rpartition(":")[2]
         return int(pid) if name.startswith("review-scheduler:") and pid.isdigit() else -1
+
+
+def _end_mark(conn: psycopg.Connection[Any]) -> None:
+    """Take the running-cycle mark off at once (a closed session's locks go only when its
+    server process has ended, a moment later), then close the session."""
+    with contextlib.suppress(Exception):  # the server is away: its session, and the mark, too
+        conn.execute("SELECT pg_advisory_unlock_all()")
+    conn.close()
 
 
 class PgLedger:
