@@ -234,7 +234,7 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(
         assert messages[-1] == "daemon stopped"
         assert any("1 delivered, 0 waiting for a retry" in m for m in messages), "\n".join(messages)
     with state_store(tmp_path) as store:
-        assert store.outbox.counts() == {"pending": 4, "sent": 1, "failed": 0}
+        assert store.outbox.counts() == {"pending": 4, "sent": 1, "failed": 0, "unconfirmed": 0}
         assert (
             store.outbox.lease_owners() == []
         )  # every unfinished message is free for the next run

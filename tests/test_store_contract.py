@@ -241,7 +241,7 @@ def test_record_settles_recipients_and_frees_the_lease(store: StateStore) -> Non
     assert row.recipients[1] == Recipient("b@example.org", OutboxStatus.FAILED, 550, "gave up")
     assert store.outbox.rows(OutboxStatus.PENDING) == []
     assert store.outbox.claim(later + LEASE, "w", LEASE, 10, channel="email") == []
-    assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 1}
+    assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 1, "unconfirmed": 0}
 
 
 def test_requeue_brings_back_failed_recipients_only(store: StateStore) -> None:
@@ -265,7 +265,7 @@ def test_requeue_brings_back_failed_recipients_only(store: StateStore) -> None:
     )
     store.outbox.record(k2.id, T0, [delivered("ed@example.org")], OutboxStatus.SENT, 1, None)
     store.outbox.record(k3.id, T0, [refused("ed@example.org")], OutboxStatus.FAILED, 1, None)
-    assert store.outbox.counts() == {"pending": 0, "sent": 1, "failed": 2}
+    assert store.outbox.counts() == {"pending": 0, "sent": 1, "failed": 2, "unconfirmed": 0}
 
     later = T0 + timedelta(days=3)
     assert store.outbox.requeue([k1.id, k2.id, 999], later) == [k1.id]
@@ -273,7 +273,7 @@ def test_requeue_brings_back_failed_recipients_only(store: StateStore) -> None:
     assert (again.key, again.pending, again.window_start) == ("k1", ("b@example.org",), later)
     store.outbox.release([again.id], "w")
     assert store.outbox.requeue(None, later) == [k3.id]
-    assert store.outbox.counts() == {"pending": 2, "sent": 1, "failed": 0}
+    assert store.outbox.counts() == {"pending": 2, "sent": 1, "failed": 0, "unconfirmed": 0}
 
 
 # --------------------------------------------------------------------------- run history

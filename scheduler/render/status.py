@@ -41,7 +41,14 @@ def render_status_text(status: Status, options: RenderOptions) -> list[str]:
     counts = status.outbox
     lines.append(
         f"Outbox: {counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent"
+        + (f", {status.unconfirmed} unconfirmed" if status.unconfirmed else "")
     )
+    if status.delivery_problem is not None and status.delivery_problem_since is not None:
+        since = status.delivery_problem_since.astimezone(ZoneInfo(status.timezone))
+        lines.append(
+            f"Delivery: failing since {since.isoformat(sep=' ', timespec='seconds')} "
+            f"{status.timezone}: {status.delivery_problem}"
+        )
     if not status.daemon_running:
         lines.append("Daemon: not running")
     else:
@@ -69,5 +76,12 @@ def render_status_json(status: Status, options: RenderOptions) -> list[str]:
         "schedule": status.schedule,
         "timezone": status.timezone,
         "outbox": status.outbox,
+        "unconfirmed": status.unconfirmed,
+        "delivery_problem": None
+        if status.delivery_problem is None or status.delivery_problem_since is None
+        else {
+            "cause": status.delivery_problem,
+            "since": status.delivery_problem_since.isoformat(),
+        },
     }
     return [json_document(document)]

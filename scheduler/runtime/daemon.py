@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.config import Settings
 from scheduler.notify.channel import Channel
 from scheduler.notify.delivery import deliver_pending
-from scheduler.notify.email import make_channel
+from scheduler.notify.email import check_delivery_settings, make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.runtime.cycle import CYCLE, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
@@ -73,6 +73,8 @@ class Daemon:
         self.settings = settings
         self.cwd = cwd
         self.clock = clock
+        if channel_factory is None:
+            check_delivery_settings(settings)  # before anything starts: exit 2 naming it
         self.channel_factory = channel_factory or (
             lambda: make_channel(settings.smtp, settings.mail.outbox_dir)
         )

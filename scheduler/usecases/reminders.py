@@ -17,7 +17,7 @@ from pathlib import Path
 
 from scheduler.config import Settings
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
-from scheduler.notify.email import make_channel
+from scheduler.notify.email import check_delivery_settings, make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import LedgerEntry
 from scheduler.results import Evidence
@@ -47,6 +47,7 @@ def _looked_up(
 
 def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleReport:
     """One reminder cycle: check, decide, queue the digests, deliver them."""
+    check_delivery_settings(settings)
     with open_store(settings.store, cwd) as store:
         channel = make_channel(settings.smtp, settings.mail.outbox_dir)
         return asyncio.run(run_cycle(settings, cwd, today, clock, store, channel))
@@ -75,6 +76,10 @@ class OutboxListing:
     def failed(self) -> int:
         return self.counts.get(OutboxStatus.FAILED, 0)
 
+    @property
+    def unconfirmed(self) -> int:
+        return self.counts.get(OutboxStatus.UNCONFIRMED, 0)
+
 
 def outbox(settings: Settings, cwd: Path, status: str | None = None) -> OutboxListing:
     """The messages in the outbox (those in ``status``, or all) and the counts by status."""
@@ -91,7 +96,9 @@ class RetryResult:
 
 
 def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clock) -> RetryResult:
-    """Queue failed messages again (``ids``, or every failed one) and deliver them now."""
+    """Queue failed and unconfirmed messages again (``ids``, or every one) and deliver them
+    now."""
+    check_delivery_settings(settings)
     with open_store(settings.store, cwd) as store:
         box = Outbox(store)
         chosen = box.requeue(ids, clock())
@@ -117,21 +124,35 @@ class Status:
     outbox: dict[str, int] = field(default_factory=dict)
     daemon_pid: int | None = None  # None also when a daemon runs whose process id is unknown
     daemon_running: bool = False
+    # why nothing could be delivered at the last attempt (settings or server), and since when
+    delivery_problem: str | None = None
+    delivery_problem_since: datetime | None = None
+
+    @property
+    def unconfirmed(self) -> int:
+        """Messages held because the server did not confirm them (perhaps delivered)."""
+        return self.outbox.get(OutboxStatus.UNCONFIRMED, 0)
 
     @property
     def healthy(self) -> bool:
-        return self.outcome not in ("failed", "interrupted") and not self.outbox.get("failed")
+        return (
+            self.outcome not in ("failed", "interrupted")
+            and not self.outbox.get("failed")
+            and self.delivery_problem is None
+        )
 
 
 def status(settings: Settings, cwd: Path, now: datetime) -> Status:
     holder = None
     last = None
     counts = {s.value: 0 for s in OutboxStatus}
+    problem = None
     if store_exists(settings.store, cwd):
         with open_store(settings.store, cwd) as store:
             holder = store.lock_holder()
             last = store.runs.last(CYCLE)
             counts = Outbox(store).counts()
+            problem = Outbox(store).delivery_problem()
     outcome = None
     if last is not None:
         outcome = last.outcome.value if last.outcome else ("running" if holder else "interrupted")
@@ -144,4 +165,6 @@ def status(settings: Settings, cwd: Path, now: datetime) -> Status:
         outbox=counts,
         daemon_pid=holder if holder != -1 else None,
         daemon_running=holder is not None,
+        delivery_problem=problem[0] if problem else None,
+        delivery_problem_since=problem[1] if problem else None,
     )
