@@ -216,7 +216,12 @@ def test_sigkill_mid_batch_loses_nothing(tmp_path: Path, spawn: Any) -> None:
     assert set(counts) == {f"editor{i}@example.org" for i in range(editors)}  # none lost
     assert sum(counts.values()) - editors <= 1  # at most the message in flight, twice
     with state_store(tmp_path) as store:
-        assert store.outbox.counts() == {"pending": 0, "sent": editors, "failed": 0}
+        assert store.outbox.counts() == {
+            "pending": 0,
+            "sent": editors,
+            "failed": 0,
+            "unconfirmed": 0,
+        }
     assert runs(tmp_path)[0][1] == "interrupted"
 
 
