@@ -112,6 +112,9 @@ EMPTY_VALUE = _rule(
 )
 UNKNOWN_KEY = _rule("RS204", "unknown-key", WARNING, "a key that is not a known field")
 FUTURE_REVIEW = _rule("RS205", "future-review", ERROR, "the last review is after the as-of date")
+MULTI_LINE_TITLE = _rule(
+    "RS207", "multi-line-title", WARNING, "the title holds line breaks or control characters"
+)
 INVALID = {
     field.name: _rule(
         field.code,
@@ -132,6 +135,15 @@ NOBODY_RESPONSIBLE = _rule(
     "nobody-responsible",
     WARNING,
     "no editor is responsible for a document that needs review",
+)
+OWNER_OUTSIDE_DOMAINS = _rule(
+    "RS303",
+    "owner-outside-domains",
+    WARNING,
+    "an owner's address is outside [mail] allowed_domains: never mailed",
+)
+TOO_MANY_OWNERS = _rule(
+    "RS304", "too-many-owners", WARNING, "more owners than [routing] max_owners: the rest ignored"
 )
 
 

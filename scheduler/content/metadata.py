@@ -10,6 +10,7 @@ depend on the date (a review recorded in the future) are separate, in
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -156,8 +157,23 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
             {k: v for k, v in present.items() if k not in failed}, context=context
         )
 
+    title = data.get("title")
+    if isinstance(title, str) and _NOT_ONE_LINE.search(title.strip()):
+        problems.append(
+            rule.MULTI_LINE_TITLE(
+                path,
+                lines.get("title"),
+                key_of["title"],
+                "holds line breaks or control characters",
+                "write the title on one line; digests and reports show it on one",
+            )
+        )
     problems.sort(key=lambda p: p.sort_key)
     return ValidatedDocument(path, doc.file.rel, metadata, lines, tuple(problems), fm.values)
+
+
+# Line breaks (of any kind) and other control characters, which a one-line field must not hold.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 _KEYS: dict[tuple[int, int], tuple[FieldNames, MetadataRules, dict[str, str], frozenset[str]]] = {}

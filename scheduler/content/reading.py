@@ -70,6 +70,7 @@ class ReadingSettings:
     rules: MetadataRules
     names: FieldNames
     routing: RoutingSettings
+    allowed_domains: tuple[str, ...] = ()  # [mail] allowed_domains, for owners
 
     @classmethod
     def of(cls, settings: Settings) -> ReadingSettings:
@@ -78,6 +79,7 @@ class ReadingSettings:
             rules=settings.metadata,
             names=settings.fields,
             routing=settings.routing,
+            allowed_domains=settings.mail.allowed_domains,
         )
 
 
@@ -88,7 +90,9 @@ class _Context:
         self.max_bytes = settings.max_file_bytes
         self.rules = settings.rules
         self.names = settings.names
-        self.router = Router(settings.routing, settings.names.key("owner"))
+        self.router = Router(
+            settings.routing, settings.names.key("owner"), settings.allowed_domains
+        )
 
     def read(self, file: SourceFile, expect: bytes | None) -> Outcome:
         try:

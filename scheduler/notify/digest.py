@@ -22,7 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from scheduler.errors import TemplateError
 from scheduler.notify.reminders import Digest, DigestItem
 from scheduler.review.state import State
-from scheduler.text import http_url, shown
+from scheduler.text import http_url, one_line, shown
 
 TEMPLATE_NAMES = ("subject.txt", "digest.txt", "digest.html")
 
@@ -76,7 +76,7 @@ def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
     doc = item.document
     links = dict(doc.links)
     return {
-        "title": shown(doc.title or doc.path),
+        "title": one_line(doc.title or doc.path),
         "path": shown(doc.path),
         "url": http_url(doc.url),
         "edit_url": http_url(links.get("edit_url")),
@@ -90,7 +90,7 @@ def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
         "days_overdue": item.days_overdue,
         "new": item.new,
         "escalated": item.escalated,
-        "editors": list(doc.editors),
+        "editors": [one_line(e) for e in doc.editors],
         "problems": [
             {
                 "line": p.line,
@@ -116,7 +116,7 @@ def _groups(digest: Digest) -> list[dict[str, Any]]:
         return [
             {
                 "state": State.OVERDUE.value,
-                "heading": shown(f"Editor{'s' if ', ' in editors else ''}: {editors}"),
+                "heading": one_line(f"Editor{'s' if ', ' in editors else ''}: {editors}"),
                 "colour": _GROUPS[0][2],
                 "documents": items,
             }

@@ -115,7 +115,7 @@ def examine(
     discovery = Discovery(
         settings.content.include, settings.content.exclude, settings.content.root, cwd
     )
-    router = Router(settings.routing, settings.fields.key("owner"))
+    router = Router(settings.routing, settings.fields.key("owner"), settings.mail.allowed_domains)
     decoder = FactsDecoder()
     cache = cache if cache is not None else ParseCache.off()
     workers = worker_count(settings.performance.workers)
@@ -166,6 +166,10 @@ def examine(
             yield outcome(file, known, read)
 
 
+def _sort_key(problem: Problem) -> tuple[object, ...]:
+    return problem.sort_key
+
+
 def validate_files(
     settings: Settings,
     targets: Sequence[Path],
@@ -183,7 +187,9 @@ def validate_files(
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             facts = doc.facts
-            problems = facts.problems
+            # what the owner field says, as check reports it too (unknown owners, addresses
+            # outside [mail] allowed_domains, too many owners)
+            problems = tuple(sorted((*facts.problems, *doc.routing_problems), key=_sort_key))
             future = future_review_problem(
                 doc.path,
                 facts.last_reviewed,
