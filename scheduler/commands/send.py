@@ -12,6 +12,7 @@ from scheduler.commands.options import as_of_option, config_option, now, setting
 from scheduler.notify.channel import Notification
 from scheduler.notify.email import build_message
 from scheduler.render.common import shown_lines
+from scheduler.runtime.cycle import CycleReport, UndeliveredDigests
 from scheduler.usecases import reminders
 
 
@@ -37,7 +38,8 @@ def _skipped(keys: tuple[str, ...]) -> str:
     "nothing could be delivered (untrusted certificate, no STARTTLS, login refused: the cause "
     "is logged and shown by 'status'); 2 usage or configuration error (checked before anything "
     "is sent: [smtp] ca_file, a username without SCHEDULER_SMTP__PASSWORD, [delivery] "
-    "lease_seconds); 3 unexpected failure.",
+    "lease_seconds), or a digest template failed (what already waited in the outbox is "
+    "delivered first; no new digest is queued); 3 unexpected failure.",
 )
 @config_option
 @as_of_option
@@ -66,7 +68,15 @@ def command(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
             f"{_skipped(report.skipped)}."
         )
         return 0
-    report = reminders.send(settings, Path.cwd(), today, now)
+    try:
+        report = reminders.send(settings, Path.cwd(), today, now)
+    except UndeliveredDigests as exc:
+        _summarise(exc.report, today)  # what waited was delivered all the same
+        raise
+    return _summarise(report, today)
+
+
+def _summarise(report: CycleReport, today: date) -> int:
     delivery = report.delivery
     assert delivery is not None
     click.echo(
