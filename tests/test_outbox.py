@@ -218,6 +218,43 @@ def test_giving_up_after_the_window(store: StateStore) -> None:
     assert report.failures[0][2] == "gave up after 2 attempts: 4.2.1 busy"
 
 
+LATE = Result(Outcome.UNCONFIRMED, None, "timed out after the message data was sent")
+
+
+def test_an_unconfirmed_recipient_gets_one_more_attempt_then_is_held(store: StateStore) -> None:
+    outbox = Outbox(store)
+    queue(outbox, digest("ed@example.org", "boss@example.org"))
+    channel = FakeChannel({"ed@example.org": [LATE, LATE], "boss@example.org": [BUSY, BUSY]})
+    first = deliver(outbox, channel)
+    assert (first.retrying, first.unconfirmed) == (1, 0)
+    second = deliver(outbox, channel, T0 + timedelta(minutes=1))
+    assert (second.retrying, second.unconfirmed) == (1, 1)  # boss@ still waits
+    assert states(outbox) == [
+        ("pending", [("ed@example.org", "unconfirmed"), ("boss@example.org", "pending")])
+    ]
+    third = deliver(outbox, channel, T0 + timedelta(minutes=5))  # boss@ delivered now
+    assert (third.delivered, third.unconfirmed) == (1, 0)
+    assert channel.sent[2] == (digest("ed@example.org").key, ("boss@example.org",))  # not ed@
+    assert states(outbox) == [
+        ("unconfirmed", [("ed@example.org", "unconfirmed"), ("boss@example.org", "sent")])
+    ]
+    assert deliver(outbox, channel, T0 + timedelta(days=3)).delivered == 0  # held for good
+
+
+def test_giving_up_after_an_unconfirmed_attempt_holds_instead_of_failing(
+    store: StateStore,
+) -> None:
+    outbox = Outbox(store)
+    queue(outbox, digest("ed@example.org"))
+    channel = FakeChannel({"ed@example.org": [LATE, BUSY]})
+    assert deliver(outbox, channel).retrying == 1
+    report = deliver(outbox, channel, T0 + timedelta(hours=1))  # the window ends with a 4xx
+    assert (report.failed, report.unconfirmed) == (0, 1)
+    assert states(outbox) == [("unconfirmed", [("ed@example.org", "unconfirmed")])]
+    reply = outbox.rows()[0].recipients[0].reply or ""
+    assert reply == "unconfirmed after 2 attempts, perhaps delivered: 4.2.1 busy"
+
+
 def test_a_recipient_without_a_result_is_tried_again(store: StateStore) -> None:
     class Silent(FakeChannel):
         async def send(self, n: Notification, recipients: Sequence[str]) -> dict[str, Result]:
