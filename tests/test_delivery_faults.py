@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from scheduler.notify.outbox import Outbox
 
 from .conftest import frontmatter, write_doc
 from .smtp_server import PASSWORD, USERNAME, SmtpServer, running_server
+from .test_daemon import DaemonProcess
+from .test_daemon import library as daemon_library
 from .test_delivery import deliver, delivered_to, now, queue, smtp_channel, statuses
 
 CONFIG = """\
@@ -372,3 +376,49 @@ def test_logs_of_an_echoing_server_hold_no_password(
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("scheduler"))
     assert "refused the login" in ours
     assert PASSWORD.casefold() not in ours.casefold()
+
+
+# ----- the daemon, as a real process
+
+
+def test_the_daemon_refuses_to_start_with_a_missing_ca_file(tmp_path: Path) -> None:
+    env = daemon_library(tmp_path, None, "0 9 * * mon-fri")
+    env |= {
+        "SCHEDULER_SMTP__HOST": "127.0.0.1",
+        "SCHEDULER_SMTP__CA_FILE": str(tmp_path / "gone.pem"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", "daemon"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "[smtp] ca_file: cannot load certificate authorities from" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / ".review-scheduler" / "state.sqlite3").exists()
+
+
+def test_a_daemon_whose_login_is_refused_makes_status_name_the_cause(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_server(tmp_path) as server:
+        server.handler.faults.auth_reply = "535 5.7.8 Authentication credentials invalid"
+        # a cycle every two seconds: the first one queues digests and tries to deliver them
+        env = daemon_library(tmp_path, server, "*/2 * * * * *", drain=3600)
+        daemon = DaemonProcess(tmp_path, env)
+        try:
+            daemon.message("nothing can be delivered via", timeout=60)
+            monkeypatch.chdir(tmp_path)
+            for name in ("HOST", "PORT", "CA_FILE", "USERNAME", "PASSWORD"):
+                monkeypatch.delenv(f"SCHEDULER_SMTP__{name}", raising=False)
+            status = run("status")
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+        assert server.handler.received == []
+    assert status.code == 1
+    assert "refused the login of [smtp] username 'scheduler': 535 5.7.8" in status.out

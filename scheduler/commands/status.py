@@ -13,8 +13,9 @@ from scheduler.usecases import reminders
 
 @click.command(
     "status",
-    epilog="Exit codes: 0 healthy; 1 the last cycle failed or was interrupted, or "
-    "failed deliveries wait; 2 configuration error.",
+    epilog="Exit codes: 0 healthy; 1 the last cycle failed or was interrupted, "
+    "failed deliveries wait, or nothing can be delivered (the cause is shown); 2 configuration "
+    "error.",
 )
 @config_option
 @format_option(STATUS_FORMATS)
