@@ -126,8 +126,8 @@ async def deliver_pending(
     if stop is not None and stop.is_set():
         report.interrupted = True
     if report.cause is not None:
+        outbox.note_delivery(report.cause, clock())  # recorded before it is announced
         log.error("nothing can be delivered via %s: %s", channel.description, report.cause)
-        outbox.note_delivery(report.cause, clock())
     elif report.delivered or report.failed or report.retrying or report.unconfirmed:
         outbox.note_delivery(None, clock())
     return report
