@@ -101,6 +101,15 @@ DUE_OUT_OF_RANGE = _rule(
     "RS206", "due-out-of-range", ERROR, "the next review would fall after 9999-12-31"
 )
 
+# --------------------------------------------------------------------------- rule selection
+
+BAD_FILE_IGNORE = _rule(
+    "RS140",
+    "invalid-ignore",
+    WARNING,
+    "the document's review-scheduler-ignore names no warning rule",
+)
+
 # --------------------------------------------------------------------------- metadata
 
 MISSING_FIELD = _rule("RS201", "missing-field", ERROR, "a required field is missing")

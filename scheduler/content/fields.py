@@ -255,6 +255,9 @@ FIELDS: tuple[Field, ...] = (
 )
 
 BY_NAME: dict[str, Field] = {field.name: field for field in FIELDS}
+# The fields a document is scheduled by: its dates (when it was last reviewed, and any date it
+# is due). With [content] scope = "declared", only documents that declare one are scheduled.
+SCHEDULING: tuple[str, ...] = tuple(field.name for field in FIELDS if field.type is date)
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 
 REPORTED: tuple[Field, ...] = tuple(field for field in FIELDS if field.report)

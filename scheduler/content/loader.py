@@ -29,6 +29,7 @@ from frontmatter.default_handlers import SafeLoader, YAMLHandler
 from wcmatch import glob as wcglob
 
 from scheduler import rules
+from scheduler.content import ignore
 from scheduler.results import Problem
 
 _HANDLER = YAMLHandler()  # python-frontmatter's YAML fences: a line of three or more dashes
@@ -120,10 +121,22 @@ class Discovery:
     Nothing the file system does stops the walk: a link loop, a folder that cannot be entered
     or searched, a FIFO or device with a document's name and a file deleted while it is being
     listed are each a problem on that path. FIFOs and devices are never opened.
+
+    With ``gitignore``, what the ``.gitignore`` files of the repository holding a searched
+    folder ignore is passed over (see :mod:`scheduler.content.ignore`). With ``force_exclude``,
+    a file named on the command line is skipped when ``exclude`` (or, with ``gitignore``, a
+    ``.gitignore``) leaves it out, as a walk would.
     """
 
     def __init__(
-        self, include: Sequence[str], exclude: Sequence[str], content_root: Path, cwd: Path
+        self,
+        include: Sequence[str],
+        exclude: Sequence[str],
+        content_root: Path,
+        cwd: Path,
+        *,
+        gitignore: bool = True,
+        force_exclude: bool = True,
     ) -> None:
         # wcmatch translates the globs; matching its regular expressions directly skips a
         # per-call wrapper that costs more than the match itself on large libraries.
@@ -134,6 +147,8 @@ class Discovery:
         self._exclude = _any_of(excluded)
         self._cwd = os.path.normpath(cwd)
         self._content_root = os.path.realpath(cwd / content_root)
+        self._gitignore = gitignore
+        self._force_exclude = force_exclude
 
     def matches(self, rel: str) -> bool:
         """Whether a file at ``rel`` (relative to the folder searched) is a document."""
@@ -146,6 +161,8 @@ class Discovery:
         for target in targets:
             absolute = os.path.normpath(os.path.join(self._cwd, target))
             named = self._named(absolute)
+            if named is _SKIPPED:
+                continue
             if named is not None:
                 if isinstance(named, Problem) or named.path not in seen:
                     seen.add(named.path)
@@ -171,7 +188,12 @@ class Discovery:
             return _unreachable(shown, exc, link)
         if S_ISDIR(stat.st_mode):
             return None
-        return _source_file(absolute, shown, self._rel(absolute), stat, os.path.islink(absolute))
+        rel = self._rel(absolute)
+        if self._force_exclude and (
+            self._exclude(rel) is not None or (self._gitignore and ignore.path_ignored(absolute))
+        ):
+            return _SKIPPED
+        return _source_file(absolute, shown, rel, stat, os.path.islink(absolute))
 
     def _display(self, absolute: str) -> str:
         return _relative_or_absolute(absolute, self._cwd)
@@ -188,11 +210,18 @@ class Discovery:
         inside = _within(real_top, self._content_root)
         boundary = self._content_root if inside else real_top
         base_rel = self._rel(top) if inside else ""
-        stack: list[tuple[str, str]] = [(top, "" if base_rel in ("", ".") else base_rel)]
+        # What .gitignore files say in each folder: None outside a repository (or when they
+        # are not respected), () in one whose ignore files hold nothing for the folder.
+        top_layers = ignore.layers_for(top) if self._gitignore else None
+        stack: list[tuple[str, str, ignore.Layers | None]] = [
+            (top, "" if base_rel in ("", ".") else base_rel, top_layers)
+        ]
         followed: set[str] = set()  # the folders entered through links
         include, exclude = self._include, self._exclude
+        file_ignored, folder_ignored = ignore.file_ignored, ignore.folder_ignored
+        enter = ignore.enter
         while stack:
-            folder, rel_folder = stack.pop()
+            folder, rel_folder, layers = stack.pop()
             shown_folder = self._display(folder)
             try:
                 with os.scandir(folder) as scan:
@@ -207,7 +236,7 @@ class Discovery:
                 continue
             rel_prefix = f"{rel_folder}/" if rel_folder else ""
             shown_prefix = "" if shown_folder == "." else f"{shown_folder}/"
-            subfolders: list[tuple[str, str]] = []
+            subfolders: list[tuple[str, str, ignore.Layers | None]] = []
             for entry in entries:  # the hot loop of every run: keep it lean
                 name = entry.name
                 if name[0] == ".":
@@ -215,7 +244,11 @@ class Discovery:
                 try:
                     if entry.is_file(follow_symlinks=False):
                         rel = rel_prefix + name
-                        if include(rel) is not None and exclude(rel) is None:
+                        if (
+                            include(rel) is not None
+                            and exclude(rel) is None
+                            and not (layers and file_ignored(layers, name))
+                        ):
                             stat = entry.stat()
                             yield SourceFile(
                                 entry.path,
@@ -226,16 +259,25 @@ class Discovery:
                                 stat.st_ctime_ns,
                             )
                     elif entry.is_symlink():
+                        if layers and file_ignored(layers, name):
+                            continue  # git keeps a link as a file, whatever it points to
                         found = self._check_link(entry, rel_prefix + name, boundary, real_top)
                         if isinstance(found, str):  # a folder, searched under the link's name
                             if not any(_overlap(found, other) for other in followed):
                                 followed.add(found)
-                                subfolders.append((entry.path, rel_prefix + name))
+                                inner = None if layers is None else enter(layers, found, name)
+                                subfolders.append((entry.path, rel_prefix + name, inner))
                         elif found is not None:
                             yield found
                     elif entry.is_dir():
-                        subfolders.append((entry.path, rel_prefix + name))
-                    elif self.matches(rel_prefix + name):  # a FIFO, device or socket
+                        if layers is None:
+                            subfolders.append((entry.path, rel_prefix + name, None))
+                        elif not folder_ignored(layers, name):
+                            inner = enter(layers, entry.path, name)
+                            subfolders.append((entry.path, rel_prefix + name, inner))
+                    elif self.matches(rel_prefix + name) and not (
+                        layers and file_ignored(layers, name)
+                    ):  # a FIFO, device or socket
                         stat = entry.stat(follow_symlinks=False)
                         yield _source_file(entry.path, shown_prefix + name, rel_prefix + name, stat)
                 except OSError as exc:  # deleted since the folder was listed, or unsearchable
@@ -289,6 +331,10 @@ class Discovery:
             return True
         inside = _within(real_top, self._content_root)
         return self.matches(_relative_or_absolute(target, self._content_root) if inside else below)
+
+
+# What _named gives for a file named on the command line that is excluded or ignored.
+_SKIPPED = rules.NO_SUCH_PATH("", None, None, "skipped")
 
 
 def _overlap(one: str, other: str) -> bool:

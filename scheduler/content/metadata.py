@@ -25,6 +25,7 @@ from scheduler.content.fields import BY_NAME as _BY_NAME
 from scheduler.content.fields import FIELDS, NAMES, Field, describe
 from scheduler.content.loader import Frontmatter, LoadedDocument
 from scheduler.results import Problem
+from scheduler.rule_selection import FILE_IGNORE_KEY, file_ignores
 
 _DEFAULT_RULES = MetadataRules()
 
@@ -73,6 +74,7 @@ class ValidatedDocument:
     lines: dict[str, int]  # canonical name -> line, for the fields present
     problems: tuple[Problem, ...]
     fields: dict[str, Any]  # the frontmatter as written, for routing rules
+    silenced: frozenset[str] = frozenset()  # warnings its review-scheduler-ignore switches off
 
     @property
     def has_errors(self) -> bool:
@@ -168,8 +170,17 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
                 "write the title on one line; digests and reports show it on one",
             )
         )
+    silenced: frozenset[str] = frozenset()
+    if FILE_IGNORE_KEY in fm.lines:
+        silenced, bad = file_ignores(
+            fm.values.get(FILE_IGNORE_KEY), path, fm.lines[FILE_IGNORE_KEY]
+        )
+        problems += bad
+        problems = [p for p in problems if p.is_error or p.code not in silenced]
     problems.sort(key=lambda p: p.sort_key)
-    return ValidatedDocument(path, doc.file.rel, metadata, lines, tuple(problems), fm.values)
+    return ValidatedDocument(
+        path, doc.file.rel, metadata, lines, tuple(problems), fm.values, silenced
+    )
 
 
 # Line breaks (of any kind) and other control characters, which a one-line field must not hold.
@@ -186,7 +197,7 @@ def _keys(names: FieldNames, rules: MetadataRules) -> tuple[dict[str, str], froz
     if cached is not None and cached[0] is names and cached[1] is rules:
         return cached[2], cached[3]
     key_of = {name: names.key(name) for name in NAMES}
-    known = frozenset(key_of.values()) | frozenset(rules.extra_keys)
+    known = frozenset(key_of.values()) | frozenset(rules.extra_keys) | {FILE_IGNORE_KEY}
     _KEYS[(id(names), id(rules))] = (names, rules, key_of, known)
     return key_of, known
 

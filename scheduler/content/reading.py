@@ -36,7 +36,7 @@ from scheduler.content.facts import (
 from scheduler.content.loader import SourceFile, head_digest, load_document
 from scheduler.content.metadata import validate
 from scheduler.results import Problem
-from scheduler.review.routing import Router
+from scheduler.review.routing import Router, responsibility_problems
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,12 @@ class _Context:
             settings.routing, settings.names.key("owner"), settings.allowed_domains
         )
 
+    def unowned(
+        self, path: str, editors: tuple[str, ...], status: str | None
+    ) -> tuple[Problem, ...]:
+        owner_key = self.names.key("owner")
+        return responsibility_problems(path, editors, status, self.rules.review_statuses, owner_key)
+
     def read(self, file: SourceFile, expect: bytes | None) -> Outcome:
         try:
             if expect is not None and head_digest(file, self.max_bytes) == expect:
@@ -102,6 +108,11 @@ class _Context:
             validated = validate(loaded, self.rules, self.names)
             facts = establish(validated, self.names)
             editors, problems = self.router.route(validated)
+            problems += self.unowned(file.display, editors, facts.status)
+            if validated.silenced:
+                problems = tuple(
+                    p for p in problems if p.is_error or p.code not in validated.silenced
+                )
             return Outcome(loaded.digest, encode_facts(facts), route_text(editors, problems))
         except Exception as exc:  # one broken file must never stop the run
             log.exception("unexpected failure reading %s", file.display)
@@ -119,6 +130,7 @@ class _Context:
     def failed(self, file: SourceFile, problem: Problem) -> Outcome:
         """The outcome of a file that could not be read, with ``problem``; never cached."""
         editors, problems = self.router.route_owners(file.display, file.rel, None, None, {})
+        problems += self.unowned(file.display, editors, None)
         return Outcome(
             None, encode_facts(DocumentFacts(problems=(problem,))), route_text(editors, problems)
         )

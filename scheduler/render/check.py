@@ -31,6 +31,8 @@ CHECK_FORMATS: Registry[CheckResult] = Registry("the freshness report")
 def summary_line(result: CheckResult) -> str:
     counts = result.counts()
     parts = ", ".join(f"{counts[s.value]} {s.label}" for s in SUMMARY_ORDER)
+    if "unscheduled" in counts:  # [content] scope = "declared"
+        parts += f"; {counts['unscheduled']} unscheduled"
     marked = [
         f"{counts[k]} {k.replace('_', '-')}" for k in ("snoozed", "rubber_stamped") if k in counts
     ]
@@ -69,6 +71,7 @@ _STYLES = {
     State.DUE_SOON: "yellow",
     State.OK: "green",
     State.EXEMPT: "dim",
+    State.UNSCHEDULED: "dim",
 }
 
 
@@ -136,6 +139,8 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
         "due_soon_days": result.due_soon_days,
         "summary": result.counts(),
     }
+    if result.unscheduled is not None:  # only then: the default report stays as it was
+        head["scope"] = "declared"
     # One document per line: valid JSON, readable, and fast to write for large libraries.
     encode = json.JSONEncoder(ensure_ascii=False).encode
     if not result.documents:

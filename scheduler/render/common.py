@@ -43,6 +43,7 @@ def validation_summary(result: ValidationResult) -> str:
     return (
         f"{plural(t['files'], 'file')} checked: {t['valid']} valid, {t['invalid']} with errors; "
         f"{plural(t['errors'], 'error')}, {plural(t['warnings'], 'warning')}"
+        + (f"; {t['unscheduled']} unscheduled" if "unscheduled" in t else "")
     )
 
 

@@ -27,16 +27,10 @@ def render_validate_json(result: ValidationResult, options: RenderOptions) -> li
     document = {
         "schema_version": SCHEMA_VERSION,
         "as_of": result.as_of.isoformat(),
+        **({"timezone": result.timezone} if result.timezone is not None else {}),
         "summary": result.totals(),
         "files": [
-            {
-                "path": f.path,
-                "valid": f.valid,
-                "problems": [
-                    p.to_json() | {"code": p.code, "rule": p.rule, "column": p.column}
-                    for p in f.problems
-                ],
-            }
+            {"path": f.path, "valid": f.valid, "problems": [p.to_json() for p in f.problems]}
             for f in result.files
         ],
     }
