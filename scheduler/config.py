@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -36,7 +37,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from scheduler.content.fields import FIELDS, NAMES, unknown_names
 from scheduler.errors import ConfigError
@@ -98,6 +104,11 @@ class _FieldNamesBase(_Section):
     def _distinct(self) -> _FieldNamesBase:
         seen: dict[str, str] = {}
         for name, key in self.model_dump().items():
+            if not key.strip() or "" in key.split("."):
+                raise ValueError(
+                    f"{name}: {key!r} is not a key; nested keys are written with dots between "
+                    "non-empty names, such as 'last_update.date'"
+                )
             if key in seen:
                 raise ValueError(f"{name} and {seen[key]} both read the key {key!r}")
             seen[key] = name
@@ -195,11 +206,36 @@ class MetadataRules(_Section):
         return self
 
 
+def _check_frequency(value: str) -> str:
+    from scheduler.content.cadence import CadenceError, parse_cadence
+
+    try:
+        parse_cadence(value)
+    except CadenceError as exc:
+        raise ValueError(f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")) from None
+    return value
+
+
+Frequency = Annotated[str, AfterValidator(_check_frequency)]
+
+
+class FrequencyRule(_Section):
+    """One [[review.frequencies]] entry: pages matching ``paths`` (globs relative to the content
+    root) that name no review frequency are reviewed this often."""
+
+    paths: tuple[str, ...] = Field(min_length=1)
+    frequency: Frequency
+
+
 class ReviewSettings(_Section):
     """[review]: how due dates become states."""
 
     timezone: str = "UTC"
     due_soon_days: int = Field(default=30, ge=0, le=3660)
+    # The review frequency of a page that names none: the first [[review.frequencies]] entry
+    # whose paths match it, else default_frequency; with neither, a page must name its own.
+    default_frequency: Frequency | None = None
+    frequencies: tuple[FrequencyRule, ...] = ()
 
     @field_validator("timezone")
     @classmethod
@@ -366,6 +402,15 @@ class DaemonSettings(_Section):
         return value
 
 
+class HealthSettings(_Section):
+    """[health]: when ``review-scheduler status`` calls the service unhealthy."""
+
+    # How long delivery may keep failing before it is unhealthy; default: three drain intervals.
+    delivery_failing_seconds: float | None = Field(default=None, gt=0)
+    # How many scheduled cycles may be missed in a row before it is unhealthy.
+    missed_cycles: int = Field(default=2, ge=1)
+
+
 class DashboardSettings(_Section):
     """[dashboard]: the HTML freshness dashboard (its edit links come from [links])."""
 
@@ -454,6 +499,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     delivery: DeliverySettings = DeliverySettings()
     daemon: DaemonSettings = DaemonSettings()
+    health: HealthSettings = HealthSettings()
     dashboard: DashboardSettings = DashboardSettings()
     store: StoreSettings = StoreSettings()
     performance: PerformanceSettings = PerformanceSettings()
@@ -641,17 +687,64 @@ def load_settings(path: Path | None, cwd: Path | None = None) -> Settings:
         data = _anchor(data, config_base(path), Path.cwd() if cwd is None else cwd)
     try:
         return Settings(**data)
+    except SettingsError as exc:
+        raise ConfigError(_describe_unparsable(exc, os.environ)) from None
     except ValidationError as exc:
         where = str(path) if path is not None else "the built-in defaults"
         lines = [_describe_error(err, where, os.environ) for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
+def _describe_unparsable(exc: SettingsError, environ: Mapping[str, str]) -> str:
+    """An environment variable pydantic-settings could not even parse (a list or table that
+    is not JSON), named, with what to write instead."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    section = match.group(1) if match else ""
+    model: Any = getattr(Settings.model_fields.get(section), "annotation", None)
+    is_section = isinstance(model, type) and issubclass(model, BaseModel)
+    subfields: dict[str, Any] = model.model_fields if is_section else {}
+    whole, prefix = f"{ENV_PREFIX}{section.upper()}", f"{ENV_PREFIX}{section.upper()}__"
+    unparsable = []
+    for name, value in sorted(environ.items()):
+        upper = name.upper()
+        if upper != whole and not upper.startswith(prefix):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            sub = subfields.get(upper.removeprefix(prefix).lower())
+            simple = sub is not None and sub.annotation in (str, int, float, bool, Path)
+            unparsable.append((simple, name, value))
+    if not unparsable:
+        return f"an environment variable {prefix}...: {exc}; check its value"
+    _, name, value = min(unparsable)  # a list or table before a plain value
+    return (
+        f"environment variable {name}: cannot parse {value[:60]!r}: a list or table is "
+        'written as JSON there, e.g. ["a@example.org"] or {"key": "value"}'
+    )
+
+
+def _env_source(loc: tuple[str, ...], where: str, environ: Mapping[str, str]) -> str:
+    """Where the value at ``loc`` came from: the environment variable set for it
+    (SCHEDULER_SMTP__PORT, else SCHEDULER_SMTP as a JSON table), else the file. An error about
+    a whole section names the section's variables that are set, with the file."""
+    names = {k.upper() for k in environ}
+    candidates = [ENV_PREFIX + "__".join(part.upper() for part in loc[:2])] if len(loc) > 1 else []
+    candidates += [ENV_PREFIX + loc[0].upper()] if loc else []
+    for env_name in candidates:
+        if env_name in names:
+            return env_name
+    if len(loc) == 1:
+        set_here = sorted(n for n in names if n.startswith(f"{ENV_PREFIX}{loc[0].upper()}__"))
+        if set_here:
+            return f"{where} with {', '.join(set_here)}"
+    return where
+
+
 def _describe_error(err: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> str:
     loc = tuple(str(part) for part in err["loc"])
     key = _format_key(loc)
-    env_name = ENV_PREFIX + "__".join(part.upper() for part in loc[:2])
-    source = env_name if env_name in {k.upper() for k in environ} else where
+    source = _env_source(loc, where, environ)
     if err["type"] == "extra_forbidden":
         message = f"unknown key {key}"
         suggestion = _suggest_key(loc)

@@ -121,8 +121,14 @@ EMPTY_VALUE = _rule(
 )
 UNKNOWN_KEY = _rule("RS204", "unknown-key", WARNING, "a key that is not a known field")
 FUTURE_REVIEW = _rule("RS205", "future-review", ERROR, "the last review is after the as-of date")
+DUE_DATES_DISAGREE = _rule(
+    "RS207",
+    "due-dates-disagree",
+    WARNING,
+    "the next-review date and last reviewed plus frequency differ (the earlier counts)",
+)
 MULTI_LINE_TITLE = _rule(
-    "RS207", "multi-line-title", WARNING, "the title holds line breaks or control characters"
+    "RS208", "multi-line-title", WARNING, "the title holds line breaks or control characters"
 )
 INVALID = {
     field.name: _rule(

@@ -160,7 +160,8 @@ def test_unconfirmed_messages_in_outbox_status_and_outbox_retry(
         status = run("status")
         assert "Outbox: 0 pending, 0 failed, 0 sent, 1 unconfirmed\n" in status.out
         as_json = json.loads(run("status", "--format", "json").out)
-        assert (as_json["unconfirmed"], as_json["outbox"]["unconfirmed"]) == (1, 1)
+        assert as_json["outbox"]["unconfirmed"] == 1
+        assert "messages-unconfirmed" in {f["code"] for f in as_json["findings"]}
 
         retried = run("outbox", "retry", "1")
         assert (retried.code, retried.out) == (
@@ -237,13 +238,18 @@ def _delivery_fails_and_status_names(run: Any, *expected: str) -> None:
     assert "nothing can be delivered via" in result.err
     status = run("status")
     assert status.code == 1
-    line = next(x for x in status.out.splitlines() if x.startswith("Delivery: failing since"))
+    line = next(
+        x
+        for x in status.out.splitlines()
+        if x.startswith("  delivery-settings: nothing can be delivered since ")
+    )
     for text in expected:
         assert text in line
     as_json = json.loads(run("status", "--format", "json").out)
     assert as_json["healthy"] is False
+    assert as_json["delivery_cause"]["since"] is not None
     for text in expected:
-        assert text in as_json["delivery_problem"]["cause"]
+        assert text in as_json["delivery_cause"]["cause"]
 
 
 def test_an_untrusted_certificate_fails_send_and_status(
@@ -259,8 +265,8 @@ def test_an_untrusted_certificate_fails_send_and_status(
         fixed = run("send", "--as-of", "2026-05-01")
         assert fixed.code == 0 and "1 delivered" in fixed.out
     status = run("status")
-    assert "Delivery:" not in status.out
-    assert json.loads(run("status", "--format", "json").out)["delivery_problem"] is None
+    assert "delivery-settings" not in status.out
+    assert json.loads(run("status", "--format", "json").out)["delivery_cause"] is None
 
 
 def test_a_server_without_starttls_fails_send_and_status(
@@ -290,10 +296,10 @@ def test_the_first_time_a_cause_was_seen_is_kept(
         smtp_env(monkeypatch, server)
         server.handler.faults.auth_reply = "535 5.7.8 Authentication credentials invalid"
         run("send", "--as-of", "2026-05-01")
-        since = json.loads(run("status", "--format", "json").out)["delivery_problem"]["since"]
+        since = json.loads(run("status", "--format", "json").out)["delivery_cause"]["since"]
         run("outbox", "retry", "--all")
         run("send", "--as-of", "2026-05-01")
-        again = json.loads(run("status", "--format", "json").out)["delivery_problem"]["since"]
+        again = json.loads(run("status", "--format", "json").out)["delivery_cause"]["since"]
         assert again == since
     with sqlite3.connect(library / ".review-scheduler" / "state.sqlite3") as db:
         kinds = [k for (k,) in db.execute("SELECT kind FROM runs WHERE kind = 'delivery'")]

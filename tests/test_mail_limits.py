@@ -169,7 +169,7 @@ def test_multi_line_title_rule_can_be_switched_off(library: Path, run: Any) -> N
         CONFIG + '[metadata]\nignore = ["multi-line-title"]\n',
     )
     write_doc(library / "docs" / "a.md", frontmatter(title='"Two\\nlines"'))
-    assert "RS207" not in run("validate", "docs", "--format", "json").out
+    assert "RS208" not in run("validate", "docs", "--format", "json").out
 
 
 def _escalated(escalate_to: tuple[str, ...]) -> tuple[str, str]:

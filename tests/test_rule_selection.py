@@ -30,6 +30,7 @@ WARNINGS = {
     "unknown-owner.md": frontmatter(owner="not an address"),
     "nobody.md": frontmatter(),
     "bad-ignore.md": frontmatter(owner=OWNED, **{"review-scheduler-ignore": "[no-such-rule]"}),
+    "two-due-dates.md": frontmatter(reviewBy="2031-01-01", owner=OWNED),
     "legacy/old.md": frontmatter(url=None, colour="red", owner=OWNED),
     # errors, which are always reported
     "future.md": frontmatter(lastReviewed="2099-01-01", owner=OWNED),
@@ -184,11 +185,8 @@ def test_the_most_specific_selector_wins_and_a_tie_goes_to_ignore() -> None:
     no_rs2 = RuleSelection.of(ignore=["RS2"]).enabled
     assert "RS301" in no_rs2 and not {"RS202", "RS203", "RS204"} & no_rs2
     assert RuleSelection.of(select=["RS204"], ignore=["RS2"]).enabled == {"RS204"}
-    assert RuleSelection.of(select=["RS2"], ignore=["RS204"]).enabled == {
-        "RS202",
-        "RS203",
-        "RS207",
-    }
+    rs2 = RuleSelection.of(select=["RS2"], ignore=["RS204"]).enabled
+    assert rs2 == {"RS202", "RS203", "RS207", "RS208"}
     assert RuleSelection.of(select=["RS204"], ignore=["unknown-key"]).enabled == frozenset()
     assert RuleSelection.of(select=["ALL"], ignore=["ALL"]).enabled == frozenset()
     assert "RS204" not in RuleSelection.of(select=["RS3"]).enabled
@@ -240,9 +238,9 @@ def test_the_command_line_select_replaces_the_configs_and_ignore_adds(
     library: Path, run: Any
 ) -> None:
     configure(library, '[metadata]\nselect = ["RS2"]\nignore = ["RS202"]\n')
-    assert codes(validate_problems(run), "warning") == {"RS203", "RS204"}
+    assert codes(validate_problems(run), "warning") == {"RS203", "RS204", "RS207"}
     assert codes(validate_problems(run, "--select", "RS3"), "warning") == {"RS301", "RS302"}
-    assert codes(validate_problems(run, "--ignore", "RS203"), "warning") == {"RS204"}
+    assert codes(validate_problems(run, "--ignore", "RS203"), "warning") == {"RS204", "RS207"}
 
 
 def test_the_help_says_errors_are_always_reported(run: Any) -> None:
@@ -269,7 +267,7 @@ def test_config_select_and_per_path_ignores(library: Path, run: Any) -> None:
     assert settings.metadata.per_path_ignores == {"legacy/**": ("RS202", "RS204")}
     for command in COMMANDS:
         found = problems_of(command, run)
-        assert codes(found, "warning") == {"RS202", "RS203", "RS204", "RS301"}
+        assert codes(found, "warning") == {"RS202", "RS203", "RS204", "RS207", "RS301"}
         assert not [p for p in found if p[0] == "docs/legacy/old.md"]  # only warnings there
         assert ("docs/missing-recommended.md", "RS202", "warning") in found
 
@@ -364,12 +362,13 @@ def test_statistics_count_problems_by_rule(library: Path, run: Any, command: str
         "1  RS201  missing-field        error    in 1 file\n"
         "1  RS203  empty-value          warning  in 1 file\n"
         "1  RS205  future-review        error    in 1 file\n"
+        "1  RS207  due-dates-disagree   warning  in 1 file\n"
         "1  RS301  unknown-owner        warning  in 1 file\n"
-        "11 problems (2 errors, 9 warnings) in 10 files\n"
+        "12 problems (2 errors, 10 warnings) in 11 files\n"
     )
     lines = text.out.splitlines()
     data = json.loads(run(*args, *fixed, "--format", "json", prog=prog).out)
-    assert data["summary"] == {"files": 10, "problems": 11, "errors": 2, "warnings": 9}
+    assert data["summary"] == {"files": 11, "problems": 12, "errors": 2, "warnings": 10}
     assert list(data) == ["schema_version", "as_of", "timezone", "summary", "statistics"]
     assert data["statistics"][0] == {
         "code": "RS202",

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -46,6 +46,7 @@ COMMANDS = {
     "mark-reviewed": "scheduler.commands.mark_reviewed:command",
     "snooze": "scheduler.commands.snooze:command",
     "history": "scheduler.commands.history:command",
+    "init": "scheduler.commands.init:command",
 }
 
 
@@ -123,11 +124,29 @@ def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> i
     return result if isinstance(result, int) else 0
 
 
+def crash_log_folders(environ: Mapping[str, str]) -> list[str]:
+    """Where a crash log goes, best first: the folder systemd made for the unit's logs
+    (``LogsDirectory=``), else its state folder (``StateDirectory=``), which outlive the unit's
+    private /tmp; else the temporary folder."""
+    folders = [
+        environ[name].split(":")[0]
+        for name in ("LOGS_DIRECTORY", "STATE_DIRECTORY")
+        if environ.get(name)
+    ]
+    return [*folders, tempfile.gettempdir()]
+
+
 def _write_crash_log(prog_name: str) -> str:
-    handle, name = tempfile.mkstemp(prefix=f"{prog_name}-crash-", suffix=".log")
-    with os.fdopen(handle, "w") as out:
-        out.write(traceback.format_exc())
-    return name
+    text = traceback.format_exc()
+    for folder in crash_log_folders(os.environ):
+        try:
+            handle, name = tempfile.mkstemp(prefix=f"{prog_name}-crash-", suffix=".log", dir=folder)
+        except OSError:
+            continue
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        return name
+    return "nowhere (no folder was writable): " + text.strip().splitlines()[-1]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -63,6 +63,10 @@ def fingerprint(settings: Settings, cwd: Path) -> str:
         "fields": settings.fields.model_dump(mode="json"),
         "metadata": settings.metadata.model_dump(mode="json"),
         "routing": settings.routing.model_dump(mode="json"),
+        # the time zone timestamps' dates are taken in, and the default frequencies
+        "review": settings.review.model_dump(
+            mode="json", include={"timezone", "default_frequency", "frequencies"}
+        ),
         "allowed_domains": settings.mail.allowed_domains,
         "rules": sorted(RULES),  # a new rule may find problems in files read before
         # routing globs are relative to the content root

@@ -23,14 +23,16 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from scheduler.config import FieldNames
-from scheduler.content.cadence import Cadence, due_date
+from scheduler.content.cadence import Cadence
 from scheduler.content.fields import REPORTED, SCHEDULING, SHOWN
+from scheduler.content.loader import value_at
 from scheduler.content.metadata import ValidatedDocument, due_out_of_range_problem
+from scheduler.content.schedule import due_of
 from scheduler.results import Problem, Severity
-from scheduler.rules import RULES
+from scheduler.rules import DUE_DATES_DISAGREE, RULES
 
 # Part of the cache's fingerprint: change it whenever rows change shape or meaning.
-FORMAT_VERSION = "6:" + ",".join(field.name for field in REPORTED)
+FORMAT_VERSION = "7:" + ",".join(field.name for field in REPORTED)
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text survives storage
 # The decoder's C scanner itself (an attribute the type stubs leave out): a record is one JSON
@@ -38,8 +40,8 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text surv
 # the rest of decoding a record.
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
-# [title, status, last_reviewed, review_frequency, due, last_reviewed_line, url, problems, shown,
-#  source, declared]
+# [title, status, last_reviewed, review_frequency, due, line, url, problems, shown, source,
+#  declared]
 FactsRecord = str
 
 
@@ -68,26 +70,47 @@ class DocumentFacts(NamedTuple):
 def establish(doc: ValidatedDocument, names: FieldNames) -> DocumentFacts:
     """The facts of a validated document."""
     meta = doc.metadata
-    frequency = doc.fields.get(names.key("review_frequency"))
+    frequency = value_at(doc.fields, names.key("review_frequency"))
     if meta is None:
         return DocumentFacts(problems=doc.problems, declared=not _holds_no_metadata(doc.problems))
     last_reviewed = meta.value("last_reviewed")
     cadence = meta.value("review_frequency")
-    due = due_date(last_reviewed, cadence)
+    if cadence is None and doc.default_frequency is not None:
+        cadence, frequency = doc.default_frequency
+    review_by = meta.value("review_by")
+    due, computed, disagrees = due_of(last_reviewed, cadence, review_by)
     line = doc.lines.get("last_reviewed")
     problems = doc.problems
-    if due is None and last_reviewed is not None and cadence is not None:
-        late = due_out_of_range_problem(
-            doc.path, last_reviewed, cadence, line, names.key("last_reviewed")
+    added: list[Problem] = []
+    if computed is None and review_by is None and last_reviewed is not None and cadence is not None:
+        added.append(
+            due_out_of_range_problem(
+                doc.path, last_reviewed, cadence, line, names.key("last_reviewed")
+            )
         )
-        problems = tuple(sorted((*problems, late), key=lambda p: p.sort_key))
+    if disagrees:
+        assert computed is not None and review_by is not None and cadence is not None
+        added.append(
+            DUE_DATES_DISAGREE(
+                doc.path,
+                doc.lines.get("review_by"),
+                names.key("review_by"),
+                f"the next review is set for {review_by.isoformat()}, but the last review "
+                f"({last_reviewed.isoformat() if last_reviewed else '?'}) plus "
+                f"{cadence.label} gives {computed.isoformat()}; the earlier, "
+                f"{min(review_by, computed).isoformat()}, is the due date",
+                f"correct one of them, or remove {names.key('review_by')!r}",
+            )
+        )
+    if added:
+        problems = tuple(sorted((*problems, *added), key=lambda p: p.sort_key))
     return DocumentFacts(
         title=meta.value("title"),
         status=meta.value("status"),
         last_reviewed=last_reviewed,
         review_frequency=None if frequency is None else str(frequency),
         due=due,
-        last_reviewed_line=line,
+        last_reviewed_line=line if line is not None else doc.lines.get("review_by"),
         url=meta.value("url"),
         problems=problems,
         shown=tuple(

@@ -63,6 +63,40 @@ class Frontmatter:
     lines: dict[str, int]
     start_line: int = 1
     raw: dict[str, str] = field(default_factory=dict)  # plain scalars YAML read as non-text
+    # The line of every key inside a mapping value, by dotted path: "last_update.date".
+    nested: dict[str, int] = field(default_factory=dict)
+
+    def find(self, key: str) -> tuple[bool, Any, int | None]:
+        """Whether ``key`` is written, its value (:data:`UNREAD` when it could not be read)
+        and its line. A key that is not written as it is, but holds dots, is a path into
+        mappings: ``last_update.date`` is ``date`` in the mapping ``last_update``."""
+        if key in self.lines:
+            return True, self.values.get(key, UNREAD), self.lines[key]
+        line = self.nested.get(key) if "." in key else None
+        if line is None:
+            return False, None, None
+        value: Any = self.values
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return True, UNREAD, line
+            value = value[part]
+        return True, value, line
+
+
+UNREAD: Any = object()  # a value whose key is written but which could not be read
+
+
+def value_at(values: dict[str, Any], key: str) -> Any:
+    """The value of ``key`` in frontmatter ``values``, where a key with dots that is not written
+    as it is stands for a path into mappings; ``None`` when there is none."""
+    if key in values or "." not in key:
+        return values.get(key)
+    value: Any = values
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -951,6 +985,7 @@ def _construct_mapping(
     values: dict[str, Any] = {}
     key_lines: dict[str, int] = {}
     raw: dict[str, str] = {}
+    nested: dict[str, int] = {}
     problems: list[Problem] = []
     tagged = "!" in lines.block  # tags are written with "!": without one, none is explicit
     if tagged and (problem := _tag_problem(node, lines, path, None, inside=False)) is not None:
@@ -997,6 +1032,8 @@ def _construct_mapping(
         if tagged and (problem := _tag_problem(value_node, lines, path, key)) is not None:
             problems.append(problem)
             continue
+        if isinstance(value_node, yaml.MappingNode):
+            _nested_lines(value_node, key, lines, nested)
         try:
             value = loader.construct_object(value_node, deep=True)
         except (ValueError, OverflowError) as exc:
@@ -1013,4 +1050,17 @@ def _construct_mapping(
         plain = isinstance(value_node, yaml.ScalarNode) and not value_node.style
         if plain and not isinstance(value, str) and not _explicitly_tagged(value_node, lines.block):
             raw[key] = value_node.value  # quoting it would make it text
-    return Frontmatter(values, key_lines, lines.offset - 1, raw), problems
+    return Frontmatter(values, key_lines, lines.offset - 1, raw, nested), problems
+
+
+def _nested_lines(node: yaml.MappingNode, prefix: str, lines: _Lines, out: dict[str, int]) -> None:
+    """The line of each text key in ``node`` and the mappings in it, by dotted path."""
+    pending = [(node, prefix)]
+    while pending:
+        mapping, at = pending.pop()
+        for key_node, value_node in mapping.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                path = f"{at}.{key_node.value}"
+                out[path] = lines.of(key_node.start_mark)
+                if isinstance(value_node, yaml.MappingNode):
+                    pending.append((value_node, path))

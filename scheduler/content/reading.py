@@ -25,7 +25,13 @@ from multiprocessing.connection import wait
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from scheduler import rules
-from scheduler.config import FieldNames, MetadataRules, RoutingSettings, Settings
+from scheduler.config import (
+    FieldNames,
+    MetadataRules,
+    ReviewSettings,
+    RoutingSettings,
+    Settings,
+)
 from scheduler.content.facts import (
     DocumentFacts,
     FactsRecord,
@@ -70,6 +76,7 @@ class ReadingSettings:
     rules: MetadataRules
     names: FieldNames
     routing: RoutingSettings
+    review: ReviewSettings  # the time zone of timestamps, default frequencies
     allowed_domains: tuple[str, ...] = ()  # [mail] allowed_domains, for owners
 
     @classmethod
@@ -79,6 +86,7 @@ class ReadingSettings:
             rules=settings.metadata,
             names=settings.fields,
             routing=settings.routing,
+            review=settings.review,
             allowed_domains=settings.mail.allowed_domains,
         )
 
@@ -90,6 +98,7 @@ class _Context:
         self.max_bytes = settings.max_file_bytes
         self.rules = settings.rules
         self.names = settings.names
+        self.review = settings.review
         self.router = Router(
             settings.routing, settings.names.key("owner"), settings.allowed_domains
         )
@@ -105,7 +114,7 @@ class _Context:
             if expect is not None and head_digest(file, self.max_bytes) == expect:
                 return Outcome(expect)
             loaded = load_document(file, self.max_bytes)
-            validated = validate(loaded, self.rules, self.names)
+            validated = validate(loaded, self.rules, self.names, self.review)
             facts = establish(validated, self.names)
             editors, problems = self.router.route(validated)
             problems += self.unowned(file.display, editors, facts.status)

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import json_document, shown
-from scheduler.usecases.reminders import Status
+from scheduler.runtime.health import Status
 
 STATUS_FORMATS: Registry[Status] = Registry("the status")
 
@@ -35,31 +35,36 @@ def render_status_text(status: Status, options: RenderOptions) -> list[str]:
     next_cycle = status.next_cycle
     lines.append(
         "Next cycle: "
-        + (next_cycle.isoformat(sep=" ", timespec="minutes") if next_cycle else "never")
+        + (next_cycle.isoformat(sep=" ", timespec=_timespec(status)) if next_cycle else "never")
         + f" {status.timezone} (schedule {status.schedule!r})"
     )
     counts = status.outbox
-    lines.append(
-        f"Outbox: {counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent"
-        + (f", {status.unconfirmed} unconfirmed" if status.unconfirmed else "")
-    )
-    if status.delivery_problem is not None and status.delivery_problem_since is not None:
-        since = status.delivery_problem_since.astimezone(ZoneInfo(status.timezone))
-        lines.append(
-            f"Delivery: failing since {since.isoformat(sep=' ', timespec='seconds')} "
-            f"{status.timezone}: {status.delivery_problem}"
-        )
+    order = ["pending", "failed", "sent"]
+    order += [state for state in counts if state not in order]  # e.g. unconfirmed
+    lines.append("Outbox: " + ", ".join(f"{counts.get(state, 0)} {state}" for state in order))
     if not status.daemon_running:
         lines.append("Daemon: not running")
     else:
         pid = f" (pid {status.daemon_pid})" if status.daemon_pid else ""
         lines.append(f"Daemon: running{pid}")
+    if status.store_error is not None:
+        lines.append(f"State store: unreadable: {status.store_error}")
+    if status.healthy:
+        lines.append("Health: healthy")
+    else:
+        lines.append("Health: unhealthy")
+        lines.extend(f"  {finding.code}: {finding.reason}" for finding in status.findings)
     return ["\n".join(map(shown, lines)) + "\n"]
+
+
+def _timespec(status: Status) -> str:
+    """Seconds for a schedule with a seconds field, else minutes."""
+    return "seconds" if len(status.schedule.split()) == 6 else "minutes"
 
 
 @STATUS_FORMATS.register("json", "one JSON object")
 def render_status_json(status: Status, options: RenderOptions) -> list[str]:
-    last = status.last
+    last, failing = status.last, status.failing
     document = {
         "healthy": status.healthy,
         "daemon": {"running": status.daemon_running, "pid": status.daemon_pid},
@@ -76,12 +81,24 @@ def render_status_json(status: Status, options: RenderOptions) -> list[str]:
         "schedule": status.schedule,
         "timezone": status.timezone,
         "outbox": status.outbox,
-        "unconfirmed": status.unconfirmed,
-        "delivery_problem": None
-        if status.delivery_problem is None or status.delivery_problem_since is None
+        "missed_cycles": [moment.isoformat() for moment in status.missed],
+        "delivery_failing": None
+        if failing is None
         else {
-            "cause": status.delivery_problem,
-            "since": status.delivery_problem_since.isoformat(),
+            "since": failing.since.isoformat(),
+            "messages": failing.messages,
+            "last_code": failing.last_code,
+            "last_reply": failing.last_reply,
         },
+        "delivery_cause": None
+        if status.delivery_cause is None
+        else {
+            "cause": status.delivery_cause,
+            "since": status.delivery_cause_since.isoformat()
+            if status.delivery_cause_since
+            else None,
+        },
+        "store_error": status.store_error,
+        "findings": [{"code": f.code, "reason": f.reason} for f in status.findings],
     }
     return [json_document(document)]

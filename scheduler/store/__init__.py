@@ -17,6 +17,7 @@ from scheduler.store.interfaces import (
     CacheEntry,
     CacheStore,
     Claimed,
+    Failing,
     LedgerStore,
     LogEntry,
     LogKind,
@@ -46,6 +47,7 @@ __all__ = [
     "CacheEntry",
     "CacheStore",
     "Claimed",
+    "Failing",
     "LedgerStore",
     "LogEntry",
     "LogKind",
@@ -65,6 +67,7 @@ __all__ = [
     "StateStore",
     "check_url",
     "location",
+    "open_read_only",
     "open_store",
     "store_exists",
 ]
@@ -77,10 +80,12 @@ class Backend(NamedTuple):
     location: Callable[[str], str]
     exists: Callable[[str, Path], bool]  # (location, cwd)
     open: Callable[[str, Path, bool], StateStore]  # (location, cwd, durable)
+    # Open without writing or creating anything (location, cwd); None: ``open`` is used.
+    open_read_only: Callable[[str, Path], StateStore] | None = None
 
 
 BACKENDS: dict[str, Backend] = {
-    "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store),
+    "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store, sqlite.open_read_only),
 }
 
 
@@ -120,3 +125,16 @@ def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> S
     """
     backend, where = _parse(settings.url)
     return backend.open(where, cwd, durable)
+
+
+def open_read_only(settings: StoreSettings, cwd: Path) -> StateStore:
+    """Open the store ``settings`` name for looking only: nothing is written or created, so
+    that it works on a read-only store (file and folder) and never makes one. Ask
+    :func:`store_exists` first.
+
+    Raises :class:`~scheduler.errors.StoreError` when the store cannot be read.
+    """
+    backend, where = _parse(settings.url)
+    if backend.open_read_only is None:
+        return backend.open(where, cwd, True)
+    return backend.open_read_only(where, cwd)

@@ -96,6 +96,16 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class Failing:
+    """Pending notifications whose attempts failed: since when, how many, the latest reply."""
+
+    since: datetime  # the first failed attempt
+    messages: int
+    last_code: int | None
+    last_reply: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRow:
     """A notification in the outbox, as listed."""
 
@@ -311,6 +321,11 @@ class OutboxStore(Protocol):
         """How many notifications are in each :class:`OutboxStatus` (every status is a key)."""
         ...
 
+    def failing(self) -> Failing | None:
+        """Since when delivery has been failing: over the pending notifications that failed
+        an attempt since they were (re)queued; None when none has."""
+        ...
+
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
         """In one transaction: make the failed and unconfirmed notifications among ``ids`` (all,
         for None) pending and due at ``now`` with a give-up window starting then, their failed
@@ -397,6 +412,16 @@ class StateStore(Protocol):
 
     def lock_holder(self) -> int | None:
         """The pid of the process holding the lock (-1 when unknown), or None."""
+        ...
+
+    def running(self) -> AbstractContextManager[None]:
+        """Mark, for the block, that this process runs a cycle (any number of processes may);
+        the mark goes when its holder dies."""
+        ...
+
+    def cycle_running(self) -> bool:
+        """Whether another live process runs a cycle (see :meth:`running`): an unfinished run
+        with none running was interrupted."""
         ...
 
     def close(self) -> None: ...

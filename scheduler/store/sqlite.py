@@ -9,12 +9,15 @@ lock is an ``flock`` on a file beside the store, released by the kernel when its
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import re
 import sqlite3
+import urllib.parse
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +31,7 @@ from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
     Claimed,
+    Failing,
     LogEntry,
     LogKind,
     OutboxRow,
@@ -254,6 +258,10 @@ def open_store(path: str, cwd: Path, durable: bool) -> SqliteStore:
     return SqliteStore(cwd / path, path, durable=durable)
 
 
+def open_read_only(path: str, cwd: Path) -> SqliteStore:
+    return SqliteStore(cwd / path, path, read_only=True)
+
+
 def ts(moment: datetime) -> str:
     """Timestamps are stored as UTC ISO strings, which sort as text."""
     if moment.tzinfo is None:
@@ -273,6 +281,53 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
+_TEMPORARY = re.compile(r"^CREATE TABLE", re.IGNORECASE)
+
+# What to do about each kind of SQLite failure, by primary result code.
+_ADVICE = {
+    sqlite3.SQLITE_BUSY: "another process held it for longer than {timeout:.0f} s; try again "
+    "when it has finished (a long cycle, or a stuck process: see 'review-scheduler status')",
+    sqlite3.SQLITE_LOCKED: "another process held it for longer than {timeout:.0f} s; try again "
+    "when it has finished",
+    sqlite3.SQLITE_READONLY: "it is read-only: give the user running review-scheduler write "
+    "access to the file and its folder, or point [store] url at a writable place",
+    sqlite3.SQLITE_FULL: "the disk (or the database's size limit) is full: free space where "
+    "it is kept, then run the command again (nothing half-written was kept)",
+    sqlite3.SQLITE_CORRUPT: "the file is damaged: restore it from a backup, or move it aside "
+    "to start afresh (the outbox, reminder ledger and review log in it are then lost)",
+    sqlite3.SQLITE_NOTADB: "the file is not a review-scheduler state store: check [store] url, "
+    "or move the file aside",
+    sqlite3.SQLITE_CANTOPEN: "check that the file and its folder exist and are accessible to "
+    "the user running review-scheduler",
+    sqlite3.SQLITE_PERM: "check the file's permissions",
+    sqlite3.SQLITE_IOERR: "the disk reported an error: check the disk and the file system "
+    "(a full disk reports this too)",
+}
+
+
+def _store_error(shown: str, exc: sqlite3.Error) -> StoreError:
+    """A SQLite failure as one line: the file, what went wrong, what to do."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    advice = _ADVICE.get(code & 0xFF) if isinstance(code, int) else None
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if advice is None:
+        return StoreError(f"the state store {shown}: {text}")
+    return StoreError(
+        f"the state store {shown}: {text}: " + advice.format(timeout=BUSY_TIMEOUT_MS / 1000)
+    )
+
+
+def _os_advice(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "free space on the disk where it is kept"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            "give the user running review-scheduler access to the folder and the files in it, "
+            "or point [store] url at a place it may write"
+        )
+    return "check [store] url and the folder it names"
+
+
 class SqliteStore:
     """An open SQLite state store (a :class:`~scheduler.store.interfaces.StateStore`).
 
@@ -281,17 +336,28 @@ class SqliteStore:
     cache, which can be rebuilt.
     """
 
-    def __init__(self, path: Path, shown: str, *, durable: bool = True) -> None:
+    def __init__(
+        self, path: Path, shown: str, *, durable: bool = True, read_only: bool = False
+    ) -> None:
         self.path = path
         self.shown = shown
+        self.read_only = read_only
         self._migrated: set[str] = set()
         self._lock = _FileLock(path.with_name(path.name + ".lock"), shown)
+        self._cycles = _CycleMarker(path.with_name(path.name + ".cycle.lock"), shown)
+        if read_only:
+            self.db = self._connect_read_only()
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit, see _transaction().
             self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the state store {shown}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the state store {shown}: {exc.strerror}; {_os_advice(exc)}"
+            ) from exc
+        except sqlite3.Error as exc:
+            raise _store_error(shown, exc) from exc
         try:
             with self.guard():
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -305,6 +371,39 @@ class SqliteStore:
             self.db.close()
             raise
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes (nor creates) anything: ``mode=ro``, and when even
+        that needs a file it may not create (the write-ahead log's index in a read-only
+        folder), ``immutable=1``: nobody can be writing a store whose folder is read-only."""
+        if not self.path.is_file():
+            raise StoreError(
+                f"the state store {self.shown} does not exist (or is not a file); check [store] url"
+            )
+        uri = "file:" + urllib.parse.quote(os.fsencode(self.path.absolute())) + "?mode=ro"
+        for suffix in ("", "&immutable=1"):
+            db = sqlite3.connect(
+                uri + suffix, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+            try:
+                db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            except sqlite3.Error as exc:
+                db.close()
+                # no write-ahead log index, and none can be made: read the file as it is
+                # (only when no write-ahead log holds commits the file lacks)
+                cannot_share = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+                if exc.sqlite_errorcode & 0xFF in cannot_share and not suffix and self._no_log():
+                    continue
+                raise _store_error(self.shown, exc) from exc
+            return db
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _no_log(self) -> bool:
+        log = self.path.with_name(self.path.name + "-wal")
+        try:
+            return log.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+
     def __enter__(self) -> SqliteStore:
         return self
 
@@ -313,6 +412,7 @@ class SqliteStore:
 
     def close(self) -> None:
         self._lock.release()
+        self._cycles.release()
         self.db.close()
 
     @contextmanager
@@ -325,6 +425,17 @@ class SqliteStore:
 
     def lock_holder(self) -> int | None:
         return self._lock.holder()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        self._cycles.acquire()
+        try:
+            yield
+        finally:
+            self._cycles.release()
+
+    def cycle_running(self) -> bool:
+        return self._cycles.held_elsewhere()
 
     @cached_property
     def ledger(self) -> SqliteLedger:
@@ -354,27 +465,29 @@ class SqliteStore:
 
     @contextmanager
     def guard(self) -> Iterator[None]:
-        """SQLite's errors, as the store's."""
+        """SQLite's errors, as the store's: one line naming the file and what to do."""
         try:
             yield
         except sqlite3.Error as exc:
-            raise StoreError(f"the state store {self.shown}: {exc}") from exc
+            raise _store_error(self.shown, exc) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything in the block commits together or not at all.
 
         ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes never interleave
-        their read-then-write steps.
+        their read-then-write steps. A failed commit (a full disk) is rolled back too.
         """
         with self.guard():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # SQLite may have rolled back already
+                    with suppress(sqlite3.Error):  # the first error is the one to report
+                        self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self.guard():
@@ -383,9 +496,44 @@ class SqliteStore:
     def _ready(self, component: str, steps: Sequence[str]) -> SqliteStore:
         """The store, with ``component``'s tables brought up to date (once per connection)."""
         if component not in self._migrated:
-            self.migrate(component, steps)
+            if self.read_only:
+                self._readable(component, steps)
+            else:
+                self.migrate(component, steps)
             self._migrated.add(component)
         return self
+
+    def _readable(self, component: str, steps: Sequence[str]) -> None:
+        """Read-only: a component never written reads as empty (its tables made, empty, in
+        the connection's temporary schema); one written by another version is refused."""
+        with self.guard():
+            has_steps = self.db.execute(
+                "SELECT 1 FROM sqlite_schema WHERE name = 'schema_steps'"
+            ).fetchone()
+            row = (
+                self.db.execute(
+                    "SELECT version FROM schema_steps WHERE component = ?", (component,)
+                ).fetchone()
+                if has_steps
+                else None
+            )
+            version = row[0] if row else 0
+            if version == 0:
+                for step in steps:
+                    for statement in _statements(step):
+                        self.db.execute(_TEMPORARY.sub("CREATE TEMP TABLE", statement))
+                return
+        if version != len(steps):
+            newer = "a newer" if version > len(steps) else "an older"
+            raise StoreError(
+                f"the state store {self.shown} was written by {newer} review-scheduler "
+                f"({component} schema {version}, this version knows {len(steps)}); "
+                + (
+                    "upgrade review-scheduler"
+                    if version > len(steps)
+                    else "run a command that writes (send, or the daemon) once to upgrade it"
+                )
+            )
 
     def migrate(self, component: str, steps: Sequence[str]) -> None:
         """Run ``component``'s missing schema steps, in one transaction.
@@ -456,9 +604,15 @@ class _FileLock:
             self._fd = None
 
     def holder(self) -> int | None:
-        if not self.path.exists():
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
             return None
-        fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the daemon lock beside the state store {self.shown}: "
+                f"{exc.strerror}; {_os_advice(exc)}"
+            ) from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -468,6 +622,50 @@ class _FileLock:
             return None
         finally:
             os.close(fd)
+
+
+class _CycleMarker:
+    """A shared ``flock`` held by every process while it runs a cycle: live ones hold it, the
+    kernel drops a dead one's. Whoever can take it exclusively knows no cycle runs."""
+
+    def __init__(self, path: Path, shown: str) -> None:
+        self.path = path
+        self.shown = shown
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)  # only status's brief exclusive probe can block it
+        except OSError as exc:
+            raise StoreError(
+                f"cannot mark a cycle running beside the state store {self.shown}: "
+                f"{exc.strerror}; {_os_advice(exc)}"
+            ) from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor drops the lock
+            self._fd = None
+
+    def held_elsewhere(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(
+                f"cannot read the cycle mark beside the state store {self.shown}: "
+                f"{exc.strerror}; {_os_advice(exc)}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
 
 def _read_pid(fd: int) -> int | None:
@@ -713,6 +911,19 @@ class SqliteOutbox:
     def counts(self) -> dict[str, int]:
         tally = dict(self._store.query("SELECT status, count(*) FROM outbox GROUP BY status"))
         return {s.value: tally.get(s.value, 0) for s in OutboxStatus}
+
+    def failing(self) -> Failing | None:
+        failed = (
+            " FROM outbox o JOIN delivery_attempts a ON a.outbox_id = o.id"
+            " AND a.at >= o.window_start AND a.outcome != 'delivered' WHERE o.status = 'pending'"
+        )
+        since, messages = self._store.query("SELECT min(a.at), count(DISTINCT o.id)" + failed)[0]
+        if since is None:
+            return None
+        code, reply = self._store.query(
+            "SELECT a.code, a.reply" + failed + " ORDER BY a.at DESC, a.id DESC LIMIT 1"
+        )[0]
+        return Failing(from_ts(since), messages, code, reply or "")
 
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
         stamp = ts(now)

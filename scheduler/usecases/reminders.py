@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from scheduler.config import Settings
+from scheduler.errors import StoreError
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
 from scheduler.notify.email import check_delivery_settings, make_channel
 from scheduler.notify.outbox import Outbox
@@ -30,7 +31,8 @@ from scheduler.runtime.cycle import (
     run_cycle,
 )
 from scheduler.runtime.daemon import cycle_trigger
-from scheduler.store import OutboxRow, OutboxStatus, Run, open_store, store_exists
+from scheduler.runtime.health import HealthPolicy, Status, judge, missed_slots
+from scheduler.store import OutboxRow, OutboxStatus, open_read_only, open_store, store_exists
 from scheduler.usecases.reviews import evidence
 
 
@@ -41,14 +43,15 @@ def _looked_up(
     store yet (looking never creates one)."""
     if not store_exists(settings.store, cwd):
         return {}, Evidence()
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return Outbox(store).ledger(), evidence(store, today)
 
 
 def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleReport:
-    """One reminder cycle: check, decide, queue the digests, deliver them."""
+    """One reminder cycle: check, decide, queue the digests, deliver them. The store is marked
+    meanwhile, so that ``status`` knows the cycle is running, not interrupted."""
     check_delivery_settings(settings)
-    with open_store(settings.store, cwd) as store:
+    with open_store(settings.store, cwd) as store, store.running():
         channel = make_channel(settings.smtp, settings.mail.outbox_dir)
         return asyncio.run(run_cycle(settings, cwd, today, clock, store, channel))
 
@@ -57,7 +60,7 @@ def dry_run(settings: Settings, cwd: Path, today: date, now: datetime) -> CycleR
     """What a cycle would send today, composed; nothing is written or sent."""
     if not store_exists(settings.store, cwd):
         return dry_run_cycle(settings, cwd, today, now, None)
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return dry_run_cycle(settings, cwd, today, now, store)
 
 
@@ -82,8 +85,11 @@ class OutboxListing:
 
 
 def outbox(settings: Settings, cwd: Path, status: str | None = None) -> OutboxListing:
-    """The messages in the outbox (those in ``status``, or all) and the counts by status."""
-    with open_store(settings.store, cwd) as store:
+    """The messages in the outbox (those in ``status``, or all) and the counts by status;
+    none when there is no store (looking never creates one)."""
+    if not store_exists(settings.store, cwd):
+        return OutboxListing([], {s.value: 0 for s in OutboxStatus})
+    with open_read_only(settings.store, cwd) as store:
         box = Outbox(store)
         return OutboxListing(box.rows(OutboxStatus(status) if status else None), box.counts())
 
@@ -97,8 +103,10 @@ class RetryResult:
 
 def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clock) -> RetryResult:
     """Queue failed and unconfirmed messages again (``ids``, or every one) and deliver them
-    now."""
+    now. With no store there is nothing to retry, and none is created."""
     check_delivery_settings(settings)
+    if not store_exists(settings.store, cwd):
+        return RetryResult(queued=[], unknown=sorted(set(ids or ())), delivery=DeliveryReport())
     with open_store(settings.store, cwd) as store:
         box = Outbox(store)
         chosen = box.requeue(ids, clock())
@@ -112,59 +120,59 @@ def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clo
     return RetryResult(queued=chosen, unknown=unknown, delivery=report)
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
-    """How the service is doing: the last and next cycle, the outbox, the daemon."""
-
-    last: Run | None
-    outcome: str | None  # of the last cycle: ok, failed, running or interrupted
-    next_cycle: datetime | None
-    schedule: str
-    timezone: str
-    outbox: dict[str, int] = field(default_factory=dict)
-    daemon_pid: int | None = None  # None also when a daemon runs whose process id is unknown
-    daemon_running: bool = False
-    # why nothing could be delivered at the last attempt (settings or server), and since when
-    delivery_problem: str | None = None
-    delivery_problem_since: datetime | None = None
-
-    @property
-    def unconfirmed(self) -> int:
-        """Messages held because the server did not confirm them (perhaps delivered)."""
-        return self.outbox.get(OutboxStatus.UNCONFIRMED, 0)
-
-    @property
-    def healthy(self) -> bool:
-        return (
-            self.outcome not in ("failed", "interrupted")
-            and not self.outbox.get("failed")
-            and self.delivery_problem is None
-        )
+def health_policy(settings: Settings, require_daemon: bool = False) -> HealthPolicy:
+    h = settings.health
+    after = h.delivery_failing_seconds
+    if after is None:
+        after = 3 * settings.daemon.drain_interval_seconds
+    return HealthPolicy(timedelta(seconds=after), h.missed_cycles, require_daemon)
 
 
-def status(settings: Settings, cwd: Path, now: datetime) -> Status:
-    holder = None
-    last = None
-    counts = {s.value: 0 for s in OutboxStatus}
-    problem = None
-    if store_exists(settings.store, cwd):
-        with open_store(settings.store, cwd) as store:
-            holder = store.lock_holder()
-            last = store.runs.last(CYCLE)
-            counts = Outbox(store).counts()
-            problem = Outbox(store).delivery_problem()
-    outcome = None
-    if last is not None:
-        outcome = last.outcome.value if last.outcome else ("running" if holder else "interrupted")
-    return Status(
-        last=last,
-        outcome=outcome,
-        next_cycle=cycle_trigger(settings).next_after(now),
+def status(settings: Settings, cwd: Path, now: datetime, *, require_daemon: bool = False) -> Status:
+    """The service's figures and the findings of the health rules on them. Reads the store
+    without writing anything (it may be read-only); a store that cannot be read is a finding."""
+    policy = health_policy(settings, require_daemon)
+    trigger = cycle_trigger(settings)
+    status = Status(
+        last=None,
+        outcome=None,
+        next_cycle=trigger.next_after(now),
         schedule=settings.daemon.schedule,
         timezone=settings.review.zone.key,
+        outbox={s.value: 0 for s in OutboxStatus},
+    )
+    if store_exists(settings.store, cwd):
+        try:
+            status = _stored_status(status, settings, cwd, now, policy)
+        except StoreError as exc:
+            status = replace(status, store_error=str(exc))
+    return replace(status, findings=judge(status, policy, now))
+
+
+def _stored_status(
+    status: Status, settings: Settings, cwd: Path, now: datetime, policy: HealthPolicy
+) -> Status:
+    with open_read_only(settings.store, cwd) as store:
+        holder = store.lock_holder()
+        last = store.runs.last(CYCLE)
+        counts = Outbox(store).counts()
+        failing = store.outbox.failing()
+        problem = Outbox(store).delivery_problem()
+        running = last is not None and last.outcome is None and store.cycle_running()
+    outcome = None
+    if last is not None:
+        alive = running or holder is not None
+        outcome = last.outcome.value if last.outcome else ("running" if alive else "interrupted")
+    trigger = cycle_trigger(settings)
+    return replace(
+        status,
+        last=last,
+        outcome=outcome,
         outbox=counts,
         daemon_pid=holder if holder != -1 else None,
         daemon_running=holder is not None,
-        delivery_problem=problem[0] if problem else None,
-        delivery_problem_since=problem[1] if problem else None,
+        missed=missed_slots(trigger, last.started_at if last else None, now, policy.missed_cycles),
+        failing=failing,
+        delivery_cause=problem[0] if problem else None,
+        delivery_cause_since=problem[1] if problem else None,
     )
