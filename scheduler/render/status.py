@@ -40,7 +40,7 @@ def render_status_text(status: Status, options: RenderOptions) -> list[str]:
     )
     counts = status.outbox
     order = ["pending", "failed", "sent"]
-    order += [state for state in counts if state not in order]  # e.g. unconfirmed
+    order += [state for state in counts if state not in order and counts[state]]  # unconfirmed
     lines.append("Outbox: " + ", ".join(f"{counts.get(state, 0)} {state}" for state in order))
     if not status.daemon_running:
         lines.append("Daemon: not running")
