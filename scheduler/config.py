@@ -392,6 +392,10 @@ class DaemonSettings(_Section):
     drain_interval_seconds: float = Field(default=300, gt=0)
     # On SIGTERM/SIGINT, how long to let the message being sent finish before giving up on it.
     shutdown_grace_seconds: float = Field(default=60, gt=0)
+    # Daemons sharing a PostgreSQL store: one holds the cycle lease and runs the cycles; it
+    # renews it (and each daemon reports itself) every third of this. A replica that dies is
+    # replaced when its lease runs out.
+    cycle_lease_seconds: float = Field(default=30, ge=3)
 
     @field_validator("schedule")
     @classmethod
@@ -420,10 +424,17 @@ class DashboardSettings(_Section):
 
 class StoreSettings(_Section):
     """[store]: where the reminder ledger, the outbox, the run history and the parse cache are
-    kept. ``url`` names a backend and its place: ``sqlite:///relative/path`` (from the current
-    folder) or ``sqlite:////absolute/path``. ``path`` (a SQLite file) is its older form."""
+    kept. ``url`` names a backend and its place: ``sqlite:///relative/path`` (from the config
+    file's folder) or ``sqlite:////absolute/path``, or ``postgresql://...``. ``path`` (a SQLite
+    file) is its older form."""
 
     url: str = f"sqlite:///{DEFAULT_STORE_FILE}"
+    # PostgreSQL: the password, only from SCHEDULER_STORE__PASSWORD (else libpq's PGPASSWORD or
+    # ~/.pgpass apply); never in the file or the URL.
+    password: SecretStr | None = None
+    # Where the parse cache is kept, as a store URL. Unset: in the store itself for SQLite; for
+    # PostgreSQL in a local SQLite file (LOCAL_CACHE_URL), as each host reads its own files.
+    cache_url: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -444,12 +455,23 @@ class StoreSettings(_Section):
                 return rest
         return rest | {"url": f"sqlite:///{data['path']}"}
 
-    @field_validator("url")
+    @field_validator("url", "cache_url")
     @classmethod
-    def _supported(cls, value: str) -> str:
+    def _supported(cls, value: str | None) -> str | None:
         from scheduler.store import check_url  # the backends know their URLs
 
-        return check_url(value)
+        return check_url(value) if value is not None else None
+
+    def for_cache(self) -> StoreSettings:
+        """The store that keeps the parse cache."""
+        if self.cache_url is not None:
+            return StoreSettings(url=self.cache_url, password=self.password)
+        if self.url.startswith(("postgresql://", "postgres://")):
+            return StoreSettings(url=LOCAL_CACHE_URL)
+        return self
+
+
+LOCAL_CACHE_URL = "sqlite:///.review-scheduler/parse-cache.sqlite3"
 
 
 class PerformanceSettings(_Section):
@@ -529,7 +551,7 @@ class Settings(BaseSettings):
 
 
 # Keys whose values never come from the file and are never shown in messages.
-_SECRET_KEYS = {("smtp", "password")}
+_SECRET_KEYS = {("smtp", "password"), ("store", "password")}
 
 
 def find_config(
@@ -644,11 +666,20 @@ def _anchor(data: dict[str, Any], folder: Path, cwd: Path) -> dict[str, Any]:
         if table is not None and isinstance(table.get(key), str):
             table[key] = base(table[key])
     store = section("store")
-    if store is not None and isinstance(store.get("url"), str):
-        url: str = store["url"]
-        rest = url.removeprefix(_SQLITE_PREFIX)
-        if url.startswith(_SQLITE_PREFIX) and rest and not rest.startswith("/"):
-            store["url"] = _SQLITE_PREFIX + base(rest)
+    for key in ("url", "cache_url"):
+        if store is not None and isinstance(store.get(key), str):
+            url: str = store[key]
+            rest = url.removeprefix(_SQLITE_PREFIX)
+            if url.startswith(_SQLITE_PREFIX) and rest and not rest.startswith("/"):
+                store[key] = _SQLITE_PREFIX + base(rest)
+    if (
+        store is not None
+        and isinstance(store.get("url"), str)
+        and not store["url"].startswith(_SQLITE_PREFIX)
+        and "cache_url" not in store
+    ):
+        # A shared store's parse cache stays on this host, beside the file too.
+        store["cache_url"] = _SQLITE_PREFIX + base(LOCAL_CACHE_URL.removeprefix(_SQLITE_PREFIX))
     defaults = (
         ("content", "root", base(".")),
         ("mail", "outbox_dir", base(DEFAULT_OUTBOX_DIR)),

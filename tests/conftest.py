@@ -15,6 +15,8 @@ import pytest
 
 from scheduler.commands import main as cli
 
+from .pg_server import PgCluster
+
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "seeds" / "000_6b193bba7092f18d.txt"
 
@@ -29,6 +31,20 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A real PostgreSQL server for the whole session (started once, removed at the end). Where
+    it cannot run, the tests that need it fail and say why."""
+    try:
+        cluster = PgCluster()
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"cannot start a PostgreSQL server for the tests: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture

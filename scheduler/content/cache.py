@@ -109,6 +109,7 @@ class ParseCache:
         """The cache in the state store ``settings`` name; without one (and a warning) if it is
         unusable."""
         store = None
+        settings = settings.for_cache()
         try:
             # The cache can be rebuilt from the documents: losing its last writes in a power cut
             # is acceptable, a flush to disk on every batch is not needed.
@@ -275,6 +276,7 @@ class ParseCache:
 def clear(settings: StoreSettings, cwd: Path) -> int | None:
     """Empty the cache in the state store ``settings`` name; the number of entries removed, or
     ``None`` when there is no store (none is created)."""
+    settings = settings.for_cache()
     if not store_exists(settings, cwd):
         return None
     with open_store(settings, cwd) as store:

@@ -54,6 +54,16 @@ def render_status_text(status: Status, options: RenderOptions) -> list[str]:
     else:
         lines.append("Health: unhealthy")
         lines.extend(f"  {finding.code}: {finding.reason}" for finding in status.findings)
+    if status.shared:
+        lease = status.cycle_lease
+        lines.append(f"Cycle lease: {lease.holder if lease else 'held by nobody'}")
+        lines.append(f"Replicas seen recently: {len(status.replicas)}")
+        for replica in status.replicas:
+            seen = replica.seen_at.astimezone(ZoneInfo(status.timezone)).isoformat(
+                sep=" ", timespec="seconds"
+            )
+            role = " (holds the cycle lease)" if lease and lease.holder == replica.id else ""
+            lines.append(f"  {replica.id}: last seen {seen}{role}")
     return ["\n".join(map(shown, lines)) + "\n"]
 
 
@@ -101,4 +111,26 @@ def render_status_json(status: Status, options: RenderOptions) -> list[str]:
         "store_error": status.store_error,
         "findings": [{"code": f.code, "reason": f.reason} for f in status.findings],
     }
+    if status.shared:
+        lease = status.cycle_lease
+        document["cycle_lease"] = (
+            None
+            if lease is None
+            else {
+                "holder": lease.holder,
+                "acquired_at": lease.acquired_at.isoformat(),
+                "until": lease.until.isoformat(),
+            }
+        )
+        document["replicas"] = [
+            {
+                "id": r.id,
+                "host": r.host,
+                "pid": r.pid,
+                "started_at": r.started_at.isoformat(),
+                "seen_at": r.seen_at.isoformat(),
+                "holds_cycle_lease": lease is not None and lease.holder == r.id,
+            }
+            for r in status.replicas
+        ]
     return [json_document(document)]

@@ -2,19 +2,26 @@
 outbox between cycles, around the same use cases the command line calls.
 
 All lasting state is in the state store: jobs live in APScheduler's memory job store and are
-added again, with fixed ids, at every start. One daemon per store (an exclusive lock). A cycle
-missed while the daemon was down runs once at start-up, decided from the run history. SIGTERM
-and SIGINT stop new work, let the message being sent finish within a grace period, and leave
-everything unfinished in the outbox for the next start.
+added again, with fixed ids, at every start. On a SQLite store, one daemon at a time (an
+exclusive lock). On a shared store (PostgreSQL) several daemons, on one host or several, work
+together: each drains the outbox (claims never overlap), and the one holding the cycle lease runs
+the scheduled cycles; when it dies its lease runs out and another takes over. A cycle missed, or
+left unfinished, runs once, by the lease holder, decided from the run history. When the store is
+unreachable the daemon carries on, logs it, and resumes when it is back. SIGTERM and SIGINT stop
+new work, let the message being sent finish within a grace period, and leave everything
+unfinished in the outbox for the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -22,13 +29,21 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.config import Settings
+from scheduler.errors import StoreError
 from scheduler.notify.channel import Channel
-from scheduler.notify.delivery import deliver_pending
+from scheduler.notify.delivery import deliver_pending, worker_id
 from scheduler.notify.email import check_delivery_settings, make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.runtime.cycle import CYCLE, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
-from scheduler.store import RunHistory, RunOutcome, StateStore, location, open_store
+from scheduler.store import (
+    Replica,
+    RunHistory,
+    RunOutcome,
+    StateStore,
+    location,
+    open_store,
+)
 from scheduler.usecases.publish import publish_dashboard
 
 log = logging.getLogger(__name__)
@@ -36,6 +51,8 @@ log = logging.getLogger(__name__)
 CYCLE_JOB = "reminder-cycle"
 DRAIN_JOB = "outbox-drain"
 CATCH_UP_JOB = "catch-up-cycle"
+HEARTBEAT_JOB = "heartbeat"
+CYCLE_LEASE = "cycle"  # the lease whose holder runs the cycles
 
 
 def utc_now() -> datetime:
@@ -83,6 +100,12 @@ class Daemon:
         self._work = asyncio.Lock()  # one job at a time: cycles and drains both deliver
         self._running: asyncio.Task[None] | None = None
         self._store: StateStore | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self.replica = worker_id()  # who this daemon is, in leases and heartbeats
+        self._started_at = clock()
+        self._lease = timedelta(seconds=settings.daemon.cycle_lease_seconds)
+        self._leading_until: datetime | None = None  # the cycle lease, as last renewed
+        self._store_down_since: datetime | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
@@ -92,23 +115,36 @@ class Daemon:
     async def run(self) -> int:
         """Serve until SIGTERM or SIGINT, holding the store's daemon lock (a
         :class:`~scheduler.errors.StoreError` when another daemon holds it)."""
-        with open_store(self.settings.store, self.cwd) as store, store.lock():
+        with ExitStack() as stack:
+            store = stack.enter_context(open_store(self.settings.store, self.cwd))
+            if not store.shared:
+                stack.enter_context(store.lock())
             self._store = store
             try:
                 return await self._serve(store)
             finally:
                 self._store = None
+                self._leave(store)
+
+    def _leave(self, store: StateStore) -> None:
+        """Hand the cycle lease on at once and stop reporting (best effort: the lease runs out
+        anyway)."""
+        try:
+            if self._leading_until is not None and store.shared:
+                store.replicas.resign(CYCLE_LEASE, self.replica)
+            store.replicas.forget(self.replica)
+        except StoreError as exc:
+            log.warning("could not hand on the cycle lease: %s", exc)
 
     async def _serve(self, store: StateStore) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
         now = self.clock()
-        interrupted = store.runs.mark_interrupted(CYCLE, now)
-        if interrupted:
-            log.warning("%d cycle(s) left unfinished by a stopped process were closed", interrupted)
+        leading = self._lead(store, now)
         zone = self.settings.review.zone
         scheduler = AsyncIOScheduler(timezone=zone)
+        self._scheduler = scheduler
         options = {
             "coalesce": True,
             "max_instances": 1,
@@ -131,16 +167,17 @@ class Daemon:
             next_run_time=now,
             **options,
         )
-        catch_up, why = catch_up_due(store.runs, self.trigger, now)
-        if catch_up:
-            scheduler.add_job(
-                self._cycle,
-                DateTrigger(now, timezone=zone),
-                id=CATCH_UP_JOB,
-                name="catch-up cycle",
-                kwargs={"reason": f"catch-up: {why}"},
-                **options,
-            )
+        scheduler.add_job(
+            self._heartbeat,
+            IntervalTrigger(seconds=self._lease.total_seconds() / 3, timezone=zone),
+            id=HEARTBEAT_JOB,
+            name="heartbeat",
+            **options,
+        )
+        if leading:
+            catch_up, why = self._take_charge(store, now)
+        else:
+            catch_up, why = False, self._standby_reason(store)
         scheduler.start()
         next_cycle = self.trigger.next_after(now)
         log.info(
@@ -161,6 +198,89 @@ class Daemon:
             loop.remove_signal_handler(signal.SIGINT)
         log.info("daemon stopped")
         return 0
+
+    # ----- the cycle lease and heartbeats
+
+    def _lead(self, store: StateStore, now: datetime) -> bool:
+        """Take or renew the cycle lease and report this replica; whether it holds the lease.
+        Logs when it takes the lease over from another replica, or loses it."""
+        store.replicas.heartbeat(
+            Replica(self.replica, socket.gethostname(), os.getpid(), self._started_at, now)
+        )
+        if not store.shared:  # the store's lock makes this the only daemon
+            self._leading_until = datetime.max.replace(tzinfo=UTC)
+            return True
+        lease = store.replicas.lead(CYCLE_LEASE, self.replica, now, self._lease)
+        held = lease.holder == self.replica
+        was_leading = self._leading_until is not None and now < self._leading_until
+        taken = held and not was_leading and lease.acquired_at == now
+        if taken and lease.previous and lease.previous != self.replica:
+            log.warning(
+                "took over the cycle lease from %s, whose lease ran out (it stopped or lost the "
+                "state store)",
+                lease.previous,
+            )
+        elif not held and self._leading_until is not None:
+            log.warning("lost the cycle lease to %s: it runs the cycles now", lease.holder)
+        self._leading_until = lease.until if held else None
+        if taken and self._scheduler is not None and not self._work.locked():
+            self._take_charge(store, now)
+        return held
+
+    def _standby_reason(self, store: StateStore) -> str:
+        lease = store.replicas.leader(CYCLE_LEASE)
+        holder = lease.holder if lease is not None else "nobody"
+        return f"standing by for cycles: {holder} holds the cycle lease"
+
+    def leading(self) -> bool:
+        return self._leading_until is not None and self.clock() < self._leading_until
+
+    def _take_charge(self, store: StateStore, now: datetime) -> tuple[bool, str]:
+        """As the new holder of the cycle lease: close the cycles left unfinished by whoever
+        held it, and schedule a catch-up cycle when one is due. Returns (catching up, why)."""
+        interrupted = store.runs.mark_interrupted(CYCLE, now)
+        if interrupted:
+            log.warning(
+                "%d cycle(s) left unfinished (their daemon stopped or lost the state store) "
+                "were closed",
+                interrupted,
+            )
+        catch_up, why = catch_up_due(store.runs, self.trigger, now)
+        if catch_up and self._scheduler is not None:
+            self._scheduler.add_job(
+                self._cycle,
+                DateTrigger(now, timezone=self.settings.review.zone),
+                id=CATCH_UP_JOB,
+                name="catch-up cycle",
+                kwargs={"reason": f"catch-up: {why}"},
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+                replace_existing=True,
+            )
+            if self._scheduler.running:
+                log.info("catching up (%s)", why)
+        return catch_up, why
+
+    async def _heartbeat(self) -> None:
+        store = self._store
+        if store is None or self.stop.is_set():
+            return
+        now = self.clock()
+        try:
+            self._lead(store, now)
+        except StoreError as exc:
+            self._unreachable("no heartbeat", exc)
+            return
+        if self._store_down_since is not None:
+            log.info(
+                "the state store is reachable again after %.0f s",
+                (now - self._store_down_since).total_seconds(),
+            )
+            self._store_down_since = None
+            if self.leading() and not self._work.locked():
+                # a cycle may have failed, or been missed, meanwhile
+                self._take_charge(store, now)
 
     async def _finish_running_job(self) -> None:
         task = self._running
@@ -186,6 +306,8 @@ class Daemon:
             self._running = asyncio.current_task()
             try:
                 await job()
+            except StoreError as exc:
+                self._unreachable(failure, exc)
             except Exception:
                 log.exception("%s", failure)
             finally:
@@ -193,6 +315,9 @@ class Daemon:
 
     async def _cycle(self, reason: str) -> None:
         today = self.clock().astimezone(self.settings.review.zone).date()
+        if not self._still_leading():
+            log.info("cycle for %s left to the holder of the cycle lease", today.isoformat())
+            return
         await self._exclusively(
             f"cycle for {today.isoformat()} failed", lambda: self._run_cycle(today, reason)
         )
@@ -222,6 +347,24 @@ class Daemon:
             counts["failed"],
         )
         self._refresh_dashboard(today)
+
+    def _still_leading(self) -> bool:
+        """Renew the cycle lease before a cycle: only its holder runs the cycle."""
+        assert self._store is not None
+        try:
+            return self._lead(self._store, self.clock())
+        except StoreError as exc:
+            self._unreachable("no cycle", exc)
+            return False
+
+    def _unreachable(self, what: str, exc: StoreError) -> None:
+        """Log that the store failed: the first time as a warning, then, while it stays away,
+        as debug lines; the heartbeat says when it is back."""
+        if self._store_down_since is None:
+            self._store_down_since = self.clock()
+            log.warning("the state store is unreachable; carrying on (%s): %s", what, exc)
+        else:
+            log.debug("%s: %s", what, exc)
 
     def _refresh_dashboard(self, today: date) -> None:
         """Write the dashboard to ``[dashboard] out``, when set, after a cycle. A failure is

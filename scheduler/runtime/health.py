@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.runtime.schedule import LocalCronTrigger
-from scheduler.store import Failing, Run
+from scheduler.store import Failing, Lease, Replica, Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,11 @@ class Status:
     delivery_cause: str | None = None  # a settings problem found while delivering
     delivery_cause_since: datetime | None = None  # when it was first found
     store_error: str | None = None  # why the store could not be read
+    # A shared store (PostgreSQL): the daemons seen recently, and who holds the cycle lease
+    # (None when nobody does, or it ran out).
+    shared: bool = False
+    replicas: tuple[Replica, ...] = ()
+    cycle_lease: Lease | None = None
     findings: tuple[Finding, ...] = ()
 
     @property

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from scheduler.store import sqlite
+from scheduler.store import postgres, sqlite
 from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
     CacheStore,
     Claimed,
     Failing,
+    Lease,
     LedgerStore,
     LogEntry,
     LogKind,
@@ -26,6 +27,8 @@ from scheduler.store.interfaces import (
     OutboxStore,
     Queued,
     Recipient,
+    Replica,
+    ReplicaStore,
     Retimed,
     ReviewLog,
     Run,
@@ -48,6 +51,7 @@ __all__ = [
     "CacheStore",
     "Claimed",
     "Failing",
+    "Lease",
     "LedgerStore",
     "LogEntry",
     "LogKind",
@@ -56,6 +60,8 @@ __all__ = [
     "OutboxStore",
     "Queued",
     "Recipient",
+    "Replica",
+    "ReplicaStore",
     "Retimed",
     "ReviewLog",
     "Run",
@@ -78,14 +84,18 @@ class Backend(NamedTuple):
 
     # Where the store is, from the URL's part after "scheme://"; ValueError when malformed.
     location: Callable[[str], str]
-    exists: Callable[[str, Path], bool]  # (location, cwd)
-    open: Callable[[str, Path, bool], StateStore]  # (location, cwd, durable)
+    exists: Callable[[str, Path, str | None], bool]  # (location, cwd, password)
+    open: Callable[[str, Path, bool, str | None], StateStore]  # (location, cwd, durable, password)
     # Open without writing or creating anything (location, cwd); None: ``open`` is used.
     open_read_only: Callable[[str, Path], StateStore] | None = None
 
 
+# The PostgreSQL backend imports its driver only when a store is opened.
+_POSTGRES = Backend(postgres.location, postgres.exists, postgres.open_store)
 BACKENDS: dict[str, Backend] = {
     "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store, sqlite.open_read_only),
+    "postgresql": _POSTGRES,
+    "postgres": _POSTGRES,
 }
 
 
@@ -113,7 +123,7 @@ def location(settings: StoreSettings) -> str:
 def store_exists(settings: StoreSettings, cwd: Path) -> bool:
     """Whether the store has been created. Relative locations are taken from ``cwd``."""
     backend, where = _parse(settings.url)
-    return backend.exists(where, cwd)
+    return backend.exists(where, cwd, _password(settings))
 
 
 def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> StateStore:
@@ -124,7 +134,7 @@ def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> S
     Raises :class:`~scheduler.errors.StoreError` when the store cannot be opened.
     """
     backend, where = _parse(settings.url)
-    return backend.open(where, cwd, durable)
+    return backend.open(where, cwd, durable, _password(settings))
 
 
 def open_read_only(settings: StoreSettings, cwd: Path) -> StateStore:
@@ -136,5 +146,9 @@ def open_read_only(settings: StoreSettings, cwd: Path) -> StateStore:
     """
     backend, where = _parse(settings.url)
     if backend.open_read_only is None:
-        return backend.open(where, cwd, True)
+        return backend.open(where, cwd, True, _password(settings))
     return backend.open_read_only(where, cwd)
+
+
+def _password(settings: StoreSettings) -> str | None:
+    return settings.password.get_secret_value() if settings.password is not None else None

@@ -383,8 +383,69 @@ class CacheStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A daemon process working on the store, as it last reported itself."""
+
+    id: str  # the worker id, ``host:pid:token``
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a named lease (the cycle lease: which daemon runs the scheduled cycles)."""
+
+    name: str
+    holder: str
+    acquired_at: datetime  # when ``holder`` took it
+    until: datetime  # it is free from then on unless renewed
+    previous: str | None  # the holder before, whose lease ran out; None for the first
+
+
+class ReplicaStore(Protocol):
+    """The daemons sharing a store: their heartbeats, and leases only one of them holds."""
+
+    def heartbeat(self, replica: Replica) -> None:
+        """Record that ``replica`` is alive at ``replica.seen_at``."""
+        ...
+
+    def replicas(self, since: datetime) -> list[Replica]:
+        """The replicas seen at or after ``since``, by id."""
+        ...
+
+    def forget(self, replica: str) -> None:
+        """Remove a replica's heartbeat (it stopped)."""
+        ...
+
+    def lead(self, name: str, holder: str, now: datetime, lease: timedelta) -> Lease:
+        """In one transaction: take or renew the lease ``name`` for ``holder`` until
+        ``now + lease``, unless another holds it and it runs past ``now``. Returns the lease as
+        it stands (its holder is someone else when it was not free)."""
+        ...
+
+    def resign(self, name: str, holder: str) -> None:
+        """Give up the lease ``name`` if ``holder`` holds it."""
+        ...
+
+    def leader(self, name: str) -> Lease | None:
+        """The lease ``name`` as last taken (it may have run out), or None."""
+        ...
+
+
 class StateStore(Protocol):
-    """An open state store. Use as a context manager, or call :meth:`close`."""
+    """An open state store. Use as a context manager, or call :meth:`close`.
+
+    ``shared`` says whether several daemons may work on the store at once (PostgreSQL): they
+    take turns at cycles through the cycle lease in :attr:`replicas` instead of :meth:`lock`.
+    """
+
+    shared: bool
+
+    @property
+    def replicas(self) -> ReplicaStore: ...
 
     @property
     def ledger(self) -> LedgerStore: ...

@@ -32,12 +32,14 @@ from scheduler.store.interfaces import (
     CacheEntry,
     Claimed,
     Failing,
+    Lease,
     LogEntry,
     LogKind,
     OutboxRow,
     OutboxStatus,
     Queued,
     Recipient,
+    Replica,
     Retimed,
     Run,
     RunOutcome,
@@ -239,6 +241,25 @@ REVIEW_STEPS = (
     """,
 )
 
+REPLICA_STEPS = (
+    """
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        until TEXT NOT NULL,
+        previous TEXT
+    )
+    """,
+)
+
 
 def location(rest: str) -> str:
     """The file named by a URL's part after ``sqlite://``: ``/relative/path`` (from the
@@ -250,11 +271,11 @@ def location(rest: str) -> str:
     return rest[1:]
 
 
-def exists(path: str, cwd: Path) -> bool:
+def exists(path: str, cwd: Path, password: str | None = None) -> bool:
     return (cwd / path).exists()
 
 
-def open_store(path: str, cwd: Path, durable: bool) -> SqliteStore:
+def open_store(path: str, cwd: Path, durable: bool, password: str | None = None) -> SqliteStore:
     return SqliteStore(cwd / path, path, durable=durable)
 
 
@@ -335,6 +356,8 @@ class SqliteStore:
     commits may be lost in a power cut (never corrupted): for a store opened only for the parse
     cache, which can be rebuilt.
     """
+
+    shared = False  # one daemon, holding the lock
 
     def __init__(
         self, path: Path, shown: str, *, durable: bool = True, read_only: bool = False
@@ -460,6 +483,10 @@ class SqliteStore:
     @cached_property
     def snoozes(self) -> SqliteSnoozes:
         return SqliteSnoozes(self._ready("reviews", REVIEW_STEPS))
+
+    @cached_property
+    def replicas(self) -> SqliteReplicas:
+        return SqliteReplicas(self._ready("replicas", REPLICA_STEPS))
 
     # ----- plumbing
 
@@ -1200,3 +1227,67 @@ class SqliteCache:
             removed = db.execute("DELETE FROM parse_cache").rowcount
             db.execute("DELETE FROM parse_cache_settings")
         return int(removed)
+
+
+class SqliteReplicas:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def heartbeat(self, replica: Replica) -> None:
+        with self._store.transaction() as db:
+            db.execute(
+                "INSERT INTO replicas (id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                (
+                    replica.id,
+                    replica.host,
+                    replica.pid,
+                    ts(replica.started_at),
+                    ts(replica.seen_at),
+                ),
+            )
+
+    def replicas(self, since: datetime) -> list[Replica]:
+        rows = self._store.query(
+            "SELECT id, host, pid, started_at, seen_at FROM replicas WHERE seen_at >= ?"
+            " ORDER BY id",
+            (ts(since),),
+        )
+        return [Replica(i, h, p, from_ts(a), from_ts(b)) for i, h, p, a, b in rows]
+
+    def forget(self, replica: str) -> None:
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM replicas WHERE id = ?", (replica,))
+
+    def lead(self, name: str, holder: str, now: datetime, lease: timedelta) -> Lease:
+        stamp = ts(now)
+        with self._store.transaction() as db:
+            db.execute(
+                "INSERT INTO leases (name, holder, acquired_at, until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until,"
+                " acquired_at = CASE WHEN holder = excluded.holder THEN acquired_at"
+                " ELSE excluded.acquired_at END,"
+                " previous = CASE WHEN holder = excluded.holder THEN previous ELSE holder END"
+                " WHERE holder = excluded.holder OR until <= excluded.acquired_at",
+                (name, holder, stamp, ts(now + lease)),
+            )
+            row = db.execute(
+                "SELECT name, holder, acquired_at, until, previous FROM leases WHERE name = ?",
+                (name,),
+            ).fetchone()
+        return Lease(row[0], row[1], from_ts(row[2]), from_ts(row[3]), row[4])
+
+    def resign(self, name: str, holder: str) -> None:
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def leader(self, name: str) -> Lease | None:
+        rows = self._store.query(
+            "SELECT name, holder, acquired_at, until, previous FROM leases WHERE name = ?",
+            (name,),
+        )
+        if not rows:
+            return None
+        name, holder, acquired_at, until, previous = rows[0]
+        return Lease(name, holder, from_ts(acquired_at), from_ts(until), previous)

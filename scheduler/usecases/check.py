@@ -383,4 +383,5 @@ class CacheCleared:
 
 def clear_cache(settings: Settings, cwd: Path) -> CacheCleared:
     """Empty the parse cache, so that the next run reads every document."""
-    return CacheCleared(location(settings.store), clear_parse_cache(settings.store, cwd))
+    cache = settings.store.for_cache()
+    return CacheCleared(location(cache), clear_parse_cache(settings.store, cwd))

@@ -30,9 +30,17 @@ from scheduler.runtime.cycle import (
     preview_digest,
     run_cycle,
 )
-from scheduler.runtime.daemon import cycle_trigger
+from scheduler.runtime.daemon import CYCLE_LEASE, cycle_trigger
 from scheduler.runtime.health import HealthPolicy, Status, judge, missed_slots
-from scheduler.store import OutboxRow, OutboxStatus, open_read_only, open_store, store_exists
+from scheduler.store import (
+    Lease,
+    OutboxRow,
+    OutboxStatus,
+    Replica,
+    open_read_only,
+    open_store,
+    store_exists,
+)
 from scheduler.usecases.reviews import evidence
 
 
@@ -159,6 +167,20 @@ def _stored_status(
         failing = store.outbox.failing()
         problem = Outbox(store).delivery_problem()
         running = last is not None and last.outcome is None and store.cycle_running()
+        shared = store.shared
+        replicas: tuple[Replica, ...] = ()
+        lease: Lease | None = None
+        if shared:
+            # Several daemons: the one holding the cycle lease runs the cycles.
+            recently = now - timedelta(seconds=settings.daemon.cycle_lease_seconds)
+            replicas = tuple(store.replicas.replicas(recently))
+            taken = store.replicas.leader(CYCLE_LEASE)
+            lease = taken if taken is not None and taken.until > now else None
+            leader = [r for r in replicas if lease is not None and r.id == lease.holder]
+            if lease is not None:
+                holder = leader[0].pid if leader else -1
+            else:
+                holder = -1 if replicas else None
     outcome = None
     if last is not None:
         alive = running or holder is not None
@@ -175,4 +197,7 @@ def _stored_status(
         failing=failing,
         delivery_cause=problem[0] if problem else None,
         delivery_cause_since=problem[1] if problem else None,
+        shared=shared,
+        replicas=replicas,
+        cycle_lease=lease,
     )
