@@ -24,7 +24,7 @@ SEED = REPO / "seeds" / "000_6b193bba7092f18d.txt"
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("SCHEDULER_") or name == "NO_COLOR":
+        if name.startswith("SCHEDULER_") or name in ("NO_COLOR", "FORCE_COLOR"):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     home.mkdir()

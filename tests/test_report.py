@@ -108,6 +108,7 @@ content/draft.md,Draft page,exempt,draft,2025-01-01,quarterly,2025-04-01,-395,te
 GITHUB = """\
 ::error file=content/broken.md,line=3,title=Invalid metadata::lastReviewed: '2026-02-30' is not a real date (use YYYY-MM-DD)
 ::error file=content/overdue.md,line=3,title=Review overdue::Overdue page was due for review on 2026-04-15 (16 days ago); editors: a@example.org
+::notice file=content/guides/soon.md,line=3,title=Review due soon::Chemo | side effects <b> is due for review on 2026-05-20 (in 19 days); editors: guides@example.org, team@example.org
 Review status on 2026-05-01 (UTC): 5 documents: 1 overdue, 1 due soon, 1 ok, 1 exempt, 1 invalid
 """  # noqa: E501
 

@@ -21,6 +21,7 @@ from scheduler.commands.options import (
     rule_options,
     rule_selection_for,
     settings_for,
+    stage,
     statistics_format,
     today_for,
     with_discovery,
@@ -123,7 +124,10 @@ def run_check(
     selection = Selection(states, frozenset(e.casefold() for e in editors))
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold
-    with terminal_progress(sys.stderr.isatty(), threshold) as progress:
+    with (
+        stage("finding, reading and judging documents"),
+        terminal_progress(sys.stderr.isatty(), threshold) as progress,
+    ):
         result = check(
             settings,
             paths,

@@ -25,10 +25,16 @@ from scheduler.commands.check import EPILOG as CHECK_EPILOG
 from scheduler.commands.check import HELP as CHECK_HELP
 from scheduler.commands.check import check_options, run_check
 from scheduler.commands.logs import setup_logging
+from scheduler.commands.options import color_option
 from scheduler.errors import SchedulerError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings; 2 usage or configuration error; 3 unexpected failure."
+)
+
+VERBOSE_HELP = (
+    "Say on stderr which config and state store are used, how many documents were read or "
+    "taken from the cache, and how long each stage took; -vv adds every document."
 )
 
 # name -> "module:attribute" of the click command
@@ -72,7 +78,8 @@ class LazyGroup(click.Group):
     epilog=EXIT_CODES_HELP,
 )
 @click.version_option(__version__, prog_name="review-scheduler")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@color_option
 def cli(verbose: int) -> None:
     """Keep patient-facing health information reviewed on time.
 
@@ -89,9 +96,11 @@ def cli(verbose: int) -> None:
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="check-reviews")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@color_option
 @check_options
-def check_reviews(**options: Any) -> int:
-    setup_logging(0)
+def check_reviews(verbose: int, **options: Any) -> int:
+    setup_logging(verbose)
     return run_check(**options)
 
 

@@ -19,6 +19,7 @@ from scheduler.commands.options import (
     rule_options,
     rule_selection_for,
     settings_for,
+    stage,
     statistics_format,
     today_for,
     with_discovery,
@@ -67,7 +68,10 @@ def command(
     rules = rule_selection_for(settings, select, ignore)
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold
-    with terminal_progress(sys.stderr.isatty(), threshold) as progress:
+    with (
+        stage("finding and reading documents"),
+        terminal_progress(sys.stderr.isatty(), threshold) as progress,
+    ):
         result = validate_files(
             settings,
             paths,

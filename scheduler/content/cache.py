@@ -31,8 +31,10 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import version
 from pathlib import Path
+
+import pydantic_core
+import yaml
 
 from scheduler import __version__
 from scheduler.config import Settings, StoreSettings
@@ -58,7 +60,8 @@ def fingerprint(settings: Settings, cwd: Path) -> str:
     shaping = {
         "tool": __version__,
         "format": FORMAT_VERSION,
-        "libraries": [version("PyYAML"), version("pydantic-core")],
+        # the modules' own versions: asking the installed metadata costs a scan of sys.path
+        "libraries": [yaml.__version__, pydantic_core.__version__],
         "max_file_bytes": settings.content.max_file_bytes,
         "fields": settings.fields.model_dump(mode="json"),
         "metadata": settings.metadata.model_dump(mode="json"),
@@ -101,6 +104,11 @@ class ParseCache:
     @classmethod
     def off(cls) -> ParseCache:
         return cls(None, 0)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether entries are looked up and recorded (not :meth:`off`, no store failure)."""
+        return self._store is not None
 
     @classmethod
     def open(

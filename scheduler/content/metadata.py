@@ -49,7 +49,11 @@ class MetadataBase(BaseModel):
     are required is a setting, checked by :func:`validate`. The fields themselves come from the
     registry; read them with :meth:`value`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # Built when the first document is validated: a run whose documents all come from the
+    # parse cache never needs it.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
 
     if TYPE_CHECKING:  # the fields come from the registry: type checkers accept any of them
 

@@ -12,17 +12,14 @@ store: the main process records what they read.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass
-from multiprocessing.connection import wait
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
 from scheduler import rules
 from scheduler.config import (
@@ -43,6 +40,9 @@ from scheduler.content.loader import SourceFile, head_digest, load_document
 from scheduler.content.metadata import validate
 from scheduler.results import Problem
 from scheduler.review.routing import Router, responsibility_problems
+
+if TYPE_CHECKING:  # multiprocessing is imported when a pool starts: most runs need none
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,9 @@ def _exit_with_parent() -> None:
     pipe reading the report never ends) and to the files of the state store. A thread waits
     on the parent's sentinel, which becomes ready when the parent exits however it exits.
     """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     parent = multiprocessing.parent_process()
     if parent is None:
         return
@@ -303,6 +306,9 @@ class Reader(Generic[T]):
         return self._context
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         return ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=multiprocessing.get_context(start_method()),
@@ -317,7 +323,7 @@ class Reader(Generic[T]):
         assert self._pool is not None
         try:
             return self._pool, self._pool.submit(_read_chunk, work)
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool
             self._replace_pool(self._pool)
             assert self._pool is not None
             return self._pool, self._pool.submit(_read_chunk, work)
@@ -334,7 +340,7 @@ class Reader(Generic[T]):
             assert piece.future is not None
             try:
                 piece.outcomes = piece.future.result()
-            except BrokenProcessPool:
+            except BrokenExecutor:  # BrokenProcessPool
                 self._replace_pool(piece.pool)
                 piece.outcomes = [self._read_alone(file, expect) for file, expect in piece.work]
             piece.future = piece.pool = None
@@ -348,7 +354,7 @@ class Reader(Generic[T]):
         pool, future = self._submit([(file, expect)])
         try:
             return future.result()[0]
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool
             self._replace_pool(pool)
             log.error("the worker process reading %s died, twice", file.display)
             problem = rules.WORKER_DIED(

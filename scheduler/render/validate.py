@@ -5,6 +5,7 @@ from __future__ import annotations
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.check import SCHEMA_VERSION
 from scheduler.render.common import (
+    capped_annotations,
     json_document,
     problem_annotation,
     problem_line,
@@ -37,8 +38,8 @@ def render_validate_json(result: ValidationResult, options: RenderOptions) -> li
     return [json_document(document)]
 
 
-@VALIDATE_FORMATS.register("github", "annotations")
+@VALIDATE_FORMATS.register("github", "GitHub Actions annotations, at most 10 of each kind")
 def render_validate_github(result: ValidationResult, options: RenderOptions) -> list[str]:
-    lines = [problem_annotation(p) for f in result.files for p in f.problems]
+    lines = capped_annotations([problem_annotation(p) for f in result.files for p in f.problems])
     lines.append(validation_summary(result))
     return ["\n".join(lines) + "\n"]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from scheduler.store import postgres, sqlite
+from scheduler.store import sqlite
 from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
@@ -90,8 +90,26 @@ class Backend(NamedTuple):
     open_read_only: Callable[[str, Path], StateStore] | None = None
 
 
-# The PostgreSQL backend imports its driver only when a store is opened.
-_POSTGRES = Backend(postgres.location, postgres.exists, postgres.open_store)
+def _pg_location(rest: str) -> str:
+    from scheduler.store import postgres
+
+    return postgres.location(rest)
+
+
+def _pg_exists(where: str, cwd: Path, password: str | None) -> bool:
+    from scheduler.store import postgres
+
+    return postgres.exists(where, cwd, password)
+
+
+def _pg_open(where: str, cwd: Path, durable: bool, password: str | None) -> StateStore:
+    from scheduler.store import postgres
+
+    return postgres.open_store(where, cwd, durable, password)
+
+
+# The PostgreSQL backend's module (and its driver) is imported only when such a store is named.
+_POSTGRES = Backend(_pg_location, _pg_exists, _pg_open)
 BACKENDS: dict[str, Backend] = {
     "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store, sqlite.open_read_only),
     "postgresql": _POSTGRES,

@@ -16,10 +16,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from scheduler.notify.channel import Notification, Result
-from scheduler.notify.reminders import LedgerEntry
+if TYPE_CHECKING:  # in annotations only: reading documents never loads the notification code
+    from scheduler.notify.channel import Notification, Result
+    from scheduler.notify.reminders import LedgerEntry
 
 
 class OutboxStatus(StrEnum):

@@ -4,13 +4,13 @@ The only module that speaks SQL. Each part of the store (the reminder ledger, ou
 history; the parse cache) has its numbered schema steps, applied once, in a transaction, the
 first time the part is used; steps are only ever appended. The file uses write-ahead logging and
 full synchronous commits, so a crash or power cut loses no committed transaction. The daemon
-lock is an ``flock`` on a file beside the store, released by the kernel when its holder dies.
+lock is a lock on a file beside the store (:mod:`scheduler.store.locking`), released by the
+system when its holder dies.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import re
@@ -21,12 +21,15 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import StoreError
-from scheduler.notify.channel import Notification
-from scheduler.notify.reminders import LedgerEntry
 from scheduler.review.state import State
+
+if TYPE_CHECKING:  # imported where rows become them: reading documents needs neither
+    from scheduler.notify.channel import Notification
+    from scheduler.notify.reminders import LedgerEntry
+
 from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
@@ -46,6 +49,7 @@ from scheduler.store.interfaces import (
     Seen,
     Snooze,
 )
+from scheduler.store.locking import CycleMarker, FileLock
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -366,8 +370,8 @@ class SqliteStore:
         self.shown = shown
         self.read_only = read_only
         self._migrated: set[str] = set()
-        self._lock = _FileLock(path.with_name(path.name + ".lock"), shown)
-        self._cycles = _CycleMarker(path.with_name(path.name + ".cycle.lock"), shown)
+        self._lock = FileLock(path.with_name(path.name + ".lock"), shown, _os_advice)
+        self._cycles = CycleMarker(path.with_name(path.name + ".cycle.lock"), shown, _os_advice)
         if read_only:
             self.db = self._connect_read_only()
             return
@@ -596,116 +600,13 @@ class SqliteStore:
                 self.db.execute("PRAGMA foreign_keys=ON")
 
 
-class _FileLock:
-    """An exclusive ``flock`` on a file, which holds the holder's process id for messages."""
-
-    def __init__(self, path: Path, shown: str) -> None:
-        self.path = path
-        self.shown = shown
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot lock the state store {self.shown}: {exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            who = f" (pid {holder})" if holder else ""
-            raise StoreError(
-                f"another review-scheduler daemon{who} is already running on the state store "
-                f"{self.shown}; stop it first, or give this one another [store] url"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def holder(self) -> int | None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError(
-                f"cannot read the daemon lock beside the state store {self.shown}: "
-                f"{exc.strerror}; {_os_advice(exc)}"
-            ) from exc
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_pid(fd) or -1
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-
-class _CycleMarker:
-    """A shared ``flock`` held by every process while it runs a cycle: live ones hold it, the
-    kernel drops a dead one's. Whoever can take it exclusively knows no cycle runs."""
-
-    def __init__(self, path: Path, shown: str) -> None:
-        self.path = path
-        self.shown = shown
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_SH)  # only status's brief exclusive probe can block it
-        except OSError as exc:
-            raise StoreError(
-                f"cannot mark a cycle running beside the state store {self.shown}: "
-                f"{exc.strerror}; {_os_advice(exc)}"
-            ) from exc
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the only descriptor drops the lock
-            self._fd = None
-
-    def held_elsewhere(self) -> bool:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise StoreError(
-                f"cannot read the cycle mark beside the state store {self.shown}: "
-                f"{exc.strerror}; {_os_advice(exc)}"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
-
-
-def _read_pid(fd: int) -> int | None:
-    os.lseek(fd, 0, os.SEEK_SET)
-    text = os.read(fd, 32).decode(errors="replace").strip()
-    return int(text) if text.isdigit() else None
-
-
 class SqliteLedger:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
 
     def entries(self) -> list[LedgerEntry]:
+        from scheduler.notify.reminders import LedgerEntry
+
         rows = self._store.query(
             "SELECT recipient, path, due, state, notified_on FROM reminder_ledger"
         )
@@ -744,6 +645,8 @@ def _notification_values(n: Notification) -> tuple[object, ...]:
 
 
 def _notification(row: Sequence[Any]) -> Notification:
+    from scheduler.notify.channel import Notification
+
     key, channel, sender, sender_name, to, cc, subject, text, html, headers, data = row
     return Notification(
         key=key,

@@ -4,6 +4,7 @@ cycles and the daemon. No printing, no clock, no exits."""
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -36,7 +37,9 @@ from scheduler.review.routing import Router, responsibility_problems
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.rule_selection import RuleSelection
 from scheduler.store import location
-from scheduler.text import without_surrogates
+from scheduler.text import shown, without_surrogates
+
+log = logging.getLogger(__name__)
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -153,9 +156,13 @@ def examine(
         return answer(file, read.facts, read.route)
 
     lookup, holds = cache.lookup, cache.holds
+    debug = log.isEnabledFor(logging.DEBUG)
+    found_count = unreadable = to_read = 0
     with Reader[_Task](ReadingSettings.of(settings), workers, threshold, progress) as reader:
         for item in discovery.iter_files(found):  # the hot loop of every run
+            found_count += 1
             if isinstance(item, Problem):
+                unreadable += 1
                 editors, problems = router.route_owners(item.path, item.path, None, None, {})
                 problems += responsibility_problems(item.path, editors, None, (), owner_key)
                 yield Examined(
@@ -167,16 +174,29 @@ def examine(
             expect = None
             if entry is not None and (cached := decoded(item, entry)) is not None:
                 if holds(entry, item):
+                    if debug:
+                        log.debug("from the parse cache: %s", shown(item.display))
                     yield cached
                     continue
                 if entry.size == item.size:  # the same contents, if the digest still matches
                     expect = entry.digest
+            if debug:
+                log.debug("reading: %s", shown(item.display))
+            to_read += 1
             reader.add((item, cached), item, expect)
             if reader.busy:
                 for (file, known), read in reader.ready():
                     yield outcome(file, known, read)
         for (file, known), read in reader.finish():
             yield outcome(file, known, read)
+    log.info(
+        "documents: %d found, %d read, %d from the parse cache%s%s",
+        found_count,
+        to_read,
+        found_count - unreadable - to_read,
+        "" if cache.enabled else " (the cache is off)",
+        f", {unreadable} could not be listed or opened" if unreadable else "",
+    )
 
 
 def validate_files(
