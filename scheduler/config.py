@@ -272,6 +272,8 @@ class RoutingSettings(_Section):
     default: tuple[str, ...] = ()
     aliases: dict[str, tuple[EmailAddress, ...]] = {}
     rules: tuple[RoutingRule, ...] = ()
+    # Owners a document may name; those after the first max_owners are ignored, with a warning.
+    max_owners: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
     def _editors_resolve(self) -> RoutingSettings:
@@ -350,6 +352,20 @@ class MailSettings(_Section):
         if re.search(r"[\x00-\x1f\x7f]|=\?", value):
             raise ValueError("must not contain control characters or '=?'")
         return value
+
+    # The only domains an owner's address written in a document may have (example.org matches
+    # only example.org); empty: any. Other owners are never mailed: their documents' reminders
+    # go to [routing] default, with a warning. Aliases and [routing] addresses are not limited.
+    allowed_domains: tuple[str, ...] = ()
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(d.strip().lstrip("@").rstrip(".").casefold() for d in value)
+        for domain in cleaned:
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", domain):
+                raise ValueError(f"{domain!r} is not a domain name such as 'example.org'")
+        return cleaned
 
     # A folder of templates overriding the built-in ones (subject.txt, digest.txt, digest.html).
     templates: Path | None = None

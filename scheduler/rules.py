@@ -127,6 +127,9 @@ DUE_DATES_DISAGREE = _rule(
     WARNING,
     "the next-review date and last reviewed plus frequency differ (the earlier counts)",
 )
+MULTI_LINE_TITLE = _rule(
+    "RS208", "multi-line-title", WARNING, "the title holds line breaks or control characters"
+)
 INVALID = {
     field.name: _rule(
         field.code,
@@ -147,6 +150,15 @@ NOBODY_RESPONSIBLE = _rule(
     "nobody-responsible",
     WARNING,
     "no editor is responsible for a document that needs review",
+)
+OWNER_OUTSIDE_DOMAINS = _rule(
+    "RS303",
+    "owner-outside-domains",
+    WARNING,
+    "an owner's address is outside [mail] allowed_domains: never mailed",
+)
+TOO_MANY_OWNERS = _rule(
+    "RS304", "too-many-owners", WARNING, "more owners than [routing] max_owners: the rest ignored"
 )
 
 

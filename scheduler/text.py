@@ -44,6 +44,17 @@ def shown(text: str) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
+_BREAKS = re.compile(r"\s+")  # Unicode whitespace: CR, LF, tab, VT, FF, U+0085, U+2028...
+
+
+def one_line(text: str) -> str:
+    """``text`` for a one-line field (a title, a name): every run of line breaks, tabs and
+    other white space collapsed into one space, then :func:`shown`, so that the other control
+    characters (terminal escapes, bidirectional controls, undecodable bytes) stay visible as
+    escapes. No part of a message can hold a line forged by a title."""
+    return shown(_BREAKS.sub(" ", text).strip())
+
+
 _LINE_BREAK = re.compile("(\r?\n)")
 
 

@@ -216,7 +216,12 @@ def test_sigkill_mid_batch_loses_nothing(tmp_path: Path, spawn: Any) -> None:
     assert set(counts) == {f"editor{i}@example.org" for i in range(editors)}  # none lost
     assert sum(counts.values()) - editors <= 1  # at most the message in flight, twice
     with state_store(tmp_path) as store:
-        assert store.outbox.counts() == {"pending": 0, "sent": editors, "failed": 0}
+        assert store.outbox.counts() == {
+            "pending": 0,
+            "sent": editors,
+            "failed": 0,
+            "unconfirmed": 0,
+        }
     assert runs(tmp_path)[0][1] == "interrupted"
 
 
@@ -234,7 +239,7 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(
         assert messages[-1] == "daemon stopped"
         assert any("1 delivered, 0 waiting for a retry" in m for m in messages), "\n".join(messages)
     with state_store(tmp_path) as store:
-        assert store.outbox.counts() == {"pending": 4, "sent": 1, "failed": 0}
+        assert store.outbox.counts() == {"pending": 4, "sent": 1, "failed": 0, "unconfirmed": 0}
         assert (
             store.outbox.lease_owners() == []
         )  # every unfinished message is free for the next run

@@ -186,7 +186,8 @@ def test_recipients_are_settled_one_by_one(store: StateStore) -> None:
     queue(outbox, digest("ed@example.org", "gone@example.org", "busy@example.org"))
     channel = FakeChannel({"gone@example.org": [GONE], "busy@example.org": [BUSY]})
     first = deliver(outbox, channel)
-    assert (first.delivered, first.retrying, first.failed) == (0, 1, 0)
+    # this run failed gone@ for good (counted, so the run reports it) and busy@ waits
+    assert (first.delivered, first.retrying, first.failed) == (0, 1, 1)
     assert states(outbox) == [
         (
             "pending",
@@ -198,7 +199,8 @@ def test_recipients_are_settled_one_by_one(store: StateStore) -> None:
         )
     ]
     second = deliver(outbox, channel, T0 + timedelta(minutes=1))
-    assert (second.delivered, second.retrying, second.failed) == (0, 0, 1)
+    # delivered to the one it tried: gone@'s failure belongs to the first run
+    assert (second.delivered, second.retrying, second.failed) == (1, 0, 0)
     assert [recipients for _, recipients in channel.sent] == [
         ("ed@example.org", "gone@example.org", "busy@example.org"),
         ("busy@example.org",),  # the retry went to the one still pending
@@ -214,6 +216,43 @@ def test_giving_up_after_the_window(store: StateStore) -> None:
     report = deliver(outbox, channel, T0 + timedelta(hours=1))
     assert (report.retrying, report.failed) == (0, 1)
     assert report.failures[0][2] == "gave up after 2 attempts: 4.2.1 busy"
+
+
+LATE = Result(Outcome.UNCONFIRMED, None, "timed out after the message data was sent")
+
+
+def test_an_unconfirmed_recipient_gets_one_more_attempt_then_is_held(store: StateStore) -> None:
+    outbox = Outbox(store)
+    queue(outbox, digest("ed@example.org", "boss@example.org"))
+    channel = FakeChannel({"ed@example.org": [LATE, LATE], "boss@example.org": [BUSY, BUSY]})
+    first = deliver(outbox, channel)
+    assert (first.retrying, first.unconfirmed) == (1, 0)
+    second = deliver(outbox, channel, T0 + timedelta(minutes=1))
+    assert (second.retrying, second.unconfirmed) == (1, 1)  # boss@ still waits
+    assert states(outbox) == [
+        ("pending", [("ed@example.org", "unconfirmed"), ("boss@example.org", "pending")])
+    ]
+    third = deliver(outbox, channel, T0 + timedelta(minutes=5))  # boss@ delivered now
+    assert (third.delivered, third.unconfirmed) == (1, 0)
+    assert channel.sent[2] == (digest("ed@example.org").key, ("boss@example.org",))  # not ed@
+    assert states(outbox) == [
+        ("unconfirmed", [("ed@example.org", "unconfirmed"), ("boss@example.org", "sent")])
+    ]
+    assert deliver(outbox, channel, T0 + timedelta(days=3)).delivered == 0  # held for good
+
+
+def test_giving_up_after_an_unconfirmed_attempt_holds_instead_of_failing(
+    store: StateStore,
+) -> None:
+    outbox = Outbox(store)
+    queue(outbox, digest("ed@example.org"))
+    channel = FakeChannel({"ed@example.org": [LATE, BUSY]})
+    assert deliver(outbox, channel).retrying == 1
+    report = deliver(outbox, channel, T0 + timedelta(hours=1))  # the window ends with a 4xx
+    assert (report.failed, report.unconfirmed) == (0, 1)
+    assert states(outbox) == [("unconfirmed", [("ed@example.org", "unconfirmed")])]
+    reply = outbox.rows()[0].recipients[0].reply or ""
+    assert reply == "unconfirmed after 2 attempts, perhaps delivered: 4.2.1 busy"
 
 
 def test_a_recipient_without_a_result_is_tried_again(store: StateStore) -> None:
@@ -237,7 +276,7 @@ def test_failed_recipients_can_be_queued_again(store: StateStore) -> None:
     channel = FakeChannel()
     assert deliver(outbox, channel, later).delivered == 1
     assert channel.sent == [("digest:ed@example.org:2026-05-01", ("gone@example.org",))]
-    assert outbox.counts() == {"pending": 0, "sent": 1, "failed": 1}
+    assert outbox.counts() == {"pending": 0, "sent": 1, "failed": 1, "unconfirmed": 0}
     assert outbox.requeue(None, later) == [jo_id]
 
 
@@ -259,7 +298,7 @@ def test_a_stop_finishes_the_notification_in_flight_and_releases_the_rest(
 
     report = deliver(outbox, Stopping(), stop=stop)
     assert (report.delivered, report.interrupted) == (1, True)
-    assert outbox.counts() == {"pending": 3, "sent": 1, "failed": 0}
+    assert outbox.counts() == {"pending": 3, "sent": 1, "failed": 0, "unconfirmed": 0}
     assert store.outbox.lease_owners() == []  # the rest are free for the next run
     assert deliver(outbox, channel).delivered == 3
 

@@ -283,7 +283,7 @@ def test_markdown_names_and_titles_cannot_forge_rows_or_inject_html(
     assert {row[3] for row in rows[1:]} == {shown(title) for title in hostile.values()}
     assert {item.split(": warning:")[0] for item in items} == {
         shown(f"{prefix}{name}:1") for name in hostile
-    }
+    } | {shown(f"{prefix}back`tick``s\\|.md:2")}  # its title spans two lines: RS208
     opened = [t.type for t in tokens if t.type.endswith("_open")]
     assert opened.count("bullet_list_open") == 1  # the problems, and no list in them
     assert not {"heading_open", "ordered_list_open", "blockquote_open"} & set(opened)

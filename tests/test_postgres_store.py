@@ -66,7 +66,7 @@ def test_the_password_comes_from_the_environment(
     settings = load_settings(config).store
     assert SECRET not in repr(settings)
     with open_store(settings, tmp_path) as store:
-        assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 0}
+        assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 0, "unconfirmed": 0}
 
 
 def test_libpq_password_file_applies_without_one_from_us(

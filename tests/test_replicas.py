@@ -123,7 +123,7 @@ def lease_holder(url: str) -> str | None:
 
 
 def all_sent(url: str, editors: int = EDITORS) -> bool:
-    return outbox_counts(url) == {"pending": 0, "sent": editors, "failed": 0}
+    return outbox_counts(url) == {"pending": 0, "sent": editors, "failed": 0, "unconfirmed": 0}
 
 
 def messages(daemon: DaemonProcess) -> list[str]:

@@ -175,7 +175,7 @@ def test_refused_recipient_is_reported_and_can_be_retried(
         as_json = run("outbox", "--state", "failed", "--format", "json")
         assert as_json.code == 1
         data = json.loads(as_json.out)
-        assert data["counts"] == {"pending": 0, "sent": 2, "failed": 1}
+        assert data["counts"] == {"pending": 0, "sent": 2, "failed": 1, "unconfirmed": 0}
         [message] = data["messages"]
         assert (message["key"], message["status"]) == ("digest:ed@example.org:2026-05-01", "failed")
         assert message["recipients"] == [
@@ -204,8 +204,9 @@ def test_the_password_appears_nowhere(
         _smtp_env(monkeypatch, server, dummy)
         server.handler.faults.auth_reply = f"535 5.7.8 {dummy} is not the password"
         result = run("-vv", "send", "--as-of", "2026-05-01")
-        assert result.code == 0  # kept for a retry, not lost
-        assert "0 delivered, 3 waiting for a retry" in result.out
+        assert result.code == 1  # nothing can be delivered: say so...
+        # ...and keep all three for later; the login is not tried again for each message
+        assert "0 delivered, 1 waiting for a retry" in result.out
         assert "535 5.7.8 *** is not the password" in result.err  # the log says why...
         listing = run("outbox")
     for text in (result.out, result.err, listing.out, listing.err):

@@ -99,7 +99,7 @@ def test_a_store_of_version_0_1_is_upgraded_and_its_messages_still_go(tmp_path: 
     settings = StoreSettings(url=f"sqlite:///{path}")
     with open_store(settings, tmp_path) as store:
         assert [e.path for e in store.ledger.entries()] == ["a.md"]
-        assert store.outbox.counts() == {"pending": 1, "sent": 1, "failed": 0}
+        assert store.outbox.counts() == {"pending": 1, "sent": 1, "failed": 0, "unconfirmed": 0}
         assert store.outbox.lease_owners() == ["host:123"]
         (claimed,) = store.outbox.claim(
             T0 + timedelta(hours=1), "w", timedelta(minutes=5), 9, channel="email"

@@ -248,7 +248,7 @@ def test_record_settles_recipients_and_frees_the_lease(store: StateStore) -> Non
     assert row.recipients[1] == Recipient("b@example.org", OutboxStatus.FAILED, 550, "gave up")
     assert store.outbox.rows(OutboxStatus.PENDING) == []
     assert store.outbox.claim(later + LEASE, "w", LEASE, 10, channel="email") == []
-    assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 1}
+    assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 1, "unconfirmed": 0}
 
 
 def test_requeue_brings_back_failed_recipients_only(store: StateStore) -> None:
@@ -272,7 +272,7 @@ def test_requeue_brings_back_failed_recipients_only(store: StateStore) -> None:
     )
     store.outbox.record(k2.id, T0, [delivered("ed@example.org")], OutboxStatus.SENT, 1, None)
     store.outbox.record(k3.id, T0, [refused("ed@example.org")], OutboxStatus.FAILED, 1, None)
-    assert store.outbox.counts() == {"pending": 0, "sent": 1, "failed": 2}
+    assert store.outbox.counts() == {"pending": 0, "sent": 1, "failed": 2, "unconfirmed": 0}
 
     later = T0 + timedelta(days=3)
     assert store.outbox.requeue([k1.id, k2.id, 999], later) == [k1.id]
@@ -280,7 +280,57 @@ def test_requeue_brings_back_failed_recipients_only(store: StateStore) -> None:
     assert (again.key, again.pending, again.window_start) == ("k1", ("b@example.org",), later)
     store.outbox.release([again.id], "w")
     assert store.outbox.requeue(None, later) == [k3.id]
-    assert store.outbox.counts() == {"pending": 2, "sent": 1, "failed": 0}
+    assert store.outbox.counts() == {"pending": 2, "sent": 1, "failed": 0, "unconfirmed": 0}
+
+
+def unconfirmed(address: str, status: OutboxStatus = OutboxStatus.PENDING) -> Attempt:
+    result = Result(Outcome.UNCONFIRMED, None, "timed out after the data")
+    return Attempt(address, result, status, "timed out after the data")
+
+
+def test_claims_name_the_recipients_left_unconfirmed_in_the_window(store: StateStore) -> None:
+    store.outbox.enqueue([Queued(note("k1", "a@example.org", cc=["b@example.org"]))], (), T0)
+    (first,) = store.outbox.claim(T0, "w", LEASE, 10, channel="email")
+    assert first.unconfirmed == frozenset()
+    t1 = T0 + timedelta(minutes=1)
+    store.outbox.record(
+        first.id,
+        t1,
+        [unconfirmed("a@example.org"), deferred("b@example.org")],
+        OutboxStatus.PENDING,
+        1,
+        t1,
+    )
+    (second,) = store.outbox.claim(t1, "w", LEASE, 10, channel="email")
+    assert second.unconfirmed == frozenset({"a@example.org"})
+    assert second.pending == ("a@example.org", "b@example.org")
+    t2 = t1 + timedelta(minutes=1)
+    store.outbox.record(
+        second.id,
+        t2,
+        [unconfirmed("a@example.org", OutboxStatus.UNCONFIRMED), delivered("b@example.org")],
+        OutboxStatus.UNCONFIRMED,
+        2,
+        None,
+    )
+    assert store.outbox.claim(t2 + LEASE, "w", LEASE, 10, channel="email") == []  # held
+    (row,) = store.outbox.rows(OutboxStatus.UNCONFIRMED)
+    assert row.recipients == (
+        Recipient("a@example.org", OutboxStatus.UNCONFIRMED, None, "timed out after the data"),
+        Recipient("b@example.org", OutboxStatus.SENT, 250, "ok"),
+    )
+    assert store.outbox.counts() == {"pending": 0, "sent": 0, "failed": 0, "unconfirmed": 1}
+
+    # queued again by a person: only the unconfirmed recipient, and a fresh window in which
+    # the earlier unconfirmed attempts no longer count
+    t3 = t2 + timedelta(hours=1)
+    assert store.outbox.requeue(None, t3) == [row.id]
+    (third,) = store.outbox.claim(t3, "w", LEASE, 10, channel="email")
+    assert (third.pending, third.unconfirmed, third.window_start) == (
+        ("a@example.org",),
+        frozenset(),
+        t3,
+    )
 
 
 # --------------------------------------------------------------------------- run history

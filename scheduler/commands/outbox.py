@@ -17,7 +17,7 @@ from scheduler.usecases import reminders
 @click.option(
     "--state",
     "status",
-    type=click.Choice(["pending", "failed", "sent"]),
+    type=click.Choice(["pending", "failed", "unconfirmed", "sent"]),
     help="Only messages in this state.",
 )
 @format_option(OUTBOX_FORMATS)
@@ -25,27 +25,31 @@ from scheduler.usecases import reminders
 def group(ctx: click.Context, config_path: Path | None, status: str | None, fmt: str) -> int:
     """List the messages in the outbox with each recipient's delivery state.
 
-    Exit code 1 when failed messages wait (see 'outbox retry').
+    A message is unconfirmed when the server did not answer after its data, twice: perhaps it
+    was delivered. It is not sent again until 'outbox retry' says so.
+
+    Exit code 1 when failed or unconfirmed messages wait (see 'outbox retry').
     """
     ctx.obj = config_path
     if ctx.invoked_subcommand is not None:
         return 0
     listing = reminders.outbox(settings_for(config_path), Path.cwd(), status)
     emit(OUTBOX_FORMATS, fmt, listing)
-    return 1 if listing.failed else 0
+    return 1 if listing.failed or listing.unconfirmed else 0
 
 
 @group.command("retry")
 @click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
-@click.option("--all", "all_failed", is_flag=True, help="Every failed message.")
+@click.option("--all", "all_failed", is_flag=True, help="Every failed and unconfirmed message.")
 @config_option
 @click.pass_obj
 def retry(
     group_config: Path | None, ids: tuple[int, ...], all_failed: bool, config_path: Path | None
 ) -> int:
-    """Queue failed messages again and deliver them now.
+    """Queue failed and unconfirmed messages again and deliver them now.
 
-    Only the recipients that failed are tried again; the give-up window starts afresh.
+    Only the recipients that failed or are unconfirmed are tried again (an unconfirmed one may
+    get a second copy); the give-up window starts afresh.
     """
     if not ids and not all_failed:
         raise UsageError("outbox retry: name the messages to retry, or use --all")
@@ -54,10 +58,15 @@ def retry(
         settings_for(config_path), Path.cwd(), None if all_failed else ids, now
     )
     if result.unknown:
-        click.echo(f"not failed or not found: {', '.join(map(str, result.unknown))}", err=True)
+        click.echo(
+            f"not failed, unconfirmed or found: {', '.join(map(str, result.unknown))}", err=True
+        )
     report = result.delivery
     click.echo(
         f"Queued {len(result.queued)} again: {report.delivered} delivered, {report.retrying} "
-        f"waiting for a retry, {report.failed} failed."
+        f"waiting for a retry, {report.failed} failed"
+        + (f", {report.unconfirmed} unconfirmed" if report.unconfirmed else "")
+        + "."
     )
-    return 1 if report.failed or result.unknown else 0
+    problem = report.failed or report.unconfirmed or report.cause
+    return 1 if problem or result.unknown else 0

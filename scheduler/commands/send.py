@@ -12,6 +12,7 @@ from scheduler.commands.options import as_of_option, config_option, now, setting
 from scheduler.notify.channel import Notification
 from scheduler.notify.email import build_message
 from scheduler.render.common import shown_lines
+from scheduler.runtime.cycle import CycleReport, UndeliveredDigests
 from scheduler.usecases import reminders
 
 
@@ -33,7 +34,12 @@ def _skipped(keys: tuple[str, ...]) -> str:
 @click.command(
     "send",
     epilog="Exit codes: 0 cycle done (deliveries may wait for a retry); 1 a delivery "
-    "failed for good; 2 usage or configuration error; 3 unexpected failure.",
+    "failed for good in this run, a message was held as unconfirmed, a digest was refused, or "
+    "nothing could be delivered (untrusted certificate, no STARTTLS, login refused: the cause "
+    "is logged and shown by 'status'); 2 usage or configuration error (checked before anything "
+    "is sent: [smtp] ca_file, a username without SCHEDULER_SMTP__PASSWORD, [delivery] "
+    "lease_seconds), or a digest template failed (what already waited in the outbox is "
+    "delivered first; no new digest is queued); 3 unexpected failure.",
 )
 @config_option
 @as_of_option
@@ -62,7 +68,15 @@ def command(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
             f"{_skipped(report.skipped)}."
         )
         return 0
-    report = reminders.send(settings, Path.cwd(), today, now)
+    try:
+        report = reminders.send(settings, Path.cwd(), today, now)
+    except UndeliveredDigests as exc:
+        _summarise(exc.report, today)  # what waited was delivered all the same
+        raise
+    return _summarise(report, today)
+
+
+def _summarise(report: CycleReport, today: date) -> int:
     delivery = report.delivery
     assert delivery is not None
     click.echo(
@@ -72,7 +86,11 @@ def command(config_path: Path | None, as_of: date | None, dry_run: bool) -> int:
     click.echo(f"Queued {len(report.queued)} digests{_skipped(report.skipped)}.")
     click.echo(
         f"Delivered via {report.destination}: {delivery.delivered} delivered, "
-        f"{delivery.retrying} waiting for a retry, {delivery.failed} failed."
+        f"{delivery.retrying} waiting for a retry, {delivery.failed} failed"
+        + (f", {delivery.unconfirmed} unconfirmed" if delivery.unconfirmed else "")
+        + "."
     )
-    # Failed deliveries and refused digests have already been logged, one line each.
-    return 1 if delivery.failed or report.refused else 0
+    # Failed deliveries, held messages, the cause of a delivery problem and refused digests
+    # have already been logged, one line each.
+    problem = delivery.failed or delivery.unconfirmed or delivery.cause
+    return 1 if problem or report.refused else 0

@@ -14,9 +14,9 @@ from scheduler.usecases import reminders
 @click.command(
     "status",
     epilog="Exit codes: 0 healthy; 1 unhealthy, each reason named (the last cycle failed or "
-    "was interrupted, scheduled cycles were missed, delivery keeps failing, failed messages "
-    "wait, the state store cannot be read, or with --require-daemon no daemon runs); 2 "
-    "configuration error.",
+    "was interrupted, scheduled cycles were missed, delivery keeps failing or fails for a "
+    "settings cause, failed or unconfirmed messages wait, the state store cannot be read, or "
+    "with --require-daemon no daemon runs); 2 configuration error.",
 )
 @config_option
 @format_option(STATUS_FORMATS)

@@ -41,6 +41,7 @@ from scheduler.config import Settings, StoreSettings
 from scheduler.content.facts import FORMAT_VERSION, FactsRecord
 from scheduler.content.loader import SourceFile
 from scheduler.errors import StoreError
+from scheduler.rules import RULES
 from scheduler.store import CacheEntry, Retimed, StateStore, open_store, store_exists
 
 __all__ = ["RACY_NS", "CacheEntry", "ParseCache", "clear", "fingerprint", "opened"]
@@ -69,6 +70,8 @@ def fingerprint(settings: Settings, cwd: Path) -> str:
         "review": settings.review.model_dump(
             mode="json", include={"timezone", "default_frequency", "frequencies"}
         ),
+        "allowed_domains": settings.mail.allowed_domains,
+        "rules": sorted(RULES),  # a new rule may find problems in files read before
         # routing globs are relative to the content root
         "root": os.path.realpath(cwd / settings.content.root),
     }

@@ -10,6 +10,7 @@ depend on the date (a review recorded in the future) are separate, in
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
@@ -210,6 +211,17 @@ def validate(
             {k: v for k, v in present.items() if k not in failed}, context=context
         )
 
+    title = data.get("title")
+    if isinstance(title, str) and _NOT_ONE_LINE.search(title.strip()):
+        problems.append(
+            rule.MULTI_LINE_TITLE(
+                path,
+                lines.get("title"),
+                key_of["title"],
+                "holds line breaks or control characters",
+                "write the title on one line; digests and reports show it on one",
+            )
+        )
     silenced: frozenset[str] = frozenset()
     if FILE_IGNORE_KEY in fm.lines:
         silenced, bad = file_ignores(
@@ -229,6 +241,9 @@ def validate(
         default,
     )
 
+
+# Line breaks (of any kind) and other control characters, which a one-line field must not hold.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 _WAIVED_BY_DUE_DATE = frozenset({"last_reviewed", "review_frequency"})
 

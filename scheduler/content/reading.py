@@ -77,6 +77,7 @@ class ReadingSettings:
     names: FieldNames
     routing: RoutingSettings
     review: ReviewSettings  # the time zone of timestamps, default frequencies
+    allowed_domains: tuple[str, ...] = ()  # [mail] allowed_domains, for owners
 
     @classmethod
     def of(cls, settings: Settings) -> ReadingSettings:
@@ -86,6 +87,7 @@ class ReadingSettings:
             names=settings.fields,
             routing=settings.routing,
             review=settings.review,
+            allowed_domains=settings.mail.allowed_domains,
         )
 
 
@@ -97,7 +99,9 @@ class _Context:
         self.rules = settings.rules
         self.names = settings.names
         self.review = settings.review
-        self.router = Router(settings.routing, settings.names.key("owner"))
+        self.router = Router(
+            settings.routing, settings.names.key("owner"), settings.allowed_domains
+        )
 
     def unowned(
         self, path: str, editors: tuple[str, ...], status: str | None

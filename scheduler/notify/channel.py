@@ -127,6 +127,9 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     TEMPORARY = "temporary"  # try again later
     PERMANENT = "permanent"  # refused for good
+    # No answer after the message data was sent: the server may have stored it. Sent once more
+    # at most, then held for a person to decide (``outbox retry``).
+    UNCONFIRMED = "unconfirmed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,9 @@ class Result:
     outcome: Outcome
     code: int | None = None
     reply: str = ""
+    # Why nothing can be delivered until the settings or the server change (an untrusted
+    # certificate, no STARTTLS, AUTH refused), or None: a problem with this message only.
+    cause: str | None = None
 
 
 class Channel(Protocol):

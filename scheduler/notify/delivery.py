@@ -18,7 +18,7 @@ from functools import cache
 from scheduler.config import DeliverySettings
 from scheduler.notify.channel import Channel
 from scheduler.notify.outbox import Outbox, RetryPolicy
-from scheduler.store.interfaces import Claimed, OutboxStatus
+from scheduler.store.interfaces import Claimed
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,20 @@ def retry_policy(settings: DeliverySettings) -> RetryPolicy:
 
 @dataclass
 class DeliveryReport:
-    delivered: int = 0  # messages fully delivered
+    """What one delivery run did to the messages it attempted. A message counts as failed when
+    a recipient failed for good in this run, as waiting for a retry when a recipient still
+    waits, as unconfirmed when one is held, as delivered when every recipient this run tried
+    has it; one with a recipient failed and another waiting counts in both. Recipients that
+    failed in earlier runs count in none of these."""
+
+    delivered: int = 0  # messages delivered to everyone this run tried
     retrying: int = 0  # messages waiting for another attempt
-    failed: int = 0  # messages with a recipient that failed for good
+    failed: int = 0  # messages with a recipient that failed for good in this run
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # key, address, reply
     interrupted: bool = False
+    unconfirmed: int = 0  # messages held: no answer after their data, perhaps delivered
+    # why nothing could be delivered (settings or server: certificate, STARTTLS, login)
+    cause: str | None = None
 
 
 async def deliver_pending(
@@ -101,17 +110,26 @@ async def deliver_pending(
                 break
             held = [m.id for m in claimed]
             for message in claimed:
-                if stop is not None and stop.is_set():
+                if (stop is not None and stop.is_set()) or report.cause is not None:
                     break
                 attempted.add(message.id)
                 await _deliver_one(outbox, channel, message, clock, policy, report)
                 held.remove(message.id)
+            if report.cause is not None:
+                # Nothing can be delivered until the settings or the server change: the rest
+                # wait for the next run rather than fail the same way one by one.
+                break
     finally:
         if held:  # stopped or cancelled: what was not finished is free for the next run
             outbox.release(held, owner)
         await channel.close()
     if stop is not None and stop.is_set():
         report.interrupted = True
+    if report.cause is not None:
+        outbox.note_delivery(report.cause, clock())  # recorded before it is announced
+        log.error("nothing can be delivered via %s: %s", channel.description, report.cause)
+    elif report.delivered or report.failed or report.retrying or report.unconfirmed:
+        outbox.note_delivery(None, clock())
     return report
 
 
@@ -124,6 +142,7 @@ async def _deliver_one(
     report: DeliveryReport,
 ) -> None:
     results = await channel.send(message.notification, message.pending)
+    report.cause = next((r.cause for r in results.values() if r.cause), report.cause)
     recorded = outbox.record(message, results, clock(), policy)
     for address, reply in recorded.failed:
         log.error("delivery failed for good: %s to %s: %s", message.key, address, reply)
@@ -137,15 +156,22 @@ async def _deliver_one(
             else "-",
             "; ".join(results[a].reply for a in recorded.retrying if a in results),
         )
-    if recorded.status is OutboxStatus.SENT:
-        report.delivered += 1
+    for address in recorded.unconfirmed:
+        log.error(
+            "delivery of %s to %s unconfirmed: the server did not answer after the message "
+            "was sent, twice; perhaps it was delivered. Held: resend it with 'outbox retry %d'",
+            message.key,
+            address,
+            message.id,
+        )
+    if recorded.delivered:
         log.info(
             "delivered %s to %s via %s",
             message.key,
             ", ".join(recorded.delivered),
             channel.description,
         )
-    elif recorded.status is OutboxStatus.FAILED:
-        report.failed += 1
-    else:
-        report.retrying += 1
+    report.failed += bool(recorded.failed)
+    report.retrying += bool(recorded.retrying)
+    report.unconfirmed += bool(recorded.unconfirmed)
+    report.delivered += not (recorded.failed or recorded.retrying or recorded.unconfirmed)

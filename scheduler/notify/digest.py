@@ -8,21 +8,26 @@ errors; the HTML environment autoescapes, the text one does not.
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from scheduler.errors import TemplateError
 from scheduler.notify.reminders import Digest, DigestItem
 from scheduler.review.state import State
-from scheduler.text import http_url, shown
+from scheduler.text import http_url, one_line, shown
 
 TEMPLATE_NAMES = ("subject.txt", "digest.txt", "digest.html")
 
@@ -76,7 +81,7 @@ def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
     doc = item.document
     links = dict(doc.links)
     return {
-        "title": shown(doc.title or doc.path),
+        "title": one_line(doc.title or doc.path),
         "path": shown(doc.path),
         "url": http_url(doc.url),
         "edit_url": http_url(links.get("edit_url")),
@@ -90,7 +95,7 @@ def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
         "days_overdue": item.days_overdue,
         "new": item.new,
         "escalated": item.escalated,
-        "editors": list(doc.editors),
+        "editors": [one_line(e) for e in doc.editors],
         "problems": [
             {
                 "line": p.line,
@@ -116,7 +121,7 @@ def _groups(digest: Digest) -> list[dict[str, Any]]:
         return [
             {
                 "state": State.OVERDUE.value,
-                "heading": shown(f"Editor{'s' if ', ' in editors else ''}: {editors}"),
+                "heading": one_line(f"Editor{'s' if ', ' in editors else ''}: {editors}"),
                 "colour": _GROUPS[0][2],
                 "documents": items,
             }
@@ -165,14 +170,73 @@ def digest_context(
     }
 
 
-class DigestRenderer:
-    """Renders digests from the built-in templates, overridden by those in ``override``."""
+# Limits on rendering one digest with user templates: a template that loops for ever or writes
+# without end is stopped with a TemplateError instead of holding the cycle (or the daemon).
+RENDER_SECONDS = 10.0  # for the three parts of one digest
+RENDER_MAX_CHARS = 2_000_000  # per part
 
-    def __init__(self, override: Path | None = None) -> None:
+
+class _LimitedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with ``*`` and ``**`` refused when they would build something huge (the
+    output cap only sees what is written, not a string built in one step)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > RENDER_MAX_CHARS:
+                    raise SecurityError("the result of '*' would be too large")
+        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+            raise SecurityError("the exponent of '**' is too large")
+        return super().call_binop(context, operator, left, right)
+
+
+class _OverTime(Exception):
+    """Raised inside a template's frames when rendering runs past its deadline."""
+
+
+def _template_line(exc: BaseException, files: Sequence[str]) -> tuple[str, int] | None:
+    """The template file and line ``exc`` came from: Jinja2 rewrites tracebacks so that a
+    template's frames carry its file name and line."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name in files or any(name.endswith("/" + f) for f in TEMPLATE_NAMES):
+            found = (name, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+class DigestRenderer:
+    """Renders digests from the built-in templates, overridden by those in ``override``.
+
+    Rendering runs sandboxed, with undefined variables as errors, within :data:`RENDER_SECONDS`
+    per digest and :data:`RENDER_MAX_CHARS` per part; any failure is a :class:`TemplateError`
+    naming the template file and line. It may run in any thread (the cycle renders in a worker
+    thread, off the daemon's event loop).
+    """
+
+    def __init__(
+        self,
+        override: Path | None = None,
+        *,
+        seconds: float = RENDER_SECONDS,
+        max_chars: int = RENDER_MAX_CHARS,
+    ) -> None:
         if override is not None and not override.is_dir():
             raise TemplateError(f"[mail] templates: {override} is not a folder")
+        override = override.resolve() if override is not None else None
         folders = [str(override)] if override is not None else []
         folders.append(str(builtin_templates()))
+        # The user's templates are watched for the deadline (the built-in ones are known to end)
+        self._watched = f"{override}{os.sep}" if override is not None else None
+        self._seconds = seconds
+        self._max_chars = max_chars
         loader = jinja2.FileSystemLoader(folders)
         options: dict[str, Any] = {
             "loader": loader,
@@ -181,11 +245,11 @@ class DigestRenderer:
             "lstrip_blocks": True,
             "keep_trailing_newline": True,
         }
-        self._html = ImmutableSandboxedEnvironment(
+        self._html = _LimitedEnvironment(
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
             **options,
         )
-        self._text = ImmutableSandboxedEnvironment(autoescape=False, **options)
+        self._text = _LimitedEnvironment(autoescape=False, **options)
 
     @cached_property
     def _templates(self) -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
@@ -202,13 +266,76 @@ class DigestRenderer:
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"template {exc.name} not found") from None
 
+    def _part(self, template: jinja2.Template, context: dict[str, Any], deadline: float) -> str:
+        """One part, written chunk by chunk so that its size is capped as it grows."""
+        chunks: list[str] = []
+        size = 0
+        for chunk in template.generate(digest=context):
+            size += len(chunk)
+            if size > self._max_chars:
+                raise _TooLarge(template.filename or template.name or "?")
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise _OverTime
+        return "".join(chunks)
+
     def render(self, context: dict[str, Any]) -> RenderedDigest:
         subject_t, text_t, html_t = self._templates
+        files = [t.filename for t in (subject_t, text_t, html_t) if t.filename]
+        deadline = time.monotonic() + self._seconds
+        previous = sys.gettrace()
+        if self._watched is not None:
+            sys.settrace(_deadline_tracer(deadline, self._watched))
         try:
-            subject = " ".join(subject_t.render(digest=context).split())
+            subject = " ".join(self._part(subject_t, context, deadline).split())
             context = context | {"subject": subject}
             return RenderedDigest(
-                subject, text_t.render(digest=context), html_t.render(digest=context)
+                subject,
+                self._part(text_t, context, deadline),
+                self._part(html_t, context, deadline),
             )
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"a digest template failed to render: {exc}") from None
+        except _OverTime as exc:
+            where = _template_line(exc, files)
+            at = f"template {where[0]}, line {where[1]}: " if where else ""
+            raise TemplateError(
+                f"{at}rendering a digest took longer than {self._seconds:g} s; is there a "
+                "runaway loop?"
+            ) from None
+        except _TooLarge as exc:
+            raise TemplateError(
+                f"template {exc}: a digest part grew over {self._max_chars} characters"
+            ) from None
+        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
+            where = _template_line(exc, files)
+            if isinstance(exc, jinja2.TemplateSyntaxError):  # in an included template
+                where = (exc.filename or exc.name or "?", exc.lineno)
+            at = f"template {where[0]}, line {where[1]}" if where else "a digest template"
+            message = exc.message if isinstance(exc, jinja2.TemplateError) else str(exc)
+            raise TemplateError(f"{at}: {message or type(exc).__name__}") from None
+        finally:
+            if self._watched is not None:
+                sys.settrace(previous)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _deadline_tracer(deadline: float, folder: str) -> Any:
+    """A trace function (for this thread only) that stops a template's code once ``deadline``
+    has passed: it raises :class:`_OverTime` inside the template's own frames, which may loop
+    without writing anything. Only frames of templates in ``folder`` (the user's, included ones
+    too) are traced, line by line: rendering them takes about five times as long."""
+    monotonic = time.monotonic
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and monotonic() > deadline:
+            raise _OverTime
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "call" and frame.f_code.co_filename.startswith(folder):
+            return local
+        return None
+
+    return tracer

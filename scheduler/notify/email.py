@@ -10,19 +10,22 @@ server says is scrubbed of it before it is logged or stored.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.policy
 import hashlib
 import logging
 import os
+import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from scheduler.config import SmtpSettings
-from scheduler.errors import HeaderInjectionError
+from scheduler.config import Settings, SmtpSettings
+from scheduler.errors import ConfigError, HeaderInjectionError
 from scheduler.notify.channel import (
     Channel,
     Notification,
@@ -134,8 +137,14 @@ class SmtpChannel:
     """Sends over SMTP with aiosmtplib, reusing one connection for a batch.
 
     TLS fails closed: with ``starttls`` the server must offer STARTTLS, and certificates are
-    always verified. The password is only ever handed to the SMTP client; anything the server
-    says is scrubbed of it before it is logged or stored.
+    always verified. The password is only ever handed to the SMTP client; of what the server
+    says only the reply code, the enhanced status code and a sanitised, length-limited remainder
+    are kept, scrubbed of the password in any case and escaping (:func:`redactor`).
+
+    A deadline that runs out once the message data is on its way leaves the outcome unknown:
+    that is :attr:`Outcome.UNCONFIRMED`, not a temporary failure, so the outbox does not send a
+    message the server may have stored again and again. A problem no retry can solve (an
+    untrusted certificate, no STARTTLS, the login refused) carries its cause in the result.
     """
 
     name = CHANNEL
@@ -144,7 +153,7 @@ class SmtpChannel:
         self._settings = settings
         self._password = settings.password.get_secret_value() if settings.password else ""
         self._client: aiosmtplib.SMTP | None = None
-        self._secrets = _secret_forms(settings.username, self._password)
+        self.redact = redactor(settings.username, self._password)
 
     @property
     def description(self) -> str:
@@ -157,10 +166,8 @@ class SmtpChannel:
         return context
 
     async def _connect(self) -> aiosmtplib.SMTP:
-        import aiosmtplib  # imported when mail is sent, not when documents are checked
-
         s = self._settings
-        client = aiosmtplib.SMTP(
+        client = _client_class()(
             hostname=s.host,
             port=s.effective_port,
             use_tls=s.security == "tls",
@@ -178,10 +185,36 @@ class SmtpChannel:
             raise
         return client
 
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def _clean(self, text: str) -> str:
+        return sanitise_reply(text, self.redact)
+
+    def _cause(self, exc: BaseException) -> str | None:
+        """The settings problem ``exc``, raised while connecting, shows; None for one a retry
+        may solve (the server down, busy, slow)."""
+        import aiosmtplib
+
+        s = self._settings
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return (
+                f"the certificate of {self.description} is not trusted: "
+                f"{self._clean(exc.verify_message or str(exc))} (see [smtp] ca_file)"
+            )
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return (
+                f"{self.description} refused the login of [smtp] username {s.username!r}: "
+                f"{self._clean(f'{exc.code} {exc.message}')} (check SCHEDULER_SMTP__PASSWORD)"
+            )
+        if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
+            return (
+                f'{self.description} does not offer STARTTLS, which [smtp] security = "starttls"'
+                ' requires (use "tls" for a server that speaks TLS from the start)'
+            )
+        if isinstance(exc, aiosmtplib.SMTPException) and "authentication method" in str(exc):
+            return (
+                f"{self.description} offers no login method this client supports for [smtp] "
+                "username"
+            )
+        return None
 
     async def _drop(self) -> None:
         client, self._client = self._client, None
@@ -199,40 +232,49 @@ class SmtpChannel:
         data = _wire(notification, recipients)
         if isinstance(data, dict):
             return data
+        connecting = False
+        client = None
         try:
             async with asyncio.timeout(self._settings.message_deadline_seconds):
                 if self._client is None or not self._client.is_connected:
                     await self._drop()
+                    connecting = True
                     self._client = await self._connect()
-                refused, reply = await self._client.sendmail(
-                    notification.sender, list(recipients), data
-                )
+                    connecting = False
+                client = self._client
+                client.data_started = False  # type: ignore[attr-defined]
+                refused, reply = await client.sendmail(notification.sender, list(recipients), data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return {
-                e.recipient: Result(classify(e.code), e.code, self.redact(e.message))
+                e.recipient: Result(classify(e.code), e.code, self._clean(e.message))
                 for e in exc.recipients
             }
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421 or isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            cause = self._cause(exc) if connecting else None
+            if exc.code == 421 or cause is not None:
                 await self._drop()
             outcome = classify(exc.code)
-            if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            if cause is not None:
                 outcome = Outcome.TEMPORARY  # a settings problem: keep the message for later
-            text = self.redact(f"{exc.code} {exc.message}")
-            return {r: Result(outcome, exc.code, text) for r in recipients}
+            text = self._clean(f"{exc.code} {exc.message}")
+            return {r: Result(outcome, exc.code, text, cause) for r in recipients}
         except (TimeoutError, aiosmtplib.SMTPTimeoutError) as exc:
-            # Perhaps delivered, perhaps not: send again later with the same Message-ID.
             await self._drop()
-            reason = self.redact(str(exc)) or "no answer within the deadline"
+            reason = self._clean(str(exc)) or "no answer within the deadline"
+            if client is not None and getattr(client, "data_started", False):
+                # Perhaps delivered, perhaps not: the outbox sends it once more at most.
+                text = f"timed out after the message data was sent: {reason}"
+                return {r: Result(Outcome.UNCONFIRMED, None, text) for r in recipients}
             return {r: Result(Outcome.TEMPORARY, None, f"timed out: {reason}") for r in recipients}
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._drop()
-            reason = self.redact(f"{type(exc).__name__}: {exc}")
-            return {r: Result(Outcome.TEMPORARY, None, reason) for r in recipients}
-        results = {r: Result(Outcome.DELIVERED, 250, self.redact(reply)) for r in recipients}
+            cause = self._cause(exc) if connecting else None
+            reason = self._clean(f"{type(exc).__name__}: {exc}")
+            return {r: Result(Outcome.TEMPORARY, None, reason, cause) for r in recipients}
+        results = {r: Result(Outcome.DELIVERED, 250, self._clean(reply)) for r in recipients}
         for address, response in refused.items():
             results[address] = Result(
-                classify(response.code), response.code, self.redact(response.message)
+                classify(response.code), response.code, self._clean(response.message)
             )
         return results
 
@@ -245,22 +287,104 @@ class SmtpChannel:
                 client.close()
 
 
-def _secret_forms(username: str, password: str) -> list[str]:
-    """The password as it could appear in a server's reply: plain, or inside AUTH data."""
-    import base64
+@cache
+def _client_class() -> type[aiosmtplib.SMTP]:
+    """aiosmtplib's client, noting when a transaction reaches DATA: a deadline that runs out
+    after that may have delivered the message."""
+    import aiosmtplib  # imported when mail is sent, not when documents are checked
 
+    class Client(aiosmtplib.SMTP):
+        data_started = False
+
+        async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+            self.data_started = True
+            return await super().data(*args, **kwargs)
+
+    return Client
+
+
+REPLY_LIMIT = 200  # characters of a server's reply kept, after its codes
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def sanitise_reply(text: str, redact: Callable[[str], str]) -> str:
+    """A server's reply as it is logged and stored: secrets redacted, control characters and
+    line breaks collapsed to spaces, cut to :data:`REPLY_LIMIT` characters."""
+    text = _CONTROL.sub(" ", redact(text))
+    text = " ".join(text.split())
+    if len(text) > REPLY_LIMIT:
+        text = text[: REPLY_LIMIT - 1].rstrip() + "\u2026"
+    return text
+
+
+def _char_pattern(char: str) -> str:
+    """A character as a server might echo it: as it is (in any case), or escaped with a
+    backslash, as %XX, =XX, \\xXX, \\uXXXX or an HTML character reference."""
+    code = ord(char)
+    forms = [re.escape(char)]
+    if code < 0x100:
+        forms += [f"%{code:02x}", f"={code:02x}", rf"\\x{code:02x}"]
+    else:
+        utf8 = "".join(f"%{b:02x}" for b in char.encode())
+        forms += [re.escape(utf8), re.escape(utf8.replace("%", "="))]
+    forms += [rf"\\u{code:04x}", rf"\\U{code:08x}", rf"&\#0*{code};", rf"&\#x0*{code:x};"]
+    return r"\\?(?:" + "|".join(forms) + ")"
+
+
+def redactor(username: str, password: str) -> Callable[[str], str]:
+    """A function replacing the password in a text by ``***``: plain, in any case, with
+    characters escaped in the usual ways, base64-encoded, or inside AUTH PLAIN data."""
     if not password:
-        return []
-    forms = {
-        password,
+        return lambda text: text
+    encoded = {
         base64.b64encode(password.encode()).decode(),
         base64.b64encode(f"\0{username}\0{password}".encode()).decode(),
     }
-    return sorted(forms, key=len, reverse=True)
+    patterns = ["".join(_char_pattern(c) for c in password)]
+    patterns += [re.escape(e.rstrip("=")) + "=*" for e in sorted(encoded, key=len, reverse=True)]
+    compiled = re.compile("|".join(patterns), re.IGNORECASE)
+    return lambda text: compiled.sub("***", text)
+
+
+def check_smtp_settings(smtp: SmtpSettings) -> None:
+    """Refuse, with a :class:`ConfigError` naming the setting, [smtp] settings that make every
+    delivery fail: a ``ca_file`` that cannot be read, a username without a password."""
+    if not smtp.host:
+        return
+    if smtp.ca_file is not None and smtp.security != "none":
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(smtp.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(
+                f"[smtp] ca_file: cannot load certificate authorities from {smtp.ca_file}: {why}"
+            ) from None
+    if smtp.username and smtp.password is None:
+        raise ConfigError(
+            f"[smtp] username is {smtp.username!r} but no password is set: set the environment "
+            "variable SCHEDULER_SMTP__PASSWORD, or leave username empty for a server without "
+            "login"
+        )
+
+
+def check_delivery_settings(settings: Settings) -> None:
+    """Refuse, with a :class:`ConfigError` naming the setting, settings that make delivery
+    impossible or unsafe; checked before anything is queued or sent."""
+    check_smtp_settings(settings.smtp)
+    lease, deadline = settings.delivery.lease_seconds, settings.smtp.message_deadline_seconds
+    if lease < 2 * deadline:
+        raise ConfigError(
+            f"[delivery] lease_seconds ({lease:g}) must be at least twice [smtp] "
+            f"message_deadline_seconds ({deadline:g}), or a message still being sent could be "
+            "claimed and sent by another process"
+        )
 
 
 def make_channel(smtp: SmtpSettings, outbox_dir: Path) -> Channel:
-    """SMTP when a host is configured, else the on-disk outbox folder."""
+    """SMTP when a host is configured, else the on-disk outbox folder. Settings that make
+    every delivery fail are refused (:func:`check_smtp_settings`)."""
+    check_smtp_settings(smtp)
     if smtp.host:
         return SmtpChannel(smtp)
     return FileChannel(outbox_dir)

@@ -11,7 +11,9 @@ What it guarantees, over any store backend:
 - each attempt is recorded per recipient: delivered recipients are never sent to again,
   temporary failures are retried with exponential backoff, permanent ones fail at once, and
   everyone still pending when the give-up window has passed fails;
-- failed notifications can be queued again, for their failed recipients only.
+- a recipient the server did not answer after the message data (perhaps delivered) is tried
+  once more at most, then held as unconfirmed, never given up as failed;
+- failed and unconfirmed notifications can be queued again, for those recipients only.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from scheduler.store.interfaces import (
     OutboxRow,
     OutboxStatus,
     Queued,
+    RunOutcome,
     StateStore,
 )
 
 NO_RESULT = Result(Outcome.TEMPORARY, None, "no result")
+DELIVERY = "delivery"  # the run history's kind for delivery becoming impossible, or working
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Recorded:
     failed: tuple[tuple[str, str], ...]  # address, reply
     retrying: tuple[str, ...]
     next_attempt_at: datetime | None
+    unconfirmed: tuple[str, ...] = ()  # held: perhaps delivered
 
 
 def lease_holder(owner: str) -> tuple[str, int] | None:
@@ -73,7 +78,12 @@ def attempt(
     message: Claimed, results: Mapping[str, Result], now: datetime, policy: RetryPolicy
 ) -> tuple[list[Attempt], OutboxStatus, datetime | None]:
     """What an attempt's results make of each pending recipient and of the notification: its
-    attempts, its state, and when to try again (None when it is finished). Pure."""
+    attempts, its state, and when to try again (None when it is finished). Pure.
+
+    A recipient left unconfirmed (no answer after the message data: perhaps delivered) is tried
+    once more; unconfirmed again, or when the give-up window has passed, it is held as
+    unconfirmed, never failed, until ``outbox retry`` sends it again.
+    """
     count = message.attempts + 1
     giving_up = now - message.window_start >= policy.give_up_after
     attempts = []
@@ -83,6 +93,14 @@ def attempt(
             status, reply = OutboxStatus.SENT, result.reply
         elif result.outcome is Outcome.PERMANENT:
             status, reply = OutboxStatus.FAILED, result.reply
+        elif result.outcome is Outcome.UNCONFIRMED and (
+            giving_up or address in message.unconfirmed
+        ):
+            status = OutboxStatus.UNCONFIRMED
+            reply = f"unconfirmed after {count} attempts, perhaps delivered: {result.reply}"
+        elif giving_up and address in message.unconfirmed:
+            status = OutboxStatus.UNCONFIRMED  # an earlier attempt may have delivered it
+            reply = f"unconfirmed after {count} attempts, perhaps delivered: {result.reply}"
         elif giving_up:
             status, reply = OutboxStatus.FAILED, f"gave up after {count} attempts: {result.reply}"
         else:
@@ -95,6 +113,8 @@ def attempt(
         return attempts, OutboxStatus.PENDING, now + policy.delay(count)
     if set(states.values()) == {OutboxStatus.SENT}:
         return attempts, OutboxStatus.SENT, None
+    if OutboxStatus.UNCONFIRMED in states.values():
+        return attempts, OutboxStatus.UNCONFIRMED, None
     return attempts, OutboxStatus.FAILED, None
 
 
@@ -193,15 +213,39 @@ class Outbox:
             failed=tuple((a.address, a.reply) for a in attempts if a.status is OutboxStatus.FAILED),
             retrying=tuple(a.address for a in attempts if a.status is OutboxStatus.PENDING),
             next_attempt_at=next_at,
+            unconfirmed=tuple(a.address for a in attempts if a.status is OutboxStatus.UNCONFIRMED),
         )
 
     def rows(self, status: OutboxStatus | None = None) -> list[OutboxRow]:
         return self._store.outbox.rows(status)
 
+    def note_delivery(self, cause: str | None, now: datetime) -> None:
+        """Remember that nothing could be delivered and why (``cause``), or that delivery works
+        (None), in the run history as a run of kind :data:`DELIVERY`. Only a change is written:
+        a cause repeated keeps the time it was first seen."""
+        runs = self._store.runs
+        last = runs.last(DELIVERY)
+        failing = last is not None and last.outcome is RunOutcome.FAILED
+        if cause is None and not failing:
+            return
+        if cause is not None and last is not None and failing and last.detail.get("cause") == cause:
+            return
+        run_id = runs.start(DELIVERY, None, now)
+        outcome = RunOutcome.OK if cause is None else RunOutcome.FAILED
+        runs.finish(run_id, outcome, {} if cause is None else {"cause": cause}, now)
+
+    def delivery_problem(self) -> tuple[str, datetime] | None:
+        """Why nothing can be delivered, and since when; None when the last delivery worked."""
+        last = self._store.runs.last(DELIVERY)
+        if last is None or last.outcome is not RunOutcome.FAILED:
+            return None
+        return str(last.detail.get("cause", "")), last.started_at
+
     def counts(self) -> dict[str, int]:
         return self._store.outbox.counts()
 
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
-        """Put failed notifications (all, or those in ``ids``) back in the queue, due now, with
-        a fresh give-up window. Only their failed recipients are tried again."""
+        """Put failed and unconfirmed notifications (all, or those in ``ids``) back in the
+        queue, due now, with a fresh give-up window. Only their failed and unconfirmed
+        recipients are tried again."""
         return self._store.outbox.requeue(ids, now)

@@ -23,7 +23,12 @@ def render_outbox_text(listing: OutboxListing, options: RenderOptions) -> list[s
             detail = "" if sent else " ".join(str(x) for x in (to.code, to.reply) if x)
             lines.append(f"    {to.address}: {to.status}{' ' + detail if detail else ''}")
     counts = listing.counts
-    lines.append(f"{counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent.")
+    held = counts.get("unconfirmed", 0)
+    lines.append(
+        f"{counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent"
+        + (f", {held} unconfirmed (perhaps delivered; see 'outbox retry')" if held else "")
+        + "."
+    )
     return ["\n".join(map(shown, lines)) + "\n"]
 
 

@@ -40,7 +40,7 @@ def render_status_text(status: Status, options: RenderOptions) -> list[str]:
     )
     counts = status.outbox
     order = ["pending", "failed", "sent"]
-    order += [state for state in counts if state not in order]  # e.g. unconfirmed
+    order += [state for state in counts if state not in order and counts[state]]  # unconfirmed
     lines.append("Outbox: " + ", ".join(f"{counts.get(state, 0)} {state}" for state in order))
     if not status.daemon_running:
         lines.append("Daemon: not running")
@@ -99,6 +99,14 @@ def render_status_json(status: Status, options: RenderOptions) -> list[str]:
             "messages": failing.messages,
             "last_code": failing.last_code,
             "last_reply": failing.last_reply,
+        },
+        "delivery_cause": None
+        if status.delivery_cause is None
+        else {
+            "cause": status.delivery_cause,
+            "since": status.delivery_cause_since.isoformat()
+            if status.delivery_cause_since
+            else None,
         },
         "store_error": status.store_error,
         "findings": [{"code": f.code, "reason": f.reason} for f in status.findings],

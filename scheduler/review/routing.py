@@ -83,10 +83,15 @@ class Router:
     with aliases expanded; when there are none, the default list applies.
     """
 
-    def __init__(self, settings: RoutingSettings, owner_key: str) -> None:
+    def __init__(
+        self, settings: RoutingSettings, owner_key: str, allowed_domains: Iterable[str] = ()
+    ) -> None:
         self._aliases = settings.aliases
         self._owner_key = owner_key
+        self._max_owners = settings.max_owners
+        self._domains = frozenset(d.casefold() for d in allowed_domains)
         self._rules = [_Rule(r.match, r.paths, r.editors) for r in settings.rules]
+        self._default_handles = settings.default
         self._default = self._expand(settings.default)
 
     def _expand(self, handles: Iterable[str]) -> tuple[str, ...]:
@@ -114,9 +119,28 @@ class Router:
         owners and frontmatter ``fields``, and any problems with its owner field."""
         problems: list[Problem] = []
         handles: list[str] = []
-        for owner in owners or ():
-            if owner in self._aliases or is_email_address(owner):
+        owners = owners or ()
+        if len(owners) > self._max_owners:
+            problems.append(
+                rules.TOO_MANY_OWNERS(
+                    path,
+                    owner_line,
+                    self._owner_key,
+                    f"names {len(owners)} owners; only the first {self._max_owners} are used",
+                    "name a few owners, or an alias defined in [routing] aliases, or raise "
+                    "[routing] max_owners",
+                )
+            )
+            owners = owners[: self._max_owners]
+        outside: list[str] = []
+        for owner in owners:
+            if owner in self._aliases:
                 handles.append(owner)
+            elif is_email_address(owner):
+                if self._domains and owner.rsplit("@", 1)[1].casefold() not in self._domains:
+                    outside.append(owner)
+                else:
+                    handles.append(owner)
             else:
                 problems.append(
                     rules.UNKNOWN_OWNER(
@@ -127,9 +151,25 @@ class Router:
                         "use an email address, or define the alias in [routing] aliases",
                     )
                 )
+        if outside:
+            shown = ", ".join(outside[:3]) + (
+                f" and {len(outside) - 3} more" if len(outside) > 3 else ""
+            )
+            problems.append(
+                rules.OWNER_OUTSIDE_DOMAINS(
+                    path,
+                    owner_line,
+                    self._owner_key,
+                    f"{shown}: outside [mail] allowed_domains, so never mailed; its reminders "
+                    "go to [routing] default",
+                    "use an address in " + ", ".join(sorted(self._domains)) + ", or an alias",
+                )
+            )
         for rule in self._rules:
             if rule.applies(rel, fields):
                 handles.extend(rule.editors)
+        if outside:  # someone responsible hears of the document
+            handles.extend(self._default_handles)
         editors = self._expand(handles)
         return (editors or self._default), tuple(problems)
 

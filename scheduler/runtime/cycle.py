@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from scheduler.config import Settings
-from scheduler.errors import HeaderInjectionError
+from scheduler.errors import HeaderInjectionError, TemplateError
 from scheduler.notify.channel import Channel, Notification
 from scheduler.notify.channel import compose as compose_notification
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
@@ -89,6 +89,15 @@ def compose(
             log.error("not sending the digest for %s: %s", digest.recipient, exc)
             refused[digest.key] = str(exc)
     return messages, refused
+
+
+class UndeliveredDigests(TemplateError):
+    """A template failed, so the cycle queued no digests; ``report`` says what it delivered of
+    what already waited in the outbox (exit code 2, as for any template error)."""
+
+    def __init__(self, message: str, report: CycleReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,11 +227,22 @@ async def run_cycle(
     now = clock()
     outbox = Outbox(store)
     run_id = store.runs.start(CYCLE, today, now)
+    template_error: TemplateError | None = None
+    queued: list[str] = []
+    skipped: list[str] = []
     try:
         result, plan = plan_cycle(settings, cwd, today, outbox.ledger(), evidence(store, today))
         observe(store, result.documents, cwd, settings, now)
-        messages, refused = compose(settings, plan, now)
-        queued, skipped = outbox.enqueue(plan, messages, now)
+        try:
+            # Rendered in a worker thread, within time and size limits: a user template that
+            # loops cannot hold the daemon's event loop.
+            messages, refused = await asyncio.to_thread(compose, settings, plan, now)
+        except TemplateError as exc:
+            # Nothing new is queued; what already waits in the outbox is still delivered.
+            log.error("no digests queued: %s", exc)
+            template_error, messages, refused = exc, {}, {}
+        else:
+            queued, skipped = outbox.enqueue(plan, messages, now)
         delivery = await deliver_pending(
             outbox,
             channel,
@@ -247,5 +267,9 @@ async def run_cycle(
         delivery=delivery,
         destination=channel.description,
     )
+    if template_error is not None:
+        detail = {**report.summary(), "error": f"TemplateError: {template_error}"}
+        store.runs.finish(run_id, RunOutcome.FAILED, detail, clock())
+        raise UndeliveredDigests(str(template_error), report) from None
     store.runs.finish(run_id, RunOutcome.OK, report.summary(), clock())
     return report

@@ -32,7 +32,7 @@ from scheduler.config import Settings
 from scheduler.errors import StoreError
 from scheduler.notify.channel import Channel
 from scheduler.notify.delivery import deliver_pending, worker_id
-from scheduler.notify.email import make_channel
+from scheduler.notify.email import check_delivery_settings, make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.runtime.cycle import CYCLE, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
@@ -90,6 +90,8 @@ class Daemon:
         self.settings = settings
         self.cwd = cwd
         self.clock = clock
+        if channel_factory is None:
+            check_delivery_settings(settings)  # before anything starts: exit 2 naming it
         self.channel_factory = channel_factory or (
             lambda: make_channel(settings.smtp, settings.mail.outbox_dir)
         )

@@ -49,6 +49,7 @@ class Status:
     missed: tuple[datetime, ...] = ()  # scheduled times since the last cycle began, a few
     failing: Failing | None = None  # messages waiting after failed attempts
     delivery_cause: str | None = None  # a settings problem found while delivering
+    delivery_cause_since: datetime | None = None  # when it was first found
     store_error: str | None = None  # why the store could not be read
     # A shared store (PostgreSQL): the daemons seen recently, and who holds the cycle lease
     # (None when nobody does, or it ran out).
@@ -118,7 +119,9 @@ def delivery_failing(status: Status, policy: HealthPolicy, now: datetime) -> Fin
 def delivery_settings(status: Status, policy: HealthPolicy, now: datetime) -> Finding | None:
     if status.delivery_cause is None:
         return None
-    return Finding("delivery-settings", f"nothing can be delivered: {status.delivery_cause}")
+    since = status.delivery_cause_since
+    when = f" since {_when(since, status)}" if since is not None else ""
+    return Finding("delivery-settings", f"nothing can be delivered{when}: {status.delivery_cause}")
 
 
 def messages_failed(status: Status, policy: HealthPolicy, now: datetime) -> Finding | None:

@@ -29,6 +29,9 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"  # waiting for a (first or next) attempt
     SENT = "sent"
     FAILED = "failed"  # refused for good, or given up
+    # perhaps delivered: the server did not answer after the message data, twice (or when the
+    # give-up window ended); held until ``outbox retry`` sends it again
+    UNCONFIRMED = "unconfirmed"
 
 
 class RunOutcome(StrEnum):
@@ -69,6 +72,9 @@ class Claimed:
     attempts: int
     window_start: datetime  # when the give-up window began
     recipients: tuple[Recipient, ...]  # all of them, in the order they were queued
+    # the recipients an attempt since ``window_start`` left unconfirmed (an ``unconfirmed``
+    # outcome in the attempt log): they get one more attempt at most
+    unconfirmed: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -275,7 +281,9 @@ class OutboxStore(Protocol):
         exclude: Collection[int] = (),
     ) -> list[Claimed]:
         """Lease up to ``limit`` pending notifications for ``channel`` that are due at ``now``,
-        oldest first, skipping ``exclude``. A lease that ran out counts as free."""
+        oldest first, skipping ``exclude``. A lease that ran out counts as free. Each comes with
+        the recipients whose attempts since its ``window_start`` include an ``unconfirmed``
+        outcome (:attr:`Claimed.unconfirmed`)."""
         ...
 
     def present(self, keys: Collection[str]) -> set[str]:
@@ -320,9 +328,9 @@ class OutboxStore(Protocol):
         ...
 
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
-        """In one transaction: make the failed notifications among ``ids`` (all, for None)
-        pending and due at ``now`` with a give-up window starting then, their failed recipients
-        pending again. Returns the ids requeued."""
+        """In one transaction: make the failed and unconfirmed notifications among ``ids`` (all,
+        for None) pending and due at ``now`` with a give-up window starting then, their failed
+        and unconfirmed recipients pending again. Returns the ids requeued."""
         ...
 
 

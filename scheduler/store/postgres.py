@@ -610,6 +610,14 @@ class PgOutbox:
             ).fetchall()
             rows.sort(key=lambda row: row[0])
             recipients = _recipients(conn, [row[0] for row in rows])
+            unconfirmed: dict[int, set[str]] = {}
+            for outbox_id, address in conn.execute(
+                "SELECT DISTINCT a.outbox_id, a.address FROM delivery_attempts a"
+                " JOIN outbox o ON o.id = a.outbox_id WHERE a.outbox_id = ANY(%s)"
+                " AND a.outcome = 'unconfirmed' AND a.at >= o.window_start",
+                ([row[0] for row in rows],),
+            ):
+                unconfirmed.setdefault(outbox_id, set()).add(address)
         return [
             Claimed(
                 id=row[0],
@@ -617,6 +625,7 @@ class PgOutbox:
                 attempts=row[1],
                 window_start=row[2],
                 recipients=recipients[row[0]],
+                unconfirmed=frozenset(unconfirmed.get(row[0], ())),
             )
             for row in rows
         ]
@@ -735,11 +744,16 @@ class PgOutbox:
 
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
         with self._store.transaction() as conn:
-            failed = {i for (i,) in conn.execute("SELECT id FROM outbox WHERE status = 'failed'")}
+            failed = {
+                i
+                for (i,) in conn.execute(
+                    "SELECT id FROM outbox WHERE status IN ('failed', 'unconfirmed')"
+                )
+            }
             chosen = sorted(failed) if ids is None else [i for i in ids if i in failed]
             conn.execute(
                 "UPDATE outbox_recipients SET status = 'pending'"
-                " WHERE outbox_id = ANY(%s) AND status = 'failed'",
+                " WHERE outbox_id = ANY(%s) AND status IN ('failed', 'unconfirmed')",
                 (chosen,),
             )
             conn.execute(

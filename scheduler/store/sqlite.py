@@ -145,6 +145,8 @@ REMINDER_STEPS = (
     ALTER TABLE outbox_v2 RENAME TO outbox;
     CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at)
     """,
+    # Claims look up a notification's unconfirmed attempts.
+    "CREATE INDEX delivery_attempts_by_outbox ON delivery_attempts (outbox_id, outcome)",
 )
 
 CACHE_STEPS = (
@@ -729,6 +731,14 @@ class SqliteOutbox:
                     attempts=row[1],
                     window_start=from_ts(row[2]),
                     recipients=_recipients(db, row[0]),
+                    unconfirmed=frozenset(
+                        address
+                        for (address,) in db.execute(
+                            "SELECT DISTINCT address FROM delivery_attempts WHERE outbox_id = ?"
+                            " AND outcome = 'unconfirmed' AND at >= ?",
+                            (row[0], row[2]),
+                        )
+                    ),
                 )
                 for row in sorted(rows)
             ]
@@ -848,12 +858,17 @@ class SqliteOutbox:
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
         stamp = ts(now)
         with self._store.transaction() as db:
-            failed = {i for (i,) in db.execute("SELECT id FROM outbox WHERE status = 'failed'")}
+            failed = {
+                i
+                for (i,) in db.execute(
+                    "SELECT id FROM outbox WHERE status IN ('failed', 'unconfirmed')"
+                )
+            }
             chosen = sorted(failed) if ids is None else [i for i in ids if i in failed]
             for outbox_id in chosen:
                 db.execute(
                     "UPDATE outbox_recipients SET status = 'pending'"
-                    " WHERE outbox_id = ? AND status = 'failed'",
+                    " WHERE outbox_id = ? AND status IN ('failed', 'unconfirmed')",
                     (outbox_id,),
                 )
                 db.execute(

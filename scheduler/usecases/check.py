@@ -128,7 +128,7 @@ def examine(
         force_exclude=content.force_exclude,
     )
     owner_key = settings.fields.key("owner")
-    router = Router(settings.routing, owner_key)
+    router = Router(settings.routing, owner_key, settings.mail.allowed_domains)
     decoder = FactsDecoder()
     cache = cache if cache is not None else ParseCache.off()
     workers = worker_count(settings.performance.workers)

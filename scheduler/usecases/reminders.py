@@ -18,7 +18,7 @@ from pathlib import Path
 from scheduler.config import Settings
 from scheduler.errors import StoreError
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
-from scheduler.notify.email import make_channel
+from scheduler.notify.email import check_delivery_settings, make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import LedgerEntry
 from scheduler.results import Evidence
@@ -58,6 +58,7 @@ def _looked_up(
 def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleReport:
     """One reminder cycle: check, decide, queue the digests, deliver them. The store is marked
     meanwhile, so that ``status`` knows the cycle is running, not interrupted."""
+    check_delivery_settings(settings)
     with open_store(settings.store, cwd) as store, store.running():
         channel = make_channel(settings.smtp, settings.mail.outbox_dir)
         return asyncio.run(run_cycle(settings, cwd, today, clock, store, channel))
@@ -86,6 +87,10 @@ class OutboxListing:
     def failed(self) -> int:
         return self.counts.get(OutboxStatus.FAILED, 0)
 
+    @property
+    def unconfirmed(self) -> int:
+        return self.counts.get(OutboxStatus.UNCONFIRMED, 0)
+
 
 def outbox(settings: Settings, cwd: Path, status: str | None = None) -> OutboxListing:
     """The messages in the outbox (those in ``status``, or all) and the counts by status;
@@ -105,8 +110,9 @@ class RetryResult:
 
 
 def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clock) -> RetryResult:
-    """Queue failed messages again (``ids``, or every failed one) and deliver them now. With
-    no store there is nothing to retry, and none is created."""
+    """Queue failed and unconfirmed messages again (``ids``, or every one) and deliver them
+    now. With no store there is nothing to retry, and none is created."""
+    check_delivery_settings(settings)
     if not store_exists(settings.store, cwd):
         return RetryResult(queued=[], unknown=sorted(set(ids or ())), delivery=DeliveryReport())
     with open_store(settings.store, cwd) as store:
@@ -159,6 +165,7 @@ def _stored_status(
         last = store.runs.last(CYCLE)
         counts = Outbox(store).counts()
         failing = store.outbox.failing()
+        problem = Outbox(store).delivery_problem()
         running = last is not None and last.outcome is None and store.cycle_running()
         shared = store.shared
         replicas: tuple[Replica, ...] = ()
@@ -188,6 +195,8 @@ def _stored_status(
         daemon_running=holder is not None,
         missed=missed_slots(trigger, last.started_at if last else None, now, policy.missed_cycles),
         failing=failing,
+        delivery_cause=problem[0] if problem else None,
+        delivery_cause_since=problem[1] if problem else None,
         shared=shared,
         replicas=replicas,
         cycle_lease=lease,
