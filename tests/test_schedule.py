@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -368,3 +370,63 @@ def test_a_start_inside_the_shifted_hour_keeps_that_days_slot() -> None:
         london, datetime(2026, 3, 29, 0, 40, tzinfo=UTC), datetime(2026, 3, 29, 23, tzinfo=UTC)
     )
     assert [f.strftime("%H:%M %z") for f in got] == ["02:00 +0100", "02:30 +0100"]
+
+
+# ----- review-scheduler schedule
+
+
+def _configure(root: Path, zone: str, schedule: str) -> None:
+    (root / "config").mkdir()
+    (root / "config" / "scheduler.toml").write_text(
+        f'[review]\ntimezone = "{zone}"\n[daemon]\nschedule = "{schedule}"\n'
+    )
+
+
+def test_schedule_command_lists_fire_times_in_local_time_and_utc(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(tmp_path, "Europe/Madrid", "30 2 * * *")
+    monkeypatch.chdir(tmp_path)
+    result = run("schedule", "--from", "2026-03-29T01:10Z", "--count", "3")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        "Schedule: '30 2 * * *' in Europe/Madrid",
+        "From: Sun 2026-03-29 03:10:00 CEST +0200",
+        # the spring change skips 02:30: that day's slot fires an hour later, not the next day
+        "1. Sun 2026-03-29 03:30:00 CEST +0200  (Sun 2026-03-29 01:30:00 UTC)",
+        "2. Mon 2026-03-30 02:30:00 CEST +0200  (Mon 2026-03-30 00:30:00 UTC)",
+        "3. Tue 2026-03-31 02:30:00 CEST +0200  (Tue 2026-03-31 00:30:00 UTC)",
+    ]
+    # a time without an offset is in the [review] time zone; the daemon's trigger is used
+    local = run("schedule", "--from", "2026-11-27 10:00", "--count", "2")
+    trigger = LocalCronTrigger("30 2 * * *", ZoneInfo("Europe/Madrid"))
+    first = trigger.next_after(datetime(2026, 11, 27, 10, tzinfo=ZoneInfo("Europe/Madrid")))
+    assert first is not None
+    assert local.out.splitlines()[2].startswith(f"1. {first.strftime('%a %Y-%m-%d %H:%M:%S')}")
+    assert local.out.splitlines()[2].startswith("1. Sat 2026-11-28 02:30:00 CET +0100")
+
+
+def test_schedule_command_shows_standard_weekday_meaning(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(tmp_path, "UTC", "0 9 * * 1-5/2")
+    monkeypatch.chdir(tmp_path)
+    result = run("schedule", "--from", "2026-11-22T00:00Z", "--count", "4")
+    assert result.code == 0, result.err
+    assert [line.split()[1] for line in result.out.splitlines()[2:]] == ["Mon", "Wed", "Fri", "Mon"]
+    assert "Mon 2026-11-23 09:00:00 UTC  (Mon 2026-11-23 09:00:00 UTC)" in result.out
+
+
+def test_schedule_command_refuses_bad_input(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(tmp_path, "UTC", "0 9 * * tue-sun")
+    monkeypatch.chdir(tmp_path)
+    bad_schedule = run("schedule")
+    assert bad_schedule.code == 2
+    assert "range 'tue-sun' runs backwards" in bad_schedule.err
+    (tmp_path / "config" / "scheduler.toml").write_text('[daemon]\nschedule = "0 9 * * *"\n')
+    bad_from = run("schedule", "--from", "next tuesday")
+    assert bad_from.code == 2
+    assert "'next tuesday' is not a date and time" in bad_from.err
+    assert run("schedule", "--count", "0").code == 2
