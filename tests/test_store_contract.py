@@ -7,6 +7,7 @@ A new backend joins by adding its name to BACKENDS and a way to open a fresh sto
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
@@ -410,6 +411,49 @@ def test_closing_the_store_releases_the_lock(store_settings: StoreSettings, tmp_
         with second.lock():
             assert second.lock_holder() == os.getpid()
         holding.__exit__(None, None, None)
+
+
+def lose(store_settings: StoreSettings, what: str) -> None:
+    """Take the store (``what`` = "store") or only its lock ("lock") from under its user, as
+    an operator or a clean-up job might."""
+    if store_settings.url.startswith("sqlite://"):
+        path = Path(store_settings.url.removeprefix("sqlite://")[1:])
+        if what == "store":
+            shutil.rmtree(path.parent)
+        else:
+            path.with_name(path.name + ".lock").unlink()
+        return
+    raise AssertionError(f"no way to lose a {store_settings.url} store")
+
+
+def test_a_held_lock_checks_out(store_settings: StoreSettings, tmp_path: Path) -> None:
+    with open_store(store_settings, tmp_path) as store:
+        with pytest.raises(StoreError, match="does not hold the lock"):
+            store.ensure_locked()
+        with store.lock():
+            store.ensure_locked()
+            store.ensure_locked()  # checking changes nothing
+        with pytest.raises(StoreError, match="does not hold the lock"):
+            store.ensure_locked()
+
+
+@pytest.mark.parametrize("what", ["store", "lock"])
+def test_a_lost_store_or_lock_is_noticed_before_a_second_holder_works(
+    store_settings: StoreSettings, tmp_path: Path, what: str
+) -> None:
+    with ExitStack() as stack:
+        first = stack.enter_context(open_store(store_settings, tmp_path))
+        stack.enter_context(first.lock())
+        first.ensure_locked()
+        lose(store_settings, what)
+        with pytest.raises(StoreError, match="deleted or replaced while in use"):
+            first.ensure_locked()
+        # a second user can now take a lock: the first one has been told to stop
+        second = stack.enter_context(open_store(store_settings, tmp_path))
+        stack.enter_context(second.lock())
+        second.ensure_locked()
+        with pytest.raises(StoreError, match="deleted or replaced while in use"):
+            first.ensure_locked()
 
 
 # --------------------------------------------------------------------------- review log, snoozes

@@ -302,6 +302,7 @@ class SqliteStore:
         except StoreError:
             self.db.close()
             raise
+        self._identity = _identity(path)
 
     def __enter__(self) -> SqliteStore:
         return self
@@ -323,6 +324,14 @@ class SqliteStore:
 
     def lock_holder(self) -> int | None:
         return self._lock.holder()
+
+    def ensure_locked(self) -> None:
+        self._lock.ensure_held()
+        if self._identity is None or _identity(self.path) != self._identity:
+            raise StoreError(
+                f"the state store {self.shown} was deleted or replaced while in use; stopping "
+                "so that no message is sent twice (restart to use the store now there)"
+            )
 
     @cached_property
     def ledger(self) -> SqliteLedger:
@@ -453,6 +462,16 @@ class _FileLock:
             os.close(self._fd)
             self._fd = None
 
+    def ensure_held(self) -> None:
+        if self._fd is None:
+            raise StoreError(f"this process does not hold the lock on the state store {self.shown}")
+        held = os.fstat(self._fd)
+        if _identity(self.path) != (held.st_dev, held.st_ino):
+            raise StoreError(
+                f"the lock file {self.path.name} of the state store {self.shown} was deleted or "
+                "replaced while in use, so another daemon could start beside this one; stopping"
+            )
+
     def holder(self) -> int | None:
         if not self.path.exists():
             return None
@@ -466,6 +485,15 @@ class _FileLock:
             return None
         finally:
             os.close(fd)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file at ``path`` (device and inode), or None when there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _read_pid(fd: int) -> int | None:
