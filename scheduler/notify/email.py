@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+QUIT_SECONDS = 5.0  # the longest a goodbye to the server may take
+
 CHANNEL = "email"
 
 
@@ -237,12 +239,18 @@ class SmtpChannel:
         return results
 
     async def close(self) -> None:
+        """Say QUIT, waiting a few seconds at most (a stalled server must not hold up a
+        shutdown), else drop the connection."""
         client, self._client = self._client, None
         if client is not None and client.is_connected:
             try:
-                await client.quit()
-            except Exception:
+                async with asyncio.timeout(min(QUIT_SECONDS, self._settings.timeout_seconds)):
+                    await client.quit()
+            except Exception:  # the deadline among them
                 client.close()
+            except BaseException:  # cancelled: drop the connection, then stop
+                client.close()
+                raise
 
 
 def _secret_forms(username: str, password: str) -> list[str]:

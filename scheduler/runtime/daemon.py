@@ -5,7 +5,10 @@ All lasting state is in the state store: jobs live in APScheduler's memory job s
 added again, with fixed ids, at every start. One daemon per store (an exclusive lock). A cycle
 missed while the daemon was down runs once at start-up, decided from the run history. SIGTERM
 and SIGINT stop new work, let the message being sent finish within a grace period, and leave
-everything unfinished in the outbox for the next start.
+everything unfinished in the outbox for the next start. Before each cycle and each drain the
+daemon checks that it still holds the lock on the very store it opened; when the store or its
+lock was deleted or replaced it stops with exit status 2, so that a second daemon never works
+beside it.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.config import Settings
+from scheduler.errors import StoreError
 from scheduler.notify.channel import Channel
 from scheduler.notify.delivery import deliver_pending
 from scheduler.notify.email import make_channel
 from scheduler.notify.outbox import Outbox
-from scheduler.runtime.cycle import CYCLE, run_cycle
+from scheduler.runtime.cycle import CYCLE, CycleStopped, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
 from scheduler.store import RunHistory, RunOutcome, StateStore, location, open_store
 from scheduler.usecases.publish import publish_dashboard
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 CYCLE_JOB = "reminder-cycle"
 DRAIN_JOB = "outbox-drain"
 CATCH_UP_JOB = "catch-up-cycle"
+# After the grace period, how long a cancelled job may take to end (closing connections).
+CANCEL_WAIT_SECONDS = 5.0
 
 
 def utc_now() -> datetime:
@@ -81,6 +87,7 @@ class Daemon:
         self._work = asyncio.Lock()  # one job at a time: cycles and drains both deliver
         self._running: asyncio.Task[None] | None = None
         self._store: StateStore | None = None
+        self.exit_code = 0
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
@@ -157,8 +164,11 @@ class Daemon:
             scheduler.shutdown(wait=False)
             loop.remove_signal_handler(signal.SIGTERM)
             loop.remove_signal_handler(signal.SIGINT)
-        log.info("daemon stopped")
-        return 0
+        if self.exit_code:
+            log.error("daemon stopped: exit status %d", self.exit_code)
+        else:
+            log.info("daemon stopped")
+        return self.exit_code
 
     async def _finish_running_job(self) -> None:
         task = self._running
@@ -173,7 +183,9 @@ class Daemon:
                 grace,
             )
             task.cancel()
-            await asyncio.wait({task})
+            _, pending = await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+            if pending:
+                log.warning("the job did not end when cancelled; stopping without it")
 
     async def _exclusively(self, failure: str, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` as the one job at a time (cycles and drains both deliver), unless the
@@ -181,9 +193,19 @@ class Daemon:
         async with self._work:
             if self.stop.is_set():
                 return
+            assert self._store is not None
+            try:
+                self._store.ensure_locked()
+            except StoreError as exc:
+                log.error("%s", exc)
+                self.exit_code = exc.exit_code
+                self.request_stop("the state store or its lock was lost")
+                return
             self._running = asyncio.current_task()
             try:
                 await job()
+            except CycleStopped as exc:
+                log.info("cycle stopped: %s; it runs again at the next start", exc)
             except Exception:
                 log.exception("%s", failure)
             finally:

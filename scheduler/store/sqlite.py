@@ -490,7 +490,7 @@ class _FileLock:
 def _identity(path: Path) -> tuple[int, int] | None:
     """The file at ``path`` (device and inode), or None when there is none."""
     try:
-        found = os.stat(path)
+        found = path.stat()
     except OSError:
         return None
     return found.st_dev, found.st_ino

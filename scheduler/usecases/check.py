@@ -4,6 +4,7 @@ cycles and the daemon. No printing, no clock, no exits."""
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -36,6 +37,10 @@ from scheduler.review.routing import Router, unowned_problem
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.store import location
 from scheduler.text import without_surrogates
+
+
+class CheckStopped(Exception):
+    """A check ended early because it was asked to stop (a daemon shutting down)."""
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -285,9 +290,11 @@ def check(
     cache: ParseCache | None = None,
     progress: Progress | None = None,
     evidence: Evidence | None = None,
+    stop: threading.Event | None = None,
 ) -> CheckResult:
     """The freshness report: every selected document with its state, due date and editors;
-    marked snoozed or rubber-stamped as ``evidence`` says."""
+    marked snoozed or rubber-stamped as ``evidence`` says. When ``stop`` is set (from another
+    thread), the check ends early with :class:`CheckStopped`."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
@@ -296,6 +303,8 @@ def check(
     reports = []
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
+            if stop is not None and stop.is_set():
+                raise CheckStopped("the check was stopped before it ended")
             report = build_report(doc, policy, settings.fields, today, ignore)
             if evidence is not None:
                 report = with_evidence(report, evidence)

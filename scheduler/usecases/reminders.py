@@ -119,8 +119,18 @@ class Status:
     daemon_running: bool = False
 
     @property
+    def stopped(self) -> bool:
+        """Whether the last cycle was interrupted by an orderly stop (SIGTERM): not a fault."""
+        return (
+            self.outcome == "interrupted"
+            and self.last is not None
+            and "stopped" in self.last.detail
+        )
+
+    @property
     def healthy(self) -> bool:
-        return self.outcome not in ("failed", "interrupted") and not self.outbox.get("failed")
+        interrupted = self.outcome == "interrupted" and not self.stopped
+        return self.outcome != "failed" and not interrupted and not self.outbox.get("failed")
 
 
 def status(settings: Settings, cwd: Path, now: datetime) -> Status:
