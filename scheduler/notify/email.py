@@ -240,8 +240,13 @@ class SmtpChannel:
 
     async def close(self) -> None:
         """Say QUIT, waiting a few seconds at most (a stalled server must not hold up a
-        shutdown), else drop the connection."""
+        shutdown), else drop the connection; when the sending task is being cancelled (a
+        shutdown past its grace period), drop it at once."""
         client, self._client = self._client, None
+        task = asyncio.current_task()
+        if client is not None and task is not None and task.cancelling():
+            client.close()
+            return
         if client is not None and client.is_connected:
             try:
                 async with asyncio.timeout(min(QUIT_SECONDS, self._settings.timeout_seconds)):

@@ -41,7 +41,7 @@ CYCLE_JOB = "reminder-cycle"
 DRAIN_JOB = "outbox-drain"
 CATCH_UP_JOB = "catch-up-cycle"
 # After the grace period, how long a cancelled job may take to end (closing connections).
-CANCEL_WAIT_SECONDS = 5.0
+CANCEL_WAIT_SECONDS = 10.0
 
 
 def utc_now() -> datetime:
