@@ -133,7 +133,16 @@ def cron_fields(expr: str) -> CronSchedule:
         sets = [expand_field(text, field) for text, field in zip(fields, _FIELDS, strict=True)]
     except ScheduleError as exc:
         raise ScheduleError(f"{expr!r} is not a valid cron schedule: {exc}") from None
-    return CronSchedule(*sets, day_or=fields[3] != "*" and fields[5] != "*")
+    seconds, minutes, hours, days, months, weekdays = sets
+    return CronSchedule(
+        seconds,
+        minutes,
+        hours,
+        days,
+        months,
+        weekdays,
+        day_or=fields[3] != "*" and fields[5] != "*",
+    )
 
 
 def _listed(values: frozenset[int]) -> str:
