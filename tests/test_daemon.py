@@ -376,13 +376,17 @@ def run_outcomes(root: Path) -> list[tuple[str | None, dict[str, Any]]]:
     return [(outcome, json.loads(detail) if detail else {}) for outcome, detail in rows]
 
 
-@pytest.mark.parametrize("lost", ["store folder", "lock file"])
+@pytest.mark.parametrize(
+    ("lost", "between_jobs"),
+    [("store folder", False), ("lock file", False), ("store folder", True), ("lock file", True)],
+)
 def test_a_daemon_that_loses_its_store_or_lock_stops_with_exit_2(
-    tmp_path: Path, spawn: Any, lost: str
+    tmp_path: Path, spawn: Any, lost: str, between_jobs: bool
 ) -> None:
-    env = library(tmp_path, None, "*/2 * * * * *", drain=1)
+    # cycles every 2 s (checked before each), or none due: the watch between jobs notices
+    env = library(tmp_path, None, far_schedule() if between_jobs else "*/2 * * * * *")
     first = spawn(tmp_path, env)
-    first.message("cycle ended")
+    first.message("daemon started" if between_jobs else "cycle ended")
     state = tmp_path / ".review-scheduler"
     if lost == "store folder":
         shutil.rmtree(state)
@@ -395,7 +399,8 @@ def test_a_daemon_that_loses_its_store_or_lock_stops_with_exit_2(
     # nothing of the first daemon is left working: a second one starts and runs alone
     second = spawn(tmp_path, env)
     second.message("daemon started")
-    second.message("cycle ended")
+    if not between_jobs:
+        second.message("cycle ended")
     assert second.stop() == 0
 
 

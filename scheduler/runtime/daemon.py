@@ -6,9 +6,9 @@ added again, with fixed ids, at every start. One daemon per store (an exclusive 
 missed while the daemon was down runs once at start-up, decided from the run history. SIGTERM
 and SIGINT stop new work, let the message being sent finish within a grace period, and leave
 everything unfinished in the outbox for the next start. Before each cycle and each drain the
-daemon checks that it still holds the lock on the very store it opened; when the store or its
-lock was deleted or replaced it stops with exit status 2, so that a second daemon never works
-beside it.
+daemon checks that it still holds the lock on the very store it opened (and every few seconds
+in between); when the store or its lock was deleted or replaced it stops with exit status 2, so
+that a second daemon never works beside it for long.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 CYCLE_JOB = "reminder-cycle"
 DRAIN_JOB = "outbox-drain"
 CATCH_UP_JOB = "catch-up-cycle"
+WATCH_JOB = "store-watch"
+# Between cycles and drains too, how often the daemon checks it still holds its store's lock.
+STORE_WATCH_SECONDS = 5.0
 # After the grace period, how long a cancelled job may take to end (closing connections).
 CANCEL_WAIT_SECONDS = 10.0
 
@@ -136,6 +139,13 @@ class Daemon:
             next_run_time=now,
             **options,
         )
+        scheduler.add_job(
+            self._watch_store,
+            IntervalTrigger(seconds=STORE_WATCH_SECONDS, timezone=zone),
+            id=WATCH_JOB,
+            name="store watch",
+            **options,
+        )
         catch_up, why = catch_up_due(store.runs, self.trigger, now)
         if catch_up:
             scheduler.add_job(
@@ -187,19 +197,31 @@ class Daemon:
             if pending:
                 log.warning("the job did not end when cancelled; stopping without it")
 
+    def _store_lost(self) -> bool:
+        """Whether the store or its lock was lost (then logged, and the daemon stopping)."""
+        assert self._store is not None
+        try:
+            self._store.ensure_locked()
+        except StoreError as exc:
+            if not self.exit_code:
+                log.error("%s", exc)
+            self.exit_code = exc.exit_code
+            self.request_stop("the state store or its lock was lost")
+            return True
+        return False
+
+    async def _watch_store(self) -> None:
+        """Check the lock between jobs too, even while a long one runs."""
+        if not self.stop.is_set():
+            self._store_lost()
+
     async def _exclusively(self, failure: str, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` as the one job at a time (cycles and drains both deliver), unless the
         daemon is stopping; a failure is logged as ``failure`` and the daemon carries on."""
         async with self._work:
             if self.stop.is_set():
                 return
-            assert self._store is not None
-            try:
-                self._store.ensure_locked()
-            except StoreError as exc:
-                log.error("%s", exc)
-                self.exit_code = exc.exit_code
-                self.request_stop("the state store or its lock was lost")
+            if self._store_lost():
                 return
             self._running = asyncio.current_task()
             try:
