@@ -32,9 +32,9 @@ from scheduler.notify.reminders import (
 )
 from scheduler.results import CheckResult, Evidence
 from scheduler.review.routing import expand
-from scheduler.store import RunOutcome, StateStore
+from scheduler.store import LogEntry, RunOutcome, Seen, StateStore
 from scheduler.usecases.check import CheckStopped, check
-from scheduler.usecases.reviews import evidence, observe
+from scheduler.usecases.reviews import evidence, observed
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +264,17 @@ async def run_cycle(
     halt = threading.Event()
     mirror = asyncio.ensure_future(_mirror(stop, halt)) if stop is not None else None
     try:
-        ledger, known = outbox.ledger(), evidence(store, today)
-        result, plan = await asyncio.to_thread(
-            plan_cycle, settings, cwd, today, ledger, known, stop=halt
-        )
+        ledger, known, seen = outbox.ledger(), evidence(store, today), store.reviews.seen()
+
+        def check_and_observe() -> tuple[CheckResult, Plan, tuple[list[Seen], list[LogEntry]]]:
+            result, plan = plan_cycle(settings, cwd, today, ledger, known, stop=halt)
+            return result, plan, observed(seen, result.documents, cwd, settings, now, halt)
+
+        result, plan, (updates, entries) = await asyncio.to_thread(check_and_observe)
         if halt.is_set():
             raise CheckStopped("stopped before the digests were queued")
-        observe(store, result.documents, cwd, settings, now)
+        if updates:
+            store.reviews.observe(updates, entries)
         messages, refused = compose(settings, plan, now)
         queued, skipped = outbox.enqueue(plan, messages, now)
         delivery = await deliver_pending(
