@@ -10,6 +10,7 @@ the baseline cycle (the first after the cold one). Run it by hand::
 
     python bench/bench_daemon_soak.py                                 # 100,000 documents, 31 cycles
     python bench/bench_daemon_soak.py --documents 20000 --cycles 15   # a quick look
+    python bench/bench_daemon_soak.py --source /tmp/old-version       # a baseline to compare
 """
 
 from __future__ import annotations
@@ -74,11 +75,18 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=BENCH / "corpus", help="where it is")
     parser.add_argument("--cycles", type=int, default=31, help="cycles to run")
     parser.add_argument("--every", type=int, default=10, help="seconds between cycles (1-59)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO,
+        help="the review-scheduler source tree to run (another version, as a baseline)",
+    )
     args = parser.parse_args()
     corpus = args.corpus.resolve()
     corpus_gen.generate(corpus, args.documents)
     print(
-        f"{args.documents} documents, a cycle every {args.every} s, {args.cycles} cycles; "
+        f"{args.source}: {args.documents} documents, a cycle every {args.every} s, "
+        f"{args.cycles} cycles; "
         f"Python {platform.python_version()}, {os.cpu_count()} cores"
     )
     with tempfile.TemporaryDirectory(prefix="soak-") as work:
@@ -86,7 +94,7 @@ def main() -> None:
         (folder / "config").mkdir()
         (folder / "config" / "scheduler.toml").write_text(config(corpus, args.every))
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
-        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONPATH"] = str(args.source.resolve())
         daemon = subprocess.Popen(
             [sys.executable, "-m", "scheduler", "daemon", "--log-format", "json"],
             cwd=folder,

@@ -14,6 +14,10 @@ that a second daemon never works beside it for long.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -69,6 +73,26 @@ def catch_up_due(runs: RunHistory, trigger: LocalCronTrigger, now: datetime) -> 
     if missed is not None:
         return True, f"the cycle due {missed.isoformat(timespec='seconds')} was missed"
     return False, "no cycle was missed"
+
+
+def release_memory() -> None:
+    """After a cycle, collect every generation of garbage and hand the C allocator's free
+    memory back to the system (glibc's ``malloc_trim``, where there is one), so that what a
+    daemon holds between cycles is what one cycle needs, not what many left scattered."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc: nothing to trim
+    return trim
 
 
 class Daemon:
@@ -264,6 +288,7 @@ class Daemon:
             counts["failed"],
         )
         self._refresh_dashboard(today)
+        release_memory()
 
     def _refresh_dashboard(self, today: date) -> None:
         """Write the dashboard to ``[dashboard] out``, when set, after a cycle. A failure is
