@@ -287,10 +287,12 @@ async def run_cycle(
         )
     except (CheckStopped, asyncio.CancelledError) as exc:
         halt.set()  # the check thread, if still running, ends at its next document
-        stopped = {
-            "stopped": "the daemon was stopping",
-            "error": f"interrupted: {exc or 'cancelled'}",
-        }
+        why = (
+            str(exc)
+            if isinstance(exc, CheckStopped)
+            else "the job was cancelled after the shutdown grace period"
+        )
+        stopped = {"stopped": "the daemon was stopping", "error": f"the daemon stopped: {why}"}
         store.runs.finish(run_id, RunOutcome.INTERRUPTED, stopped, clock())
         if isinstance(exc, CheckStopped):
             raise CycleStopped(str(exc)) from None
