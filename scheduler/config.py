@@ -1,16 +1,23 @@
 """All settings in one frozen pydantic model.
 
 Sources, strongest first: environment variables ``SCHEDULER_<SECTION>__<KEY>``, the TOML config
-file, the built-in defaults. The file is ``--config FILE``, else ``$SCHEDULER_CONFIG``, else
-``config/scheduler.toml`` when it exists; with none of them the defaults apply alone. Unknown keys
-are rejected, and every error names the key and where its value came from. Relative paths are
-taken from the current directory.
+file, the built-in defaults. The file is ``--config FILE``, else ``$SCHEDULER_CONFIG``, else the
+first ``review-scheduler.toml``, ``.review-scheduler.toml`` or ``pyproject.toml`` with a
+``[tool.review-scheduler]`` table found in the current folder or above it, else
+``config/scheduler.toml`` in the current folder; with none of them the defaults apply alone.
+Unknown keys are rejected, and every error names the key and where its value came from.
+
+Relative paths written in a file are taken from the file's folder (for ``config/scheduler.toml``,
+the folder holding ``config/``), and so are the content root and the state store when the file
+leaves them out; relative paths from the environment, and the defaults with no file, from the
+current folder.
 """
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -30,15 +37,26 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from scheduler.content.fields import FIELDS, NAMES, unknown_names
 from scheduler.errors import ConfigError
-from scheduler.rules import find as find_rule
+from scheduler.rule_selection import normalised as normalised_selectors
 
 ENV_PREFIX = "SCHEDULER_"
 CONFIG_ENV_VAR = "SCHEDULER_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/scheduler.toml")
+# Searched for in the current folder and each folder above it, in this order in each folder.
+CONFIG_NAMES = ("review-scheduler.toml", ".review-scheduler.toml", "pyproject.toml")
+PYPROJECT_TABLE = "review-scheduler"  # [tool.review-scheduler]
+# Beside the config file when there is one, else in the current folder.
+DEFAULT_STORE_FILE = ".review-scheduler/state.sqlite3"
+DEFAULT_OUTBOX_DIR = ".review-scheduler/outbox"
 
 # An address we are willing to put in an envelope and a header: no spaces, quotes, angle
 # brackets or control characters, one "@", a dotted domain of letters, digits and hyphens.
@@ -65,10 +83,17 @@ class _Section(BaseModel):
 class ContentSettings(_Section):
     """[content]: where the documents are and which files count as documents."""
 
-    root: Path = Path("seeds")
+    root: Path = Path()  # with a config file: the file's folder
     include: tuple[str, ...] = ("**/*.md", "**/*.markdown", "**/*.txt")
     exclude: tuple[str, ...] = ()
     max_file_bytes: int = Field(default=1024 * 1024, gt=0)
+    # "all": every matching file must declare its review fields; "declared": only those that
+    # declare a field they are scheduled by (last reviewed, ...) are, the rest are unscheduled.
+    scope: Literal["all", "declared"] = "all"
+    # Pass over what the .gitignore files of the repository holding the folder searched ignore.
+    respect_gitignore: bool = True
+    # Skip files named on the command line that exclude (or a .gitignore) leaves out.
+    force_exclude: bool = True
 
 
 class _FieldNamesBase(_Section):
@@ -79,6 +104,11 @@ class _FieldNamesBase(_Section):
     def _distinct(self) -> _FieldNamesBase:
         seen: dict[str, str] = {}
         for name, key in self.model_dump().items():
+            if not key.strip() or "" in key.split("."):
+                raise ValueError(
+                    f"{name}: {key!r} is not a key; nested keys are written with dots between "
+                    "non-empty names, such as 'last_update.date'"
+                )
             if key in seen:
                 raise ValueError(f"{name} and {seen[key]} both read the key {key!r}")
             seen[key] = name
@@ -135,23 +165,25 @@ class MetadataRules(_Section):
     licenses: tuple[str, ...] = DEFAULT_LICENSES
     extra_keys: tuple[str, ...] = ()
     warn_unknown_keys: bool = True
-    # Warnings to switch off, by code or name (RS204 or unknown-key); stored as codes.
+    # Warnings to switch off, by code, name or prefix (RS204, unknown-key, RS2); stored as codes
+    # and prefixes.
     ignore: tuple[str, ...] = ()
+    # Rule selection (see scheduler.rule_selection): the warnings reported (empty: all), and
+    # warnings switched off under globs relative to the content root. Codes, names, prefixes.
+    select: tuple[str, ...] = ()
+    per_path_ignores: dict[str, tuple[str, ...]] = {}
 
-    @field_validator("ignore")
+    @field_validator("ignore", "select")
     @classmethod
     def _warnings_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        codes = []
-        for wanted in value:
-            rule = find_rule(wanted)
-            if rule is None:
-                raise ValueError(f"{wanted!r} is not a rule code or name (see the README)")
-            if not rule.can_warn:
-                raise ValueError(
-                    f"{rule.code} {rule.name} is always an error and cannot be switched off"
-                )
-            codes.append(rule.code)
-        return tuple(codes)
+        return normalised_selectors(value)
+
+    @field_validator("per_path_ignores")
+    @classmethod
+    def _per_path_warnings_only(
+        cls, value: dict[str, tuple[str, ...]]
+    ) -> dict[str, tuple[str, ...]]:
+        return {glob: normalised_selectors(codes) for glob, codes in value.items()}
 
     @field_validator("required", "recommended")
     @classmethod
@@ -174,11 +206,36 @@ class MetadataRules(_Section):
         return self
 
 
+def _check_frequency(value: str) -> str:
+    from scheduler.content.cadence import CadenceError, parse_cadence
+
+    try:
+        parse_cadence(value)
+    except CadenceError as exc:
+        raise ValueError(f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")) from None
+    return value
+
+
+Frequency = Annotated[str, AfterValidator(_check_frequency)]
+
+
+class FrequencyRule(_Section):
+    """One [[review.frequencies]] entry: pages matching ``paths`` (globs relative to the content
+    root) that name no review frequency are reviewed this often."""
+
+    paths: tuple[str, ...] = Field(min_length=1)
+    frequency: Frequency
+
+
 class ReviewSettings(_Section):
     """[review]: how due dates become states."""
 
     timezone: str = "UTC"
     due_soon_days: int = Field(default=30, ge=0, le=3660)
+    # The review frequency of a page that names none: the first [[review.frequencies]] entry
+    # whose paths match it, else default_frequency; with neither, a page must name its own.
+    default_frequency: Frequency | None = None
+    frequencies: tuple[FrequencyRule, ...] = ()
 
     @field_validator("timezone")
     @classmethod
@@ -297,7 +354,7 @@ class MailSettings(_Section):
     # A folder of templates overriding the built-in ones (subject.txt, digest.txt, digest.html).
     templates: Path | None = None
     # Where messages go when [smtp] host is empty: one .eml file per message.
-    outbox_dir: Path = Path(".review-scheduler/outbox")
+    outbox_dir: Path = Path(DEFAULT_OUTBOX_DIR)
 
 
 class DeliverySettings(_Section):
@@ -321,6 +378,10 @@ class DaemonSettings(_Section):
     # giving up on it; with the 10 s a cancelled job may take, well inside the systemd unit's
     # TimeoutStopSec=90.
     shutdown_grace_seconds: float = Field(default=30, gt=0)
+    # Daemons sharing a PostgreSQL store: one holds the cycle lease and runs the cycles; it
+    # renews it (and each daemon reports itself) every third of this. A replica that dies is
+    # replaced when its lease runs out.
+    cycle_lease_seconds: float = Field(default=30, ge=3)
 
     @field_validator("schedule")
     @classmethod
@@ -329,6 +390,15 @@ class DaemonSettings(_Section):
 
         parse_schedule(value)
         return value
+
+
+class HealthSettings(_Section):
+    """[health]: when ``review-scheduler status`` calls the service unhealthy."""
+
+    # How long delivery may keep failing before it is unhealthy; default: three drain intervals.
+    delivery_failing_seconds: float | None = Field(default=None, gt=0)
+    # How many scheduled cycles may be missed in a row before it is unhealthy.
+    missed_cycles: int = Field(default=2, ge=1)
 
 
 class DashboardSettings(_Section):
@@ -340,10 +410,17 @@ class DashboardSettings(_Section):
 
 class StoreSettings(_Section):
     """[store]: where the reminder ledger, the outbox, the run history and the parse cache are
-    kept. ``url`` names a backend and its place: ``sqlite:///relative/path`` (from the current
-    folder) or ``sqlite:////absolute/path``. ``path`` (a SQLite file) is its older form."""
+    kept. ``url`` names a backend and its place: ``sqlite:///relative/path`` (from the config
+    file's folder) or ``sqlite:////absolute/path``, or ``postgresql://...``. ``path`` (a SQLite
+    file) is its older form."""
 
-    url: str = "sqlite:///.review-scheduler/state.sqlite3"
+    url: str = f"sqlite:///{DEFAULT_STORE_FILE}"
+    # PostgreSQL: the password, only from SCHEDULER_STORE__PASSWORD (else libpq's PGPASSWORD or
+    # ~/.pgpass apply); never in the file or the URL.
+    password: SecretStr | None = None
+    # Where the parse cache is kept, as a store URL. Unset: in the store itself for SQLite; for
+    # PostgreSQL in a local SQLite file (LOCAL_CACHE_URL), as each host reads its own files.
+    cache_url: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -364,12 +441,23 @@ class StoreSettings(_Section):
                 return rest
         return rest | {"url": f"sqlite:///{data['path']}"}
 
-    @field_validator("url")
+    @field_validator("url", "cache_url")
     @classmethod
-    def _supported(cls, value: str) -> str:
+    def _supported(cls, value: str | None) -> str | None:
         from scheduler.store import check_url  # the backends know their URLs
 
-        return check_url(value)
+        return check_url(value) if value is not None else None
+
+    def for_cache(self) -> StoreSettings:
+        """The store that keeps the parse cache."""
+        if self.cache_url is not None:
+            return StoreSettings(url=self.cache_url, password=self.password)
+        if self.url.startswith(("postgresql://", "postgres://")):
+            return StoreSettings(url=LOCAL_CACHE_URL)
+        return self
+
+
+LOCAL_CACHE_URL = "sqlite:///.review-scheduler/parse-cache.sqlite3"
 
 
 class PerformanceSettings(_Section):
@@ -419,6 +507,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     delivery: DeliverySettings = DeliverySettings()
     daemon: DaemonSettings = DaemonSettings()
+    health: HealthSettings = HealthSettings()
     dashboard: DashboardSettings = DashboardSettings()
     store: StoreSettings = StoreSettings()
     performance: PerformanceSettings = PerformanceSettings()
@@ -448,35 +537,163 @@ class Settings(BaseSettings):
 
 
 # Keys whose values never come from the file and are never shown in messages.
-_SECRET_KEYS = {("smtp", "password")}
+_SECRET_KEYS = {("smtp", "password"), ("store", "password")}
 
 
-def find_config(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The config file to read: ``--config``, then ``$SCHEDULER_CONFIG``, then the default."""
+def find_config(
+    explicit: Path | None, environ: Mapping[str, str], cwd: Path | None = None
+) -> Path | None:
+    """The config file to read: ``--config``, then ``$SCHEDULER_CONFIG``, then the nearest
+    ``review-scheduler.toml``, ``.review-scheduler.toml`` or ``pyproject.toml`` with a
+    ``[tool.review-scheduler]`` table from ``cwd`` upwards, then ``config/scheduler.toml``
+    in ``cwd``."""
+    here = Path.cwd() if cwd is None else cwd
     if explicit is not None:
         candidate, origin = explicit, "--config"
     elif environ.get(CONFIG_ENV_VAR):
         candidate, origin = Path(environ[CONFIG_ENV_VAR]), CONFIG_ENV_VAR
-    elif DEFAULT_CONFIG_PATH.is_file():
-        return DEFAULT_CONFIG_PATH
     else:
-        return None
-    if not candidate.is_file():
+        return _search_upwards(here) or (
+            DEFAULT_CONFIG_PATH if (here / DEFAULT_CONFIG_PATH).is_file() else None
+        )
+    if not (here / candidate).is_file():
         raise ConfigError(f"config file {candidate} (from {origin}) does not exist")
     return candidate
 
 
-def load_settings(path: Path | None) -> Settings:
-    """Read the TOML file at ``path`` (or nothing), apply the environment, validate everything."""
+def _search_upwards(start: Path) -> Path | None:
+    folder = _absolute(start)
+    for parent in (folder, *folder.parents):
+        for name in CONFIG_NAMES:
+            candidate = parent / name
+            if not candidate.is_file():
+                continue
+            if name != "pyproject.toml" or _pyproject_table(candidate) is not None:
+                return _shown(candidate, start)
+    return None
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute, with ``..`` folded but symbolic links kept (a config file linked
+    into a project takes its paths from the project)."""
+    return Path(os.path.normpath(path.absolute()))
+
+
+def _pyproject_table(path: Path) -> Any:
+    """The ``[tool.review-scheduler]`` table of the pyproject.toml at ``path``, or None."""
+    tool = _read_toml(path).get("tool")
+    return tool.get(PYPROJECT_TABLE) if isinstance(tool, dict) else None
+
+
+def _shown(path: Path, cwd: Path) -> Path:
+    """``path`` relative to ``cwd`` when it is inside it (as messages show it), else absolute."""
+    try:
+        return path.relative_to(_absolute(cwd))
+    except ValueError:
+        return path
+
+
+def config_base(path: Path) -> Path:
+    """The folder relative paths in the config file ``path`` are taken from: its own folder,
+    or for ``config/scheduler.toml`` the folder that holds ``config/`` (this layout's project
+    folder, as cargo takes ``.cargo/config.toml`` from the folder above ``.cargo``)."""
+    folder = _absolute(path).parent
+    if path.name == DEFAULT_CONFIG_PATH.name and folder.name == DEFAULT_CONFIG_PATH.parent.name:
+        return folder.parent
+    return folder
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+
+
+# Settings that are paths, as (section, key): relative ones written in a file are taken from
+# the file's folder. ([store] url and path are handled apart: the path is inside the URL.)
+PATH_KEYS = (
+    ("content", "root"),
+    ("mail", "templates"),
+    ("mail", "outbox_dir"),
+    ("smtp", "ca_file"),
+    ("dashboard", "out"),
+    ("store", "path"),
+)
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def _anchor(data: dict[str, Any], folder: Path, cwd: Path) -> dict[str, Any]:
+    """The file's ``data`` with its relative paths taken from ``folder``, and the content root,
+    the store and the outbox (when the file leaves them out) placed in ``folder``. Each path is
+    then written as messages show it: relative to ``cwd`` when below it, else absolute."""
+    here = os.path.normpath(_absolute(cwd))
+
+    def base(path: str) -> str:
+        if Path(path).is_absolute():
+            return path  # as written
+        placed = os.path.normpath(folder / path)
+        if placed == here:
+            return "."
+        below = here if here.endswith(os.sep) else here + os.sep
+        return placed[len(below) :] if placed.startswith(below) else placed
+
+    anchored = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+    def section(name: str) -> dict[str, Any] | None:
+        value = anchored.setdefault(name, {})
+        return value if isinstance(value, dict) else None  # not a table: validation says so
+
+    for name, key in PATH_KEYS:
+        table = section(name)
+        if table is not None and isinstance(table.get(key), str):
+            table[key] = base(table[key])
+    store = section("store")
+    for key in ("url", "cache_url"):
+        if store is not None and isinstance(store.get(key), str):
+            url: str = store[key]
+            rest = url.removeprefix(_SQLITE_PREFIX)
+            if url.startswith(_SQLITE_PREFIX) and rest and not rest.startswith("/"):
+                store[key] = _SQLITE_PREFIX + base(rest)
+    if (
+        store is not None
+        and isinstance(store.get("url"), str)
+        and not store["url"].startswith(_SQLITE_PREFIX)
+        and "cache_url" not in store
+    ):
+        # A shared store's parse cache stays on this host, beside the file too.
+        store["cache_url"] = _SQLITE_PREFIX + base(LOCAL_CACHE_URL.removeprefix(_SQLITE_PREFIX))
+    defaults = (
+        ("content", "root", base(".")),
+        ("mail", "outbox_dir", base(DEFAULT_OUTBOX_DIR)),
+    )
+    for name, key, value in defaults:
+        table = section(name)
+        if table is not None:
+            table.setdefault(key, value)
+    if store is not None and "url" not in store and "path" not in store:
+        store["url"] = _SQLITE_PREFIX + base(DEFAULT_STORE_FILE)
+    return {k: v for k, v in anchored.items() if v != {} or k in data}
+
+
+def load_settings(path: Path | None, cwd: Path | None = None) -> Settings:
+    """Read the TOML file at ``path`` (or nothing), apply the environment, validate everything.
+
+    A ``pyproject.toml`` is read from its ``[tool.review-scheduler]`` table. Relative paths in
+    the file are taken from :func:`config_base`, and held relative to ``cwd`` (default: the
+    current folder) when they lie below it, else absolute."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+        data = _read_toml(path)
+        if path.name == "pyproject.toml":
+            table = _pyproject_table(path)
+            table = {} if table is None else table
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [tool.{PYPROJECT_TABLE}] must be a table")
+            data = table
         for section, key in _SECRET_KEYS:
             if isinstance(data.get(section), dict) and key in data[section]:
                 env_name = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
@@ -484,19 +701,67 @@ def load_settings(path: Path | None) -> Settings:
                     f"{path}: [{section}] {key} must not be written in a config file; "
                     f"set the environment variable {env_name} instead"
                 )
+        data = _anchor(data, config_base(path), Path.cwd() if cwd is None else cwd)
     try:
         return Settings(**data)
+    except SettingsError as exc:
+        raise ConfigError(_describe_unparsable(exc, os.environ)) from None
     except ValidationError as exc:
         where = str(path) if path is not None else "the built-in defaults"
         lines = [_describe_error(err, where, os.environ) for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
+def _describe_unparsable(exc: SettingsError, environ: Mapping[str, str]) -> str:
+    """An environment variable pydantic-settings could not even parse (a list or table that
+    is not JSON), named, with what to write instead."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    section = match.group(1) if match else ""
+    model: Any = getattr(Settings.model_fields.get(section), "annotation", None)
+    is_section = isinstance(model, type) and issubclass(model, BaseModel)
+    subfields: dict[str, Any] = model.model_fields if is_section else {}
+    whole, prefix = f"{ENV_PREFIX}{section.upper()}", f"{ENV_PREFIX}{section.upper()}__"
+    unparsable = []
+    for name, value in sorted(environ.items()):
+        upper = name.upper()
+        if upper != whole and not upper.startswith(prefix):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            sub = subfields.get(upper.removeprefix(prefix).lower())
+            simple = sub is not None and sub.annotation in (str, int, float, bool, Path)
+            unparsable.append((simple, name, value))
+    if not unparsable:
+        return f"an environment variable {prefix}...: {exc}; check its value"
+    _, name, value = min(unparsable)  # a list or table before a plain value
+    return (
+        f"environment variable {name}: cannot parse {value[:60]!r}: a list or table is "
+        'written as JSON there, e.g. ["a@example.org"] or {"key": "value"}'
+    )
+
+
+def _env_source(loc: tuple[str, ...], where: str, environ: Mapping[str, str]) -> str:
+    """Where the value at ``loc`` came from: the environment variable set for it
+    (SCHEDULER_SMTP__PORT, else SCHEDULER_SMTP as a JSON table), else the file. An error about
+    a whole section names the section's variables that are set, with the file."""
+    names = {k.upper() for k in environ}
+    candidates = [ENV_PREFIX + "__".join(part.upper() for part in loc[:2])] if len(loc) > 1 else []
+    candidates += [ENV_PREFIX + loc[0].upper()] if loc else []
+    for env_name in candidates:
+        if env_name in names:
+            return env_name
+    if len(loc) == 1:
+        set_here = sorted(n for n in names if n.startswith(f"{ENV_PREFIX}{loc[0].upper()}__"))
+        if set_here:
+            return f"{where} with {', '.join(set_here)}"
+    return where
+
+
 def _describe_error(err: Mapping[str, Any], where: str, environ: Mapping[str, str]) -> str:
     loc = tuple(str(part) for part in err["loc"])
     key = _format_key(loc)
-    env_name = ENV_PREFIX + "__".join(part.upper() for part in loc[:2])
-    source = env_name if env_name in {k.upper() for k in environ} else where
+    source = _env_source(loc, where, environ)
     if err["type"] == "extra_forbidden":
         message = f"unknown key {key}"
         suggestion = _suggest_key(loc)

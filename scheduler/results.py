@@ -68,6 +68,9 @@ class Problem:
             "line": self.line,
             "message": self.message,
             "hint": self.hint,
+            "code": self.code,
+            "rule": self.rule,
+            "column": self.column,
         }
 
 
@@ -83,6 +86,9 @@ class State(StrEnum):
     DUE_SOON = "due_soon"
     OK = "ok"
     EXEMPT = "exempt"
+    # With [content] scope = "declared": declares no field it is scheduled by. Counted, and
+    # listed only when asked for.
+    UNSCHEDULED = "unscheduled"
 
     @property
     def label(self) -> str:
@@ -90,6 +96,8 @@ class State(StrEnum):
 
 
 STATES: tuple[State, ...] = tuple(State)
+# The states of documents that are scheduled: the ones reports, digests and the dashboard show.
+SCHEDULED: tuple[State, ...] = tuple(s for s in State if s is not State.UNSCHEDULED)
 
 
 SUMMARY_ORDER = (State.OVERDUE, State.DUE_SOON, State.OK, State.EXEMPT, State.INVALID)
@@ -113,6 +121,9 @@ class Evidence:
 
     snoozes: Mapping[str, Snoozed] = field(default_factory=dict)
     rubber_stamped: Mapping[str, date] = field(default_factory=dict)
+
+
+_RANKS = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +151,7 @@ class DocumentReport:
     @property
     def urgency(self) -> tuple[int, int, date, str]:
         """Invalid first, then by due date; exempt documents last."""
-        rank = 0 if self.state is State.INVALID else 2 if self.state is State.EXEMPT else 1
+        rank = _RANKS.get(self.state, 1)
         return (rank, 0 if self.due else 1, self.due or date.max, self.path)
 
     def to_json(self) -> dict[str, Any]:
@@ -175,10 +186,15 @@ class CheckResult:
     timezone: str
     due_soon_days: int
     documents: Sequence[DocumentReport]
+    # With [content] scope = "declared": the unscheduled documents selected but not listed
+    # (they are listed when --state asks for them); None with scope "all".
+    unscheduled: int | None = None
 
     def counts(self) -> dict[str, int]:
         tally = Counter(doc.state for doc in self.documents)
         counts = {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
+        if self.unscheduled is not None:
+            counts["unscheduled"] = self.unscheduled + tally[State.UNSCHEDULED]
         snoozed = sum(doc.snoozed is not None for doc in self.documents)
         stamped = sum(doc.rubber_stamped for doc in self.documents)
         return (
@@ -202,6 +218,9 @@ class FileProblems:
 class ValidationResult:
     as_of: date
     files: Sequence[FileProblems] = field(default_factory=list)
+    timezone: str | None = None  # the one the as-of date is in, when the settings gave it
+    # With [content] scope = "declared": the files left out as unscheduled; None with "all".
+    unscheduled: int | None = None
 
     def totals(self) -> dict[str, int]:
         problems = [p for f in self.files for p in f.problems]
@@ -212,8 +231,84 @@ class ValidationResult:
             "invalid": sum(not f.valid for f in self.files),
             "errors": errors,
             "warnings": len(problems) - errors,
-        }
+        } | ({} if self.unscheduled is None else {"unscheduled": self.unscheduled})
 
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCount:
+    """How often one rule found a problem in a run (``--statistics``)."""
+
+    code: str
+    rule: str
+    errors: int
+    warnings: int
+    files: int  # how many files it found them in
+
+    @property
+    def count(self) -> int:
+        return self.errors + self.warnings
+
+    @property
+    def severity(self) -> str:
+        """``error``, ``warning``, or ``error, warning`` for a rule that gave both."""
+        kinds = [k for k, n in (("error", self.errors), ("warning", self.warnings)) if n]
+        return ", ".join(kinds)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "rule": self.rule,
+            "severity": self.severity,
+            "count": self.count,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "files": self.files,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """The problems of a run counted by rule, most frequent first."""
+
+    as_of: date
+    timezone: str | None
+    files: int  # files (documents) the run looked at
+    rules: tuple[RuleCount, ...]
+
+    @classmethod
+    def of(
+        cls,
+        as_of: date,
+        timezone: str | None,
+        files: Sequence[tuple[str, Sequence[Problem]]],
+    ) -> Statistics:
+        """From each file's path and problems."""
+        errors: Counter[str] = Counter()
+        warnings: Counter[str] = Counter()
+        where: dict[str, set[str]] = {}
+        names: dict[str, str] = {}
+        for path, problems in files:
+            for problem in problems:
+                (errors if problem.is_error else warnings)[problem.code] += 1
+                where.setdefault(problem.code, set()).add(path)
+                names.setdefault(problem.code, problem.rule)
+        counts = [
+            RuleCount(code, names[code], errors[code], warnings[code], len(paths))
+            for code, paths in where.items()
+        ]
+        counts.sort(key=lambda c: (-c.count, c.code))
+        return cls(as_of, timezone, len(files), tuple(counts))
+
+    def totals(self) -> dict[str, int]:
+        errors = sum(c.errors for c in self.rules)
+        warnings = sum(c.warnings for c in self.rules)
+        return {
+            "files": self.files,
+            "problems": errors + warnings,
+            "errors": errors,
+            "warnings": warnings,
+        }

@@ -101,6 +101,15 @@ DUE_OUT_OF_RANGE = _rule(
     "RS206", "due-out-of-range", ERROR, "the next review would fall after 9999-12-31"
 )
 
+# --------------------------------------------------------------------------- rule selection
+
+BAD_FILE_IGNORE = _rule(
+    "RS140",
+    "invalid-ignore",
+    WARNING,
+    "the document's review-scheduler-ignore names no warning rule",
+)
+
 # --------------------------------------------------------------------------- metadata
 
 MISSING_FIELD = _rule("RS201", "missing-field", ERROR, "a required field is missing")
@@ -112,6 +121,12 @@ EMPTY_VALUE = _rule(
 )
 UNKNOWN_KEY = _rule("RS204", "unknown-key", WARNING, "a key that is not a known field")
 FUTURE_REVIEW = _rule("RS205", "future-review", ERROR, "the last review is after the as-of date")
+DUE_DATES_DISAGREE = _rule(
+    "RS207",
+    "due-dates-disagree",
+    WARNING,
+    "the next-review date and last reviewed plus frequency differ (the earlier counts)",
+)
 INVALID = {
     field.name: _rule(
         field.code,

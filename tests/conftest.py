@@ -15,6 +15,8 @@ import pytest
 
 from scheduler.commands import main as cli
 
+from .pg_server import PgCluster
+
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "seeds" / "000_6b193bba7092f18d.txt"
 
@@ -22,13 +24,27 @@ SEED = REPO / "seeds" / "000_6b193bba7092f18d.txt"
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("SCHEDULER_") or name == "NO_COLOR":
+        if name.startswith("SCHEDULER_") or name in ("NO_COLOR", "FORCE_COLOR"):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A real PostgreSQL server for the whole session (started once, removed at the end). Where
+    it cannot run, the tests that need it fail and say why."""
+    try:
+        cluster = PgCluster()
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"cannot start a PostgreSQL server for the tests: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture

@@ -313,7 +313,8 @@ def test_an_unusable_store_only_costs_the_cache(library: Path, run: Any, kind: s
         assert warnings[:-1] == (
             [
                 "WARNING scheduler.usecases.reviews: working without the review log (snoozes,"
-                f" rubber stamps): the state store {store}: file is not a database"
+                f" rubber stamps): the state store {store}: file is not a database: the file is"
+                " not a review-scheduler state store: check [store] url, or move the file aside"
             ]
             if kind == "not a database"
             else []

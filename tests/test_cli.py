@@ -137,10 +137,16 @@ def test_config_errors_exit_2_and_name_key_and_file(library: Path, run: Any) -> 
 def test_missing_content_root_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # no config: the default root seeds/ does not exist here
+    write_doc(tmp_path / "review-scheduler.toml", '[content]\nroot = "docs"\n')
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)  # the root is taken from the config's folder, from anywhere
     result = run("validate")
     assert result.code == 2
-    assert "the content root seeds does not exist" in result.err
+    assert "the content root docs does not exist" in result.err
+    monkeypatch.chdir(tmp_path / "sub")
+    result = run("validate")
+    assert result.code == 2
+    assert f"the content root {tmp_path / 'docs'} does not exist" in result.err
 
 
 def test_unexpected_failure_exits_3_with_a_log(
@@ -206,10 +212,10 @@ def test_validate_of_the_seed_as_shipped(
 def test_govuk_convention_corpus(
     run: Any, monkeypatch: pytest.MonkeyPatch, store_in_tmp: Path
 ) -> None:
-    monkeypatch.chdir(REPO / "tests" / "corpora" / "govuk")
+    # The corpus's review-scheduler.toml is a link to the example, found as a user's own
+    # config is, and taking its paths from the corpus's folder (where the link is).
+    monkeypatch.chdir(REPO / "tests" / "corpora" / "govuk" / "source" / "documentation")
     result = run(
-        "--config",
-        str(REPO / "config" / "examples" / "govuk-tech-docs.toml"),
         "--as-of",
         "2026-11-27",
         "--format",

@@ -18,7 +18,7 @@ def write(path: Path, text: str) -> Path:
 
 def test_built_in_defaults() -> None:
     settings = load_settings(None)
-    assert settings.content.root == Path("seeds")
+    assert settings.content.root == Path()  # no config file: the current folder
     assert settings.content.include == ("**/*.md", "**/*.markdown", "**/*.txt")
     assert settings.content.max_file_bytes == 1024 * 1024
     assert settings.review.timezone == "UTC" and settings.review.due_soon_days == 30
@@ -32,9 +32,19 @@ def test_built_in_defaults() -> None:
     assert settings.fields.last_reviewed == "lastReviewed"
 
 
-def test_shipped_config_files_load_and_match_the_defaults_they_document() -> None:
-    shipped = load_settings(REPO / "config" / "scheduler.toml")
-    defaults = Settings()
+def test_shipped_config_files_load_and_match_the_defaults_they_document(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"  # so that paths are absolute
+    shipped = load_settings(REPO / "config" / "scheduler.toml", cwd=elsewhere)
+    # The example's paths are taken from the repository root, as the defaults of a config
+    # file there are; its content root is this repository's sample library.
+    defaults = load_settings(write(tmp_path / "config" / "scheduler.toml", ""), cwd=elsewhere)
+    assert shipped.content.root == REPO / "seeds"
+    shipped = shipped.model_copy(update={"content": defaults.content})
+
+    def relative(settings: Settings, section: str) -> str:
+        dumped: str = getattr(settings, section).model_dump_json()
+        return dumped.replace(str(REPO), "BASE").replace(str(tmp_path), "BASE")
+
     for section in (
         "content",
         "fields",
@@ -49,7 +59,7 @@ def test_shipped_config_files_load_and_match_the_defaults_they_document() -> Non
         "store",
         "performance",
     ):
-        assert getattr(shipped, section) == getattr(defaults, section), section
+        assert relative(shipped, section) == relative(defaults, section), section
     govuk = load_settings(REPO / "config" / "examples" / "govuk-tech-docs.toml")
     assert govuk.fields.last_reviewed == "last_reviewed_on"
 
@@ -143,3 +153,122 @@ def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         find_config(None, {"SCHEDULER_CONFIG": "missing.toml"})
     with pytest.raises(ConfigError, match=r"nope.toml \(from --config\) does not exist"):
         find_config(Path("nope.toml"), {})
+
+
+def test_config_is_found_in_the_current_folder_or_above(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / "project" / "docs" / "guides"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert find_config(None, {}) is None
+    # A pyproject.toml without [tool.review-scheduler] is passed over.
+    write(tmp_path / "project" / "pyproject.toml", "[tool.ruff]\nline-length = 100\n")
+    assert find_config(None, {}) is None
+    write(tmp_path / "pyproject.toml", "[tool.review-scheduler.review]\ndue_soon_days = 9\n")
+    assert find_config(None, {}) == tmp_path / "pyproject.toml"
+    assert load_settings(find_config(None, {})).review.due_soon_days == 9
+    write(tmp_path / "project" / "docs" / ".review-scheduler.toml", "")
+    assert find_config(None, {}) == tmp_path / "project" / "docs" / ".review-scheduler.toml"
+    write(tmp_path / "project" / "docs" / "review-scheduler.toml", "")
+    assert find_config(None, {}) == tmp_path / "project" / "docs" / "review-scheduler.toml"
+    # Found in the current folder, it is named as a relative path.
+    monkeypatch.chdir(tmp_path / "project" / "docs")
+    assert find_config(None, {}) == Path("review-scheduler.toml")
+    # config/scheduler.toml is the last resort, in the current folder only.
+    write(tmp_path / "project" / "docs" / "guides" / "config" / "scheduler.toml", "")
+    assert find_config(None, {}) == Path("review-scheduler.toml")
+    monkeypatch.chdir(deep)
+    assert find_config(None, {}) == tmp_path / "project" / "docs" / "review-scheduler.toml"
+    (tmp_path / "project" / "docs" / "review-scheduler.toml").unlink()
+    (tmp_path / "project" / "docs" / ".review-scheduler.toml").unlink()
+    (tmp_path / "pyproject.toml").unlink()
+    assert find_config(None, {}) == DEFAULT_CONFIG_PATH
+    # --config and $SCHEDULER_CONFIG still win over what the search finds.
+    other = write(tmp_path / "other.toml", "")
+    assert find_config(None, {"SCHEDULER_CONFIG": str(other)}) == other
+    assert find_config(Path("config/scheduler.toml"), {"SCHEDULER_CONFIG": str(other)}) == Path(
+        "config/scheduler.toml"
+    )
+
+
+def test_a_broken_pyproject_on_the_way_up_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "pyproject.toml", "[tool\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"pyproject\.toml: not valid TOML"):
+        find_config(None, {})
+    write(tmp_path / "pyproject.toml", 'tool = "review-scheduler"\n')
+    assert find_config(None, {}) is None
+    write(tmp_path / "pyproject.toml", '[tool]\n"review-scheduler" = 3\n')
+    with pytest.raises(ConfigError, match=r"\[tool.review-scheduler\] must be a table"):
+        load_settings(find_config(None, {}) or Path("pyproject.toml"))
+    write(tmp_path / "pyproject.toml", "[tool.review-scheduler.review]\ndue_son_days = 3\n")
+    with pytest.raises(ConfigError, match=r"pyproject\.toml: unknown key"):
+        load_settings(find_config(None, {}))
+
+
+def test_relative_paths_are_taken_from_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    config = write(
+        project / "review-scheduler.toml",
+        '[content]\nroot = "docs"\n[mail]\ntemplates = "mail"\noutbox_dir = "out/box"\n'
+        '[smtp]\nca_file = "ca.pem"\n[dashboard]\nout = "../site"\n'
+        '[store]\nurl = "sqlite:///state/s.sqlite3"\n',
+    )
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    settings = load_settings(config)
+    assert settings.content.root == project / "docs"
+    assert settings.mail.templates == project / "mail"
+    assert settings.mail.outbox_dir == project / "out" / "box"
+    assert settings.smtp.ca_file == project / "ca.pem"
+    assert settings.dashboard.out == tmp_path / "site"
+    assert settings.store.url == f"sqlite:///{project}/state/s.sqlite3"
+    # The same file named relatively reads the same. Paths below the current folder are held
+    # relative to it, as messages show them.
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(Path("project/review-scheduler.toml"), tmp_path / "elsewhere") == settings
+    here = load_settings(config)
+    assert here.content.root == Path("project/docs")
+    assert here.store.url == "sqlite:///project/state/s.sqlite3"
+    monkeypatch.chdir(project)
+    assert load_settings(config).content.root == Path("docs")
+    # Absolute paths stay as written; the older [store] path is taken from the folder too.
+    write(config, f'[content]\nroot = "{tmp_path}"\n[store]\npath = "s.sqlite3"\n')
+    settings = load_settings(config)
+    assert settings.content.root == tmp_path
+    assert settings.store.url == "sqlite:///s.sqlite3"  # from the current folder, project/
+
+
+def test_a_config_file_puts_the_content_root_and_the_store_in_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(tmp_path / "project" / "review-scheduler.toml", "[review]\ndue_soon_days = 3\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    settings = load_settings(config)
+    assert settings.content.root == tmp_path / "project"  # not the sample seeds/
+    assert settings.store.url == f"sqlite:///{tmp_path}/project/.review-scheduler/state.sqlite3"
+    assert settings.mail.outbox_dir == tmp_path / "project" / ".review-scheduler" / "outbox"
+    # config/scheduler.toml takes its paths from the folder that holds config/.
+    legacy = write(tmp_path / "project" / "config" / "scheduler.toml", "")
+    assert load_settings(legacy).content.root == tmp_path / "project"
+    assert load_settings(legacy).store.url == settings.store.url
+    # Values from the environment, relative ones included, are taken from the current folder.
+    monkeypatch.setenv("SCHEDULER_CONTENT__ROOT", "here")
+    monkeypatch.setenv("SCHEDULER_STORE__URL", "sqlite:///mine.sqlite3")
+    settings = load_settings(config)
+    assert settings.content.root == Path("here")
+    assert settings.store.url == "sqlite:///mine.sqlite3"
+    monkeypatch.delenv("SCHEDULER_STORE__URL")
+    monkeypatch.setenv("SCHEDULER_STORE__PATH", "old.sqlite3")
+    assert load_settings(config).store.url == "sqlite:///old.sqlite3"
+    # With no file at all, the defaults are relative to the current folder.
+    monkeypatch.delenv("SCHEDULER_STORE__PATH")
+    defaults = load_settings(None)
+    assert defaults.store.url == "sqlite:///.review-scheduler/state.sqlite3"
+    assert defaults.mail.outbox_dir == Path(".review-scheduler/outbox")

@@ -330,7 +330,9 @@ def test_status_health_check(tmp_path: Path, run: Any, monkeypatch: pytest.Monke
     assert fresh.code == 0
     assert not (tmp_path / ".review-scheduler").exists()  # looking creates no store
     assert fresh.out.startswith("Last cycle: none recorded\nNext cycle: ")
-    assert fresh.out.endswith("Outbox: 0 pending, 0 failed, 0 sent\nDaemon: not running\n")
+    assert fresh.out.endswith(
+        "Outbox: 0 pending, 0 failed, 0 sent\nDaemon: not running\nHealth: healthy\n"
+    )
     assert run("send", "--as-of", date.today().isoformat()).code == 0
     ok = run("status", "--format", "json")
     data = json.loads(ok.out)

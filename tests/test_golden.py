@@ -36,7 +36,9 @@ def generated_library(folder: Path) -> Path:
 
 CASES: dict[str, tuple[str, ...]] = {
     # name: (folder relative to the repository or "generated", config)
-    "govuk": ("tests/corpora/govuk", "config/examples/govuk-tech-docs.toml"),
+    # the corpus's review-scheduler.toml links to config/examples/govuk-tech-docs.toml, which
+    # schedules only the pages that declare a review date ([content] scope = "declared")
+    "govuk": ("tests/corpora/govuk", "tests/corpora/govuk/review-scheduler.toml"),
     "generated-5000": ("generated", "config/scheduler.toml"),
 }
 

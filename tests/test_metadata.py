@@ -88,12 +88,11 @@ def test_seed_is_valid_and_fully_read() -> None:
                 "(write the date as YYYY-MM-DD)"
             ],
         ),
+        # A timestamp is read as the date it falls on (in UTC, the default time zone).
+        ({"lastReviewed": "2025-12-30 10:00:00"}, []),
         (
-            {"lastReviewed": "2025-12-30 10:00:00"},
-            [
-                "3: error: lastReviewed: 2025-12-30 10:00:00 has a time of day "
-                "(write the date only: YYYY-MM-DD)"
-            ],
+            {"lastReviewed": "'2025-12-30 25:00'"},
+            ["3: error: lastReviewed: '2025-12-30 25:00' is not a real time of day (use HH:MM:SS)"],
         ),
         (
             {"lastReviewed": "[2025-12-30]"},

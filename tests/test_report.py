@@ -71,7 +71,7 @@ Problems:
 
 JSON = """\
 {"schema_version": 1, "as_of": "2026-05-01", "timezone": "UTC", "due_soon_days": 30, "summary": {"documents": 5, "overdue": 1, "due_soon": 1, "ok": 1, "exempt": 1, "invalid": 1}, "documents": [
-  {"path": "content/broken.md", "title": "Broken, page", "state": "invalid", "status": "active", "last_reviewed": null, "review_frequency": "quarterly", "due": null, "days_until_due": null, "editors": ["team@example.org"], "problems": [{"severity": "warning", "field": "url", "line": 1, "message": "is missing", "hint": "add 'url: https://...' to the frontmatter"}, {"severity": "error", "field": "lastReviewed", "line": 3, "message": "'2026-02-30' is not a real date", "hint": "use YYYY-MM-DD"}]},
+  {"path": "content/broken.md", "title": "Broken, page", "state": "invalid", "status": "active", "last_reviewed": null, "review_frequency": "quarterly", "due": null, "days_until_due": null, "editors": ["team@example.org"], "problems": [{"severity": "warning", "field": "url", "line": 1, "message": "is missing", "hint": "add 'url: https://...' to the frontmatter", "code": "RS202", "rule": "missing-recommended", "column": null}, {"severity": "error", "field": "lastReviewed", "line": 3, "message": "'2026-02-30' is not a real date", "hint": "use YYYY-MM-DD", "code": "RS211", "rule": "invalid-last-reviewed", "column": null}]},
   {"path": "content/overdue.md", "title": "Overdue page", "state": "overdue", "status": "active", "last_reviewed": "2026-01-15", "review_frequency": "quarterly", "due": "2026-04-15", "days_until_due": -16, "editors": ["a@example.org"], "problems": []},
   {"path": "content/guides/soon.md", "title": "Chemo | side effects <b>", "state": "due_soon", "status": "active", "last_reviewed": "2026-02-20", "review_frequency": "quarterly", "due": "2026-05-20", "days_until_due": 19, "editors": ["guides@example.org", "team@example.org"], "problems": []},
   {"path": "content/ok.md", "title": "Fine page", "state": "ok", "status": "active", "last_reviewed": "2026-04-01", "review_frequency": "annually", "due": "2027-04-01", "days_until_due": 335, "editors": ["team@example.org"], "problems": []},
@@ -108,6 +108,7 @@ content/draft.md,Draft page,exempt,draft,2025-01-01,quarterly,2025-04-01,-395,te
 GITHUB = """\
 ::error file=content/broken.md,line=3,title=Invalid metadata::lastReviewed: '2026-02-30' is not a real date (use YYYY-MM-DD)
 ::error file=content/overdue.md,line=3,title=Review overdue::Overdue page was due for review on 2026-04-15 (16 days ago); editors: a@example.org
+::notice file=content/guides/soon.md,line=3,title=Review due soon::Chemo | side effects <b> is due for review on 2026-05-20 (in 19 days); editors: guides@example.org, team@example.org
 Review status on 2026-05-01 (UTC): 5 documents: 1 overdue, 1 due soon, 1 ok, 1 exempt, 1 invalid
 """  # noqa: E501
 

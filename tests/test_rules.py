@@ -94,7 +94,10 @@ def test_every_problem_names_its_rule(hazards: Path, run: Any) -> None:
 
 def test_yaml_errors_give_a_column(hazards: Path, run: Any) -> None:
     data = json.loads(run("validate", "docs/syntax.md", "docs/alias.md", "--format", "json").out)
-    columns = {f["path"]: [p["column"] for p in f["problems"]] for f in data["files"]}
+    columns = {
+        f["path"]: [p["column"] for p in f["problems"] if p["severity"] == "error"]
+        for f in data["files"]
+    }
     assert columns == {"docs/alias.md": [4], "docs/syntax.md": [1]}  # &x; the end of input
 
 

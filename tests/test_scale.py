@@ -6,7 +6,7 @@ import tracemalloc
 from datetime import date
 from pathlib import Path
 
-from scheduler.config import ContentSettings, PerformanceSettings, Settings
+from scheduler.config import ContentSettings, PerformanceSettings, RoutingSettings, Settings
 from scheduler.usecases.check import validate_files
 
 from .conftest import frontmatter
@@ -33,7 +33,9 @@ def test_ten_thousand_documents_validate_with_bounded_memory(tmp_path: Path) -> 
     assert corpus_bytes > 128 * 1024 * 1024  # bodies dominate the library
 
     settings = Settings(  # one process, so that tracemalloc sees all the work
-        content=ContentSettings(root=Path("library")), performance=PerformanceSettings(workers=1)
+        content=ContentSettings(root=Path("library")),
+        performance=PerformanceSettings(workers=1),
+        routing=RoutingSettings(default=("team@example.org",)),  # else each is nobody's
     )
     tracemalloc.start()
     result = validate_files(settings, [], tmp_path, date(2026, 12, 31))

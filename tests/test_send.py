@@ -261,3 +261,48 @@ def test_preview_of_an_alias_a_mistyped_address_and_an_escalation_contact(
         "review-scheduler: error: no document routes to ed@exmaple.org and it is not an "
         "escalation contact; did you mean ed@example.org?\n"
     )
+
+
+def test_one_config_used_from_two_folders_shares_one_store_and_sends_once(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store lives beside the config file: a cycle run from another folder (the config
+    found upward, or named absolutely or relatively) finds the digests already sent."""
+    project = tmp_path / "project"
+    config = write_doc(project / "review-scheduler.toml", CONFIG)
+    write_doc(
+        project / "docs" / "late.md",
+        frontmatter(title="Late page", lastReviewed="2026-01-15", owner="ed@example.org"),
+    )
+    write_doc(project / "docs" / "old.md", frontmatter(title="Old page", lastReviewed="2025-10-01"))
+    (tmp_path / "elsewhere").mkdir()
+    with running_server(tmp_path) as server:
+        _smtp_env(monkeypatch, server, PASSWORD)
+        monkeypatch.chdir(project / "docs")
+        first = run("send", "--as-of", "2026-05-01")
+        assert (first.code, first.err) == (0, "")
+        assert first.out.splitlines()[:2] == [
+            "Reminder cycle for 2026-05-01: 2 documents, 2 outstanding.",
+            "Queued 3 digests.",
+        ]
+        assert len(server.handler.wait_for(3)) == 3
+        for folder, named in (
+            (tmp_path / "elsewhere", str(config)),
+            (tmp_path, "project/review-scheduler.toml"),
+        ):
+            monkeypatch.chdir(folder)
+            again = run("send", "--config", named, "--as-of", "2026-05-01")
+            assert (again.code, again.err) == (0, "")
+            assert again.out.splitlines()[:2] == [
+                "Reminder cycle for 2026-05-01: 2 documents, 2 outstanding.",
+                "Queued 0 digests (3 already queued earlier this cycle).",
+            ], again.out
+        assert sorted(tuple(r.recipients) for r in server.handler.received) == [
+            ("ed@example.org",),
+            ("lead@example.org",),
+            ("team@example.org",),
+        ]
+    assert (project / ".review-scheduler" / "state.sqlite3").is_file()
+    assert not (project / "docs" / ".review-scheduler").exists()
+    assert not (tmp_path / "elsewhere" / ".review-scheduler").exists()
+    assert not (tmp_path / ".review-scheduler").exists()

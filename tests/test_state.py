@@ -149,9 +149,9 @@ def test_relative_locations_are_taken_from_the_given_folder(tmp_path: Path) -> N
     ("toml", "message"),
     [
         (
-            '[store]\nurl = "postgresql://db/reviews"\n',
-            "[store] url: the scheme 'postgresql' is not supported; the supported schemes are: "
-            "sqlite://",
+            '[store]\nurl = "mysql://db/reviews"\n',
+            "[store] url: the scheme 'mysql' is not supported; the supported schemes are: "
+            "sqlite://, postgresql://, postgres://",
         ),
         ('[store]\nurl = "state.sqlite3"\n', "'state.sqlite3' is not supported"),
         ('[store]\nurl = "sqlite://state.sqlite3"\n', "a sqlite URL names a file"),

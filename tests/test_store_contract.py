@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
@@ -24,11 +25,13 @@ from scheduler.review.state import State
 from scheduler.store import (
     Attempt,
     CacheEntry,
+    Lease,
     LogEntry,
     LogKind,
     OutboxStatus,
     Queued,
     Recipient,
+    Replica,
     Retimed,
     RunOutcome,
     Seen,
@@ -38,7 +41,9 @@ from scheduler.store import (
     store_exists,
 )
 
-BACKENDS = ["sqlite"]
+from .pg_server import PgCluster
+
+BACKENDS = ["sqlite", "postgresql"]
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)
@@ -49,6 +54,9 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSetti
     """Settings naming a fresh, empty store of one backend."""
     if request.param == "sqlite":
         return StoreSettings(url=f"sqlite:///{tmp_path / 'state' / 'state.sqlite3'}")
+    if request.param == "postgresql":
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        return StoreSettings(url=cluster.url(cluster.database()))
     raise AssertionError(f"no way to open a {request.param} store")
 
 
@@ -413,9 +421,10 @@ def test_closing_the_store_releases_the_lock(store_settings: StoreSettings, tmp_
         holding.__exit__(None, None, None)
 
 
-def lose(store_settings: StoreSettings, what: str) -> None:
+def lose(store_settings: StoreSettings, what: str, pg: PgCluster | None) -> None:
     """Take the store (``what`` = "store") or only its lock ("lock") from under its user, as
-    an operator or a clean-up job might."""
+    an operator or a clean-up job might: on SQLite the files deleted; on PostgreSQL the
+    database dropped (and created again, empty) or the lock's session terminated."""
     if store_settings.url.startswith("sqlite://"):
         path = Path(store_settings.url.removeprefix("sqlite://")[1:])
         if what == "store":
@@ -423,7 +432,25 @@ def lose(store_settings: StoreSettings, what: str) -> None:
         else:
             path.with_name(path.name + ".lock").unlink()
         return
-    raise AssertionError(f"no way to lose a {store_settings.url} store")
+    from scheduler.store.postgres import DAEMON_LOCK
+
+    assert pg is not None
+    name = urllib.parse.urlsplit(store_settings.url).path.lstrip("/")
+    if what == "store":
+        pg.psql(f"DROP DATABASE {name} WITH (FORCE)")
+        pg.psql(f"CREATE DATABASE {name}")
+    else:
+        assert DAEMON_LOCK == 1381171202
+        terminated = pg.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND granted AND objid = 1381171202 AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
+            database=name,
+        )
+        assert terminated.split() == ["t"]
+
+
+LOST = "deleted or replaced while in use|lock on the state store .* was lost"
 
 
 def test_a_held_lock_checks_out(store_settings: StoreSettings, tmp_path: Path) -> None:
@@ -439,21 +466,56 @@ def test_a_held_lock_checks_out(store_settings: StoreSettings, tmp_path: Path) -
 
 @pytest.mark.parametrize("what", ["store", "lock"])
 def test_a_lost_store_or_lock_is_noticed_before_a_second_holder_works(
-    store_settings: StoreSettings, tmp_path: Path, what: str
+    store_settings: StoreSettings, tmp_path: Path, what: str, request: pytest.FixtureRequest
 ) -> None:
+    pg = request.getfixturevalue("pg_cluster") if "postgresql" in store_settings.url else None
     with ExitStack() as stack:
         first = stack.enter_context(open_store(store_settings, tmp_path))
         stack.enter_context(first.lock())
         first.ensure_locked()
-        lose(store_settings, what)
-        with pytest.raises(StoreError, match="deleted or replaced while in use"):
+        lose(store_settings, what, pg)
+        with pytest.raises(StoreError, match=LOST):
             first.ensure_locked()
         # a second user can now take a lock: the first one has been told to stop
         second = stack.enter_context(open_store(store_settings, tmp_path))
         stack.enter_context(second.lock())
         second.ensure_locked()
-        with pytest.raises(StoreError, match="deleted or replaced while in use"):
+        with pytest.raises(StoreError, match=LOST):
             first.ensure_locked()
+
+
+def test_a_running_cycle_is_seen_by_others_until_it_ends(
+    store_settings: StoreSettings, tmp_path: Path
+) -> None:
+    with ExitStack() as stack:
+        sender = stack.enter_context(open_store(store_settings, tmp_path))
+        looker = stack.enter_context(open_store(store_settings, tmp_path))
+        assert not looker.cycle_running()
+        with sender.running():
+            assert looker.cycle_running()
+        assert not looker.cycle_running()
+        marking = sender.running()
+        marking.__enter__()
+        assert looker.cycle_running()
+        sender.close()  # as when its process dies: the mark goes with it
+        assert not looker.cycle_running()
+
+
+def test_failing_says_since_when_pending_messages_have_failed(store: StateStore) -> None:
+    assert store.outbox.failing() is None
+    store.outbox.enqueue([Queued(note("k1")), Queued(note("k2"))], (), T0)
+    k1, k2 = store.outbox.claim(T0, "w", LEASE, 10, channel="email")
+    later = T0 + timedelta(minutes=5)
+    store.outbox.record(k1.id, T0, [deferred("ed@example.org")], OutboxStatus.PENDING, 1, later)
+    store.outbox.record(k2.id, later, [deferred("ed@example.org")], OutboxStatus.PENDING, 1, later)
+    failing = store.outbox.failing()
+    assert failing is not None
+    assert (failing.since, failing.messages, failing.last_code) == (T0, 2, 450)
+    assert failing.last_reply == "busy"
+    (again, _) = store.outbox.claim(later, "w", LEASE, 10, channel="email")
+    store.outbox.record(again.id, later, [delivered("ed@example.org")], OutboxStatus.SENT, 2, None)
+    failing = store.outbox.failing()
+    assert failing is not None and (failing.since, failing.messages) == (later, 1)
 
 
 # --------------------------------------------------------------------------- review log, snoozes
@@ -536,3 +598,50 @@ def test_seen_documents_and_latest_reviews(store: StateStore) -> None:
     store.reviews.append([review, later])
     store.snoozes.snooze([snoozed])  # not a review
     assert store.reviews.latest_reviews() == {"a.md": hand, "b.md": later}
+
+
+# --------------------------------------------------------------------------- replicas, leases
+
+
+def test_heartbeats_list_the_replicas_seen_recently(store: StateStore) -> None:
+    one = Replica("h1:10:aa", "h1", 10, T0, T0)
+    two = Replica("h2:20:bb", "h2", 20, T0, T0 + LEASE)
+    store.replicas.heartbeat(one)
+    store.replicas.heartbeat(two)
+    assert store.replicas.replicas(T0) == [one, two]
+    assert store.replicas.replicas(T0 + timedelta(seconds=1)) == [two]
+    later = Replica("h1:10:aa", "h1", 10, T0 + LEASE, T0 + 2 * LEASE)  # started_at is kept
+    store.replicas.heartbeat(later)
+    assert store.replicas.replicas(T0 + LEASE) == [
+        Replica("h1:10:aa", "h1", 10, T0, T0 + 2 * LEASE),
+        two,
+    ]
+    store.replicas.forget("h2:20:bb")
+    assert [r.id for r in store.replicas.replicas(T0)] == ["h1:10:aa"]
+
+
+def test_one_holder_of_a_lease_until_it_runs_out(store: StateStore) -> None:
+    assert store.replicas.leader("cycle") is None
+    first = store.replicas.lead("cycle", "a", T0, LEASE)
+    assert first == Lease("cycle", "a", T0, T0 + LEASE, None)
+    # another cannot take it while it runs
+    assert store.replicas.lead("cycle", "b", T0 + LEASE - timedelta(seconds=1), LEASE) == first
+    # its holder renews it, keeping when it was taken
+    renewed = store.replicas.lead("cycle", "a", T0 + timedelta(minutes=5), LEASE)
+    assert renewed == Lease("cycle", "a", T0, T0 + timedelta(minutes=15), None)
+    assert store.replicas.leader("cycle") == renewed
+    # once it runs out, another takes it over, and the lease says from whom
+    late = T0 + timedelta(minutes=15)
+    taken = store.replicas.lead("cycle", "b", late, LEASE)
+    assert taken == Lease("cycle", "b", late, late + LEASE, "a")
+    assert store.replicas.lead("cycle", "a", late, LEASE).holder == "b"
+    # other leases are separate
+    assert store.replicas.lead("other", "a", late, LEASE).holder == "a"
+    # resigning frees it at once, for the holder only
+    store.replicas.resign("cycle", "a")
+    assert store.replicas.lead("cycle", "c", late, LEASE).holder == "b"
+    store.replicas.resign("cycle", "b")
+    assert store.replicas.leader("cycle") is None
+    assert store.replicas.lead("cycle", "c", late, LEASE) == Lease(
+        "cycle", "c", late, late + LEASE, None
+    )

@@ -144,7 +144,8 @@ def test_tags_in_validate_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any
 ) -> None:
     write_doc(tmp_path / "docs" / "tagged.md", frontmatter(tags="!!seq abc", url=None))
-    write_doc(tmp_path / "config" / "scheduler.toml", '[content]\nroot = "docs"\n')
+    config = '[content]\nroot = "docs"\n[routing]\ndefault = ["team@example.org"]\n'
+    write_doc(tmp_path / "config" / "scheduler.toml", config)
     monkeypatch.chdir(tmp_path)
     result = run("validate", "--as-of", "2026-05-01")
     assert (result.code, result.err) == (1, "")
@@ -399,10 +400,8 @@ HAZARD_LIBRARY = {
 def _library(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
     """A folder to run in and the arguments naming its config and documents."""
     if name == "govuk":
-        return REPO / "tests" / "corpora" / "govuk", [
-            "--config",
-            str(REPO / "config" / "examples" / "govuk-tech-docs.toml"),
-        ]
+        # Its review-scheduler.toml is found there: a link to config/examples/govuk-tech-docs.toml.
+        return REPO / "tests" / "corpora" / "govuk", []
     if name == "seed":
         return REPO, ["--config", str(REPO / "config" / "scheduler.toml"), "seeds"]
     if name == "generated":

@@ -13,16 +13,23 @@ import click
 from scheduler.commands.options import (
     as_of_option,
     config_option,
+    discovery_options,
     emit,
     format_option,
     no_cache_option,
     paths_argument,
+    rule_options,
+    rule_selection_for,
     settings_for,
+    stage,
+    statistics_format,
     today_for,
+    with_discovery,
 )
 from scheduler.commands.progress import terminal_progress
 from scheduler.render.check import CHECK_FORMATS
-from scheduler.results import STATES, State
+from scheduler.render.statistics import STATISTICS_FORMATS
+from scheduler.results import STATES, State, Statistics
 from scheduler.usecases.check import Selection, check
 from scheduler.usecases.reviews import stored_evidence
 
@@ -68,7 +75,8 @@ def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "states",
                 callback=_parse_states,
                 metavar="STATE,...",
-                help="Only these states: overdue, due_soon, ok, exempt, invalid.",
+                help="Only these states: overdue, due_soon, ok, exempt, invalid, unscheduled "
+                '(with [content] scope = "declared"; listed only when asked for).',
             ),
             click.option(
                 "--editor",
@@ -86,6 +94,8 @@ def check_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "invalid (invalid), or never.",
             ),
             no_cache_option,
+            rule_options,
+            discovery_options,
         ]
     ):
         func = decorator(func)
@@ -101,12 +111,23 @@ def run_check(
     editors: tuple[str, ...],
     fail_on: str,
     no_cache: bool,
+    select: tuple[str, ...] | None = None,
+    ignore: tuple[str, ...] | None = None,
+    statistics: bool = False,
+    no_gitignore: bool = False,
+    no_force_exclude: bool = False,
 ) -> int:
-    settings = settings_for(config_path)
+    if statistics:
+        statistics_format(fmt)
+    settings = with_discovery(settings_for(config_path), no_gitignore, no_force_exclude)
+    rules = rule_selection_for(settings, select, ignore)
     selection = Selection(states, frozenset(e.casefold() for e in editors))
     today = today_for(settings, as_of)
     threshold = settings.performance.parallel_threshold
-    with terminal_progress(sys.stderr.isatty(), threshold) as progress:
+    with (
+        stage("finding, reading and judging documents"),
+        terminal_progress(sys.stderr.isatty(), threshold) as progress,
+    ):
         result = check(
             settings,
             paths,
@@ -116,8 +137,13 @@ def run_check(
             use_cache=not no_cache,
             progress=progress,
             evidence=stored_evidence(settings, Path.cwd(), today),
+            rules=rules,
         )
-    emit(CHECK_FORMATS, fmt, result)
+    if statistics:
+        files = [(doc.path, doc.problems) for doc in result.documents]
+        emit(STATISTICS_FORMATS, fmt, Statistics.of(result.as_of, result.timezone, files))
+    else:
+        emit(CHECK_FORMATS, fmt, result)
     return 1 if any(doc.state in FAILING[fail_on] for doc in result.documents) else 0
 
 

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -25,10 +25,16 @@ from scheduler.commands.check import EPILOG as CHECK_EPILOG
 from scheduler.commands.check import HELP as CHECK_HELP
 from scheduler.commands.check import check_options, run_check
 from scheduler.commands.logs import setup_logging
+from scheduler.commands.options import color_option
 from scheduler.errors import SchedulerError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 clean; 1 findings; 2 usage or configuration error; 3 unexpected failure."
+)
+
+VERBOSE_HELP = (
+    "Say on stderr which config and state store are used, how many documents were read or "
+    "taken from the cache, and how long each stage took; -vv adds every document."
 )
 
 # name -> "module:attribute" of the click command
@@ -47,6 +53,7 @@ COMMANDS = {
     "snooze": "scheduler.commands.snooze:command",
     "history": "scheduler.commands.history:command",
     "schedule": "scheduler.commands.schedule:command",
+    "init": "scheduler.commands.init:command",
 }
 
 
@@ -72,7 +79,8 @@ class LazyGroup(click.Group):
     epilog=EXIT_CODES_HELP,
 )
 @click.version_option(__version__, prog_name="review-scheduler")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (repeatable).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@color_option
 def cli(verbose: int) -> None:
     """Keep patient-facing health information reviewed on time.
 
@@ -89,9 +97,11 @@ def cli(verbose: int) -> None:
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="check-reviews")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@color_option
 @check_options
-def check_reviews(**options: Any) -> int:
-    setup_logging(0)
+def check_reviews(verbose: int, **options: Any) -> int:
+    setup_logging(verbose)
     return run_check(**options)
 
 
@@ -124,11 +134,29 @@ def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> i
     return result if isinstance(result, int) else 0
 
 
+def crash_log_folders(environ: Mapping[str, str]) -> list[str]:
+    """Where a crash log goes, best first: the folder systemd made for the unit's logs
+    (``LogsDirectory=``), else its state folder (``StateDirectory=``), which outlive the unit's
+    private /tmp; else the temporary folder."""
+    folders = [
+        environ[name].split(":")[0]
+        for name in ("LOGS_DIRECTORY", "STATE_DIRECTORY")
+        if environ.get(name)
+    ]
+    return [*folders, tempfile.gettempdir()]
+
+
 def _write_crash_log(prog_name: str) -> str:
-    handle, name = tempfile.mkstemp(prefix=f"{prog_name}-crash-", suffix=".log")
-    with os.fdopen(handle, "w") as out:
-        out.write(traceback.format_exc())
-    return name
+    text = traceback.format_exc()
+    for folder in crash_log_folders(os.environ):
+        try:
+            handle, name = tempfile.mkstemp(prefix=f"{prog_name}-crash-", suffix=".log", dir=folder)
+        except OSError:
+            continue
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        return name
+    return "nowhere (no folder was writable): " + text.strip().splitlines()[-1]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

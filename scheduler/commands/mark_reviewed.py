@@ -58,7 +58,8 @@ def command(
     """Record that documents were reviewed: set their last-reviewed date and log the review.
 
     PATH may be a file or a glob ('docs/**/*.md'). Only the date's characters change in each file;
-    a file without the field gets it as the last line of its frontmatter.
+    a file without the field gets it as the last line of its frontmatter. A page with a
+    next-review date (review_by) gets it moved to the review date plus the page's frequency.
     """
     settings = settings_for(config_path)
     result = reviews.mark_reviewed(
@@ -80,7 +81,8 @@ def command(
             click.echo(shown_lines(change.diff), nl=False)
         else:
             old = change.old_date.isoformat() if change.old_date else "(none)"
-            click.echo(f"{shown(change.shown)}: last reviewed {old} -> {change.new_date}")
+            due = f"; next review {change.next_due}" if change.next_due else ""
+            click.echo(f"{shown(change.shown)}: last reviewed {old} -> {change.new_date}{due}")
     for refusal in result.refused:
         click.echo(f"{shown(refusal.shown)}: not changed: {refusal.reason}", err=True)
     if result.commit:

@@ -38,14 +38,18 @@ def group(ctx: click.Context, config_path: Path | None, status: str | None, fmt:
 @group.command("retry")
 @click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
 @click.option("--all", "all_failed", is_flag=True, help="Every failed message.")
+@config_option
 @click.pass_obj
-def retry(config_path: Path | None, ids: tuple[int, ...], all_failed: bool) -> int:
+def retry(
+    group_config: Path | None, ids: tuple[int, ...], all_failed: bool, config_path: Path | None
+) -> int:
     """Queue failed messages again and deliver them now.
 
     Only the recipients that failed are tried again; the give-up window starts afresh.
     """
     if not ids and not all_failed:
         raise UsageError("outbox retry: name the messages to retry, or use --all")
+    config_path = config_path or group_config  # 'outbox --config F retry' works too
     result = reminders.retry(
         settings_for(config_path), Path.cwd(), None if all_failed else ids, now
     )

@@ -31,8 +31,10 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import version
 from pathlib import Path
+
+import pydantic_core
+import yaml
 
 from scheduler import __version__
 from scheduler.config import Settings, StoreSettings
@@ -57,11 +59,16 @@ def fingerprint(settings: Settings, cwd: Path) -> str:
     shaping = {
         "tool": __version__,
         "format": FORMAT_VERSION,
-        "libraries": [version("PyYAML"), version("pydantic-core")],
+        # the modules' own versions: asking the installed metadata costs a scan of sys.path
+        "libraries": [yaml.__version__, pydantic_core.__version__],
         "max_file_bytes": settings.content.max_file_bytes,
         "fields": settings.fields.model_dump(mode="json"),
         "metadata": settings.metadata.model_dump(mode="json"),
         "routing": settings.routing.model_dump(mode="json"),
+        # the time zone timestamps' dates are taken in, and the default frequencies
+        "review": settings.review.model_dump(
+            mode="json", include={"timezone", "default_frequency", "frequencies"}
+        ),
         # routing globs are relative to the content root
         "root": os.path.realpath(cwd / settings.content.root),
     }
@@ -95,6 +102,11 @@ class ParseCache:
     def off(cls) -> ParseCache:
         return cls(None, 0)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether entries are looked up and recorded (not :meth:`off`, no store failure)."""
+        return self._store is not None
+
     @classmethod
     def open(
         cls, settings: StoreSettings, cwd: Path, fingerprint: str, stamp_ns: int
@@ -102,6 +114,7 @@ class ParseCache:
         """The cache in the state store ``settings`` name; without one (and a warning) if it is
         unusable."""
         store = None
+        settings = settings.for_cache()
         try:
             # The cache can be rebuilt from the documents: losing its last writes in a power cut
             # is acceptable, a flush to disk on every batch is not needed.
@@ -268,6 +281,7 @@ class ParseCache:
 def clear(settings: StoreSettings, cwd: Path) -> int | None:
     """Empty the cache in the state store ``settings`` name; the number of entries removed, or
     ``None`` when there is no store (none is created)."""
+    settings = settings.for_cache()
     if not store_exists(settings, cwd):
         return None
     with open_store(settings, cwd) as store:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from scheduler.content.loader import FM_BOUNDARY, parse_frontmatter
+from scheduler.content.loader import FM_BOUNDARY, Frontmatter, parse_frontmatter, value_at
 
 BOM = b"\xef\xbb\xbf"
 _PLAIN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -30,6 +30,7 @@ class Edited:
 
     data: bytes
     old_value: str | None
+    next_due: date | None = None  # a next-review date set with it (see mark-reviewed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,8 @@ class Refused:
     reason: str
 
 
-def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
-    """``data`` with the frontmatter value of ``key`` set to ``day``, nothing else changed."""
+def _split(data: bytes) -> tuple[bytes, str, int, int] | Refused:
+    """The byte-order mark, the text, and where the frontmatter block starts and ends."""
     bom = BOM if data.startswith(BOM) else b""
     text = data[len(bom) :].decode("utf-8", "surrogateescape")  # every byte comes back
     first_break = text.find("\n") + 1
@@ -49,7 +50,28 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
     closing = FM_BOUNDARY.search(text, first_break)
     if closing is None:
         return Refused("its frontmatter is never closed")
-    block = text[first_break : closing.start()]
+    return bom, text, first_break, closing.start()
+
+
+def read_frontmatter(data: bytes, path: str) -> Frontmatter | None:
+    """The frontmatter of a document's bytes, if it can be read without problems."""
+    split = _split(data)
+    if isinstance(split, Refused):
+        return None
+    _, text, start, end = split
+    frontmatter, problems = parse_frontmatter(text[start:end], path)
+    return None if problems else frontmatter
+
+
+def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
+    """``data`` with the frontmatter value of ``key`` set to ``day``, nothing else changed.
+    A ``key`` with dots that is not written as it is names a value in a mapping
+    (``last_update.date``): it is changed where it is, never added."""
+    split = _split(data)
+    if isinstance(split, Refused):
+        return split
+    bom, text, first_break, closing = split
+    block = text[first_break:closing]
     before, problems = parse_frontmatter(block, path)
     if before is None or problems:
         reason = problems[0].message if problems else "its frontmatter cannot be read"
@@ -57,10 +79,11 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
     node = yaml.compose(block, Loader=yaml.SafeLoader)
     assert isinstance(node, yaml.MappingNode)  # parse_frontmatter refuses anything else
     iso = day.isoformat()
-    value = next(
-        (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None
-    )
+    value = _value_node(node, key)
+    nested = key not in before.lines and "." in key
     if value is None:
+        if nested:
+            return Refused(f"has no {key} value to change; add it by hand")
         if node.flow_style:
             return Refused(f"its frontmatter is one flow mapping; add {key!r} by hand")
         eol = "\r\n" if text[:first_break].endswith("\r\n") else "\n"
@@ -79,13 +102,41 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
     after, _ = parse_frontmatter(new_block, path)
     if (
         after is None
-        or str(after.values.get(key)) != iso
-        or {k: v for k, v in after.values.items() if k != key}
-        != {k: v for k, v in before.values.items() if k != key}
+        or str(value_at(after.values, key)) != iso
+        or _without(after.values, key, nested) != _without(before.values, key, nested)
     ):
         return Refused(f"setting {key} would change more than its value")
-    rewritten = text[:first_break] + new_block + text[closing.start() :]
+    rewritten = text[:first_break] + new_block + text[closing:]
     return Edited(bom + rewritten.encode("utf-8", "surrogateescape"), old_value)
+
+
+def _value_node(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    """The node of ``key``'s value: written as it is, else (with dots) a path into mappings."""
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return v  # type: ignore[no-any-return]
+    if "." not in key:
+        return None
+    found: yaml.Node | None = node
+    for part in key.split("."):
+        if not isinstance(found, yaml.MappingNode):
+            return None
+        found = next(
+            (v for k, v in found.value if isinstance(k, yaml.ScalarNode) and k.value == part),
+            None,
+        )
+    return found
+
+
+def _without(values: dict[str, object], key: str, nested: bool) -> dict[str, object]:
+    """``values`` less the value of ``key`` (a path into mappings if ``nested``)."""
+    if not nested:
+        return {k: v for k, v in values.items() if k != key}
+    head, _, rest = key.partition(".")
+    inner = values.get(head)
+    if not isinstance(inner, dict):
+        return values
+    return {**values, head: _without(inner, rest, "." in rest)}
 
 
 def write_atomically(path: Path, data: bytes) -> None:

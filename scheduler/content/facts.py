@@ -23,14 +23,16 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from scheduler.config import FieldNames
-from scheduler.content.cadence import Cadence, due_date
-from scheduler.content.fields import REPORTED, SHOWN
+from scheduler.content.cadence import Cadence
+from scheduler.content.fields import REPORTED, SCHEDULING, SHOWN
+from scheduler.content.loader import value_at
 from scheduler.content.metadata import ValidatedDocument, due_out_of_range_problem
+from scheduler.content.schedule import due_of
 from scheduler.results import Problem, Severity
-from scheduler.rules import RULES
+from scheduler.rules import DUE_DATES_DISAGREE, RULES
 
 # Part of the cache's fingerprint: change it whenever rows change shape or meaning.
-FORMAT_VERSION = "4:" + ",".join(field.name for field in REPORTED)
+FORMAT_VERSION = "7:" + ",".join(field.name for field in REPORTED)
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text survives storage
 # The decoder's C scanner itself (an attribute the type stubs leave out): a record is one JSON
@@ -38,7 +40,8 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text surv
 # the rest of decoding a record.
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
-# [title, status, last_reviewed, review_frequency, due, last_reviewed_line, url, problems, shown]
+# [title, status, last_reviewed, review_frequency, due, line, url, problems, shown, source,
+#  declared]
 FactsRecord = str
 
 
@@ -56,6 +59,8 @@ class DocumentFacts(NamedTuple):
     problems: tuple[Problem, ...] = ()
     shown: tuple[tuple[str, Any], ...] = ()  # further reported fields: (name, JSON value)
     source: str | None = None  # the publisher, for the dashboard's breakdown
+    # It declares a field it is scheduled by (fields.SCHEDULING), or might: [content] scope.
+    declared: bool = True
 
     @property
     def has_errors(self) -> bool:
@@ -65,26 +70,47 @@ class DocumentFacts(NamedTuple):
 def establish(doc: ValidatedDocument, names: FieldNames) -> DocumentFacts:
     """The facts of a validated document."""
     meta = doc.metadata
-    frequency = doc.fields.get(names.key("review_frequency"))
+    frequency = value_at(doc.fields, names.key("review_frequency"))
     if meta is None:
-        return DocumentFacts(problems=doc.problems)
+        return DocumentFacts(problems=doc.problems, declared=not _holds_no_metadata(doc.problems))
     last_reviewed = meta.value("last_reviewed")
     cadence = meta.value("review_frequency")
-    due = due_date(last_reviewed, cadence)
+    if cadence is None and doc.default_frequency is not None:
+        cadence, frequency = doc.default_frequency
+    review_by = meta.value("review_by")
+    due, computed, disagrees = due_of(last_reviewed, cadence, review_by)
     line = doc.lines.get("last_reviewed")
     problems = doc.problems
-    if due is None and last_reviewed is not None and cadence is not None:
-        late = due_out_of_range_problem(
-            doc.path, last_reviewed, cadence, line, names.key("last_reviewed")
+    added: list[Problem] = []
+    if computed is None and review_by is None and last_reviewed is not None and cadence is not None:
+        added.append(
+            due_out_of_range_problem(
+                doc.path, last_reviewed, cadence, line, names.key("last_reviewed")
+            )
         )
-        problems = tuple(sorted((*problems, late), key=lambda p: p.sort_key))
+    if disagrees:
+        assert computed is not None and review_by is not None and cadence is not None
+        added.append(
+            DUE_DATES_DISAGREE(
+                doc.path,
+                doc.lines.get("review_by"),
+                names.key("review_by"),
+                f"the next review is set for {review_by.isoformat()}, but the last review "
+                f"({last_reviewed.isoformat() if last_reviewed else '?'}) plus "
+                f"{cadence.label} gives {computed.isoformat()}; the earlier, "
+                f"{min(review_by, computed).isoformat()}, is the due date",
+                f"correct one of them, or remove {names.key('review_by')!r}",
+            )
+        )
+    if added:
+        problems = tuple(sorted((*problems, *added), key=lambda p: p.sort_key))
     return DocumentFacts(
         title=meta.value("title"),
         status=meta.value("status"),
         last_reviewed=last_reviewed,
         review_frequency=None if frequency is None else str(frequency),
         due=due,
-        last_reviewed_line=line,
+        last_reviewed_line=line if line is not None else doc.lines.get("review_by"),
         url=meta.value("url"),
         problems=problems,
         shown=tuple(
@@ -93,7 +119,17 @@ def establish(doc: ValidatedDocument, names: FieldNames) -> DocumentFacts:
             if meta.value(field.name) is not None
         ),
         source=meta.value("source"),
+        declared=any(name in doc.lines for name in SCHEDULING),
     )
+
+
+# What a file holding no metadata at all gets: it declares nothing. (Other reasons for having
+# no metadata, such as a YAML error, might hide a declared field: those files are reported.)
+_NO_METADATA = frozenset({"RS106", "RS108", "RS110"})  # empty file, no or empty frontmatter
+
+
+def _holds_no_metadata(problems: tuple[Problem, ...]) -> bool:
+    return all(p.code in _NO_METADATA for p in problems if p.is_error)
 
 
 def _shown(value: object) -> Any:
@@ -120,6 +156,7 @@ def encode_facts(facts: DocumentFacts) -> FactsRecord:
             [_problem_row(p) for p in facts.problems] if facts.problems else 0,
             dict(facts.shown) if facts.shown else 0,
             facts.source,
+            facts.declared,
         ]
     )
 
@@ -151,8 +188,8 @@ class FactsDecoder:
         self._routes: dict[str, tuple[str, ...]] = {}
 
     def facts(self, record: FactsRecord, path: str) -> DocumentFacts:
-        fields = _array(record, 10)
-        title, status, last, frequency, due, line, url, problems, shown, source = fields
+        fields = _array(record, 11)
+        title, status, last, frequency, due, line, url, problems, shown, source, declared = fields
         if not (
             isinstance(title, _OPTIONAL_TEXT)
             and isinstance(status, _OPTIONAL_TEXT)
@@ -163,6 +200,7 @@ class FactsDecoder:
             and isinstance(url, _OPTIONAL_TEXT)
             and (shown == 0 or type(shown) is dict)
             and isinstance(source, _OPTIONAL_TEXT)
+            and type(declared) is bool
         ):
             raise MalformedRecord("a field of the wrong type")
         texts, dates = self._texts, self._dates
@@ -177,6 +215,7 @@ class FactsDecoder:
             () if problems == 0 else _problems(path, problems),
             tuple(shown.items()) if shown else (),
             texts.setdefault(source, source),
+            declared,
         )
 
     def route(self, text: str, path: str) -> tuple[tuple[str, ...], tuple[Problem, ...]]:

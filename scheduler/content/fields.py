@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -133,15 +133,74 @@ def one_or_more_texts(value: object, rules: Rules | None = None) -> tuple[str, .
 
 
 def calendar_date(value: object, rules: Rules | None = None) -> date:
+    """A date, or a full timestamp (Hugo's ``lastmod``, Jekyll's ``last_modified_at``) taken as
+    the calendar date it falls on in the ``[review]`` time zone (``rules.zone``; UTC without)."""
+    zone = getattr(rules, "zone", None) or UTC
     if isinstance(value, datetime):
-        raise invalid(
-            f"{value.isoformat(sep=' ')} has a time of day", "write the date only: YYYY-MM-DD"
-        )
+        return day_in_zone(value, zone)
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
         raise invalid(f"expected a date, got {describe(value)}", "write the date as YYYY-MM-DD")
-    return iso_date(value.strip())
+    written = value.strip()
+    if len(written) > 10 and _DATE_RE.match(written):
+        return day_in_zone(timestamp(written), zone)
+    return iso_date(written)
+
+
+def day_in_zone(moment: datetime, zone: tzinfo) -> date:
+    """The calendar date of ``moment`` in ``zone``. A naive timestamp is a wall-clock time in
+    ``zone`` already, so its own date is the answer."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.date()
+    try:
+        return moment.astimezone(zone).date()
+    except (OverflowError, ValueError):
+        raise invalid(
+            f"{moment.isoformat(sep=' ')} falls outside the years 1 to 9999 in {zone}",
+            "check the year",
+        ) from None
+
+
+_TIMESTAMP_RE = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[Tt]|[ \t]+)(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2}))?"
+    r"(?:\.(?P<fraction>[0-9]+))?"
+    r"[ \t]*(?:(?P<utc>[Zz])|(?P<sign>[-+])(?P<tzh>[0-9]{1,2})(?::?(?P<tzm>[0-9]{2}))?)?"
+)
+
+
+def timestamp(written: str) -> datetime:
+    """A timestamp as sites write them: ``2025-06-01T10:00:00+02:00``, ``...Z``, a naive
+    ``2025-06-01 10:00``, Jekyll's ``2016-03-22 14:00:00 -0500``. Seconds and zone optional."""
+    found = _TIMESTAMP_RE.fullmatch(ascii_digits(written))
+    if found is None:
+        raise invalid(
+            f"{written!r} is not a date (YYYY-MM-DD) or a timestamp (YYYY-MM-DDTHH:MM:SS+01:00)",
+            "use YYYY-MM-DD",
+        )
+    day = iso_date(found["date"])
+    zone: tzinfo | None = None
+    if found["utc"]:
+        zone = UTC
+    elif found["sign"]:
+        hours, minutes = int(found["tzh"]), int(found["tzm"] or 0)
+        if hours > 23 or minutes > 59:
+            raise invalid(f"{written!r} has an impossible UTC offset", "use an offset like +02:00")
+        offset = timedelta(hours=hours, minutes=minutes)
+        zone = timezone(-offset if found["sign"] == "-" else offset)
+    try:
+        return datetime(
+            day.year,
+            day.month,
+            day.day,
+            int(found["hour"]),
+            int(found["minute"]),
+            int(found["second"] or 0),
+            tzinfo=zone,
+        )
+    except ValueError:
+        raise invalid(f"{written!r} is not a real time of day", "use HH:MM:SS") from None
 
 
 def iso_date(written: str) -> date:
@@ -252,9 +311,16 @@ FIELDS: tuple[Field, ...] = (
     Field("tags", "tags", "RS222", tuple[str, ...], text_list),
     Field("cancer_types", "cancerTypes", "RS223", tuple[str, ...], text_list),
     Field("owner", "owner", "RS224", tuple[str, ...], one_or_more_texts),
+    # The next review, written out: an alternative to last reviewed plus frequency.
+    Field("review_by", "reviewBy", "RS225", date, calendar_date, "YYYY-MM-DD"),
 )
+# What a document's due date is made of (see scheduler.content.schedule).
+SCHEDULE = frozenset({"last_reviewed", "review_frequency", "review_by"})
 
 BY_NAME: dict[str, Field] = {field.name: field for field in FIELDS}
+# The fields a document is scheduled by: its dates (when it was last reviewed, and any date it
+# is due). With [content] scope = "declared", only documents that declare one are scheduled.
+SCHEDULING: tuple[str, ...] = tuple(field.name for field in FIELDS if field.type is date)
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 
 REPORTED: tuple[Field, ...] = tuple(field for field in FIELDS if field.report)

@@ -29,6 +29,7 @@ from frontmatter.default_handlers import SafeLoader, YAMLHandler
 from wcmatch import glob as wcglob
 
 from scheduler import rules
+from scheduler.content import ignore
 from scheduler.results import Problem
 
 _HANDLER = YAMLHandler()  # python-frontmatter's YAML fences: a line of three or more dashes
@@ -62,6 +63,40 @@ class Frontmatter:
     lines: dict[str, int]
     start_line: int = 1
     raw: dict[str, str] = field(default_factory=dict)  # plain scalars YAML read as non-text
+    # The line of every key inside a mapping value, by dotted path: "last_update.date".
+    nested: dict[str, int] = field(default_factory=dict)
+
+    def find(self, key: str) -> tuple[bool, Any, int | None]:
+        """Whether ``key`` is written, its value (:data:`UNREAD` when it could not be read)
+        and its line. A key that is not written as it is, but holds dots, is a path into
+        mappings: ``last_update.date`` is ``date`` in the mapping ``last_update``."""
+        if key in self.lines:
+            return True, self.values.get(key, UNREAD), self.lines[key]
+        line = self.nested.get(key) if "." in key else None
+        if line is None:
+            return False, None, None
+        value: Any = self.values
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return True, UNREAD, line
+            value = value[part]
+        return True, value, line
+
+
+UNREAD: Any = object()  # a value whose key is written but which could not be read
+
+
+def value_at(values: dict[str, Any], key: str) -> Any:
+    """The value of ``key`` in frontmatter ``values``, where a key with dots that is not written
+    as it is stands for a path into mappings; ``None`` when there is none."""
+    if key in values or "." not in key:
+        return values.get(key)
+    value: Any = values
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +155,22 @@ class Discovery:
     Nothing the file system does stops the walk: a link loop, a folder that cannot be entered
     or searched, a FIFO or device with a document's name and a file deleted while it is being
     listed are each a problem on that path. FIFOs and devices are never opened.
+
+    With ``gitignore``, what the ``.gitignore`` files of the repository holding a searched
+    folder ignore is passed over (see :mod:`scheduler.content.ignore`). With ``force_exclude``,
+    a file named on the command line is skipped when ``exclude`` (or, with ``gitignore``, a
+    ``.gitignore``) leaves it out, as a walk would.
     """
 
     def __init__(
-        self, include: Sequence[str], exclude: Sequence[str], content_root: Path, cwd: Path
+        self,
+        include: Sequence[str],
+        exclude: Sequence[str],
+        content_root: Path,
+        cwd: Path,
+        *,
+        gitignore: bool = True,
+        force_exclude: bool = True,
     ) -> None:
         # wcmatch translates the globs; matching its regular expressions directly skips a
         # per-call wrapper that costs more than the match itself on large libraries.
@@ -134,6 +181,8 @@ class Discovery:
         self._exclude = _any_of(excluded)
         self._cwd = os.path.normpath(cwd)
         self._content_root = os.path.realpath(cwd / content_root)
+        self._gitignore = gitignore
+        self._force_exclude = force_exclude
 
     def matches(self, rel: str) -> bool:
         """Whether a file at ``rel`` (relative to the folder searched) is a document."""
@@ -146,6 +195,8 @@ class Discovery:
         for target in targets:
             absolute = os.path.normpath(os.path.join(self._cwd, target))
             named = self._named(absolute)
+            if named is _SKIPPED:
+                continue
             if named is not None:
                 if isinstance(named, Problem) or named.path not in seen:
                     seen.add(named.path)
@@ -171,7 +222,12 @@ class Discovery:
             return _unreachable(shown, exc, link)
         if S_ISDIR(stat.st_mode):
             return None
-        return _source_file(absolute, shown, self._rel(absolute), stat, os.path.islink(absolute))
+        rel = self._rel(absolute)
+        if self._force_exclude and (
+            self._exclude(rel) is not None or (self._gitignore and ignore.path_ignored(absolute))
+        ):
+            return _SKIPPED
+        return _source_file(absolute, shown, rel, stat, os.path.islink(absolute))
 
     def _display(self, absolute: str) -> str:
         return _relative_or_absolute(absolute, self._cwd)
@@ -188,11 +244,18 @@ class Discovery:
         inside = _within(real_top, self._content_root)
         boundary = self._content_root if inside else real_top
         base_rel = self._rel(top) if inside else ""
-        stack: list[tuple[str, str]] = [(top, "" if base_rel in ("", ".") else base_rel)]
+        # What .gitignore files say in each folder: None outside a repository (or when they
+        # are not respected), () in one whose ignore files hold nothing for the folder.
+        top_layers = ignore.layers_for(top) if self._gitignore else None
+        stack: list[tuple[str, str, ignore.Layers | None]] = [
+            (top, "" if base_rel in ("", ".") else base_rel, top_layers)
+        ]
         followed: set[str] = set()  # the folders entered through links
         include, exclude = self._include, self._exclude
+        file_ignored, folder_ignored = ignore.file_ignored, ignore.folder_ignored
+        enter = ignore.enter
         while stack:
-            folder, rel_folder = stack.pop()
+            folder, rel_folder, layers = stack.pop()
             shown_folder = self._display(folder)
             try:
                 with os.scandir(folder) as scan:
@@ -207,7 +270,7 @@ class Discovery:
                 continue
             rel_prefix = f"{rel_folder}/" if rel_folder else ""
             shown_prefix = "" if shown_folder == "." else f"{shown_folder}/"
-            subfolders: list[tuple[str, str]] = []
+            subfolders: list[tuple[str, str, ignore.Layers | None]] = []
             for entry in entries:  # the hot loop of every run: keep it lean
                 name = entry.name
                 if name[0] == ".":
@@ -215,7 +278,11 @@ class Discovery:
                 try:
                     if entry.is_file(follow_symlinks=False):
                         rel = rel_prefix + name
-                        if include(rel) is not None and exclude(rel) is None:
+                        if (
+                            include(rel) is not None
+                            and exclude(rel) is None
+                            and not (layers and file_ignored(layers, name))
+                        ):
                             stat = entry.stat()
                             yield SourceFile(
                                 entry.path,
@@ -226,16 +293,25 @@ class Discovery:
                                 stat.st_ctime_ns,
                             )
                     elif entry.is_symlink():
+                        if layers and file_ignored(layers, name):
+                            continue  # git keeps a link as a file, whatever it points to
                         found = self._check_link(entry, rel_prefix + name, boundary, real_top)
                         if isinstance(found, str):  # a folder, searched under the link's name
                             if not any(_overlap(found, other) for other in followed):
                                 followed.add(found)
-                                subfolders.append((entry.path, rel_prefix + name))
+                                inner = None if layers is None else enter(layers, found, name)
+                                subfolders.append((entry.path, rel_prefix + name, inner))
                         elif found is not None:
                             yield found
                     elif entry.is_dir():
-                        subfolders.append((entry.path, rel_prefix + name))
-                    elif self.matches(rel_prefix + name):  # a FIFO, device or socket
+                        if layers is None:
+                            subfolders.append((entry.path, rel_prefix + name, None))
+                        elif not folder_ignored(layers, name):
+                            inner = enter(layers, entry.path, name)
+                            subfolders.append((entry.path, rel_prefix + name, inner))
+                    elif self.matches(rel_prefix + name) and not (
+                        layers and file_ignored(layers, name)
+                    ):  # a FIFO, device or socket
                         stat = entry.stat(follow_symlinks=False)
                         yield _source_file(entry.path, shown_prefix + name, rel_prefix + name, stat)
                 except OSError as exc:  # deleted since the folder was listed, or unsearchable
@@ -289,6 +365,10 @@ class Discovery:
             return True
         inside = _within(real_top, self._content_root)
         return self.matches(_relative_or_absolute(target, self._content_root) if inside else below)
+
+
+# What _named gives for a file named on the command line that is excluded or ignored.
+_SKIPPED = rules.NO_SUCH_PATH("", None, None, "skipped")
 
 
 def _overlap(one: str, other: str) -> bool:
@@ -905,6 +985,7 @@ def _construct_mapping(
     values: dict[str, Any] = {}
     key_lines: dict[str, int] = {}
     raw: dict[str, str] = {}
+    nested: dict[str, int] = {}
     problems: list[Problem] = []
     tagged = "!" in lines.block  # tags are written with "!": without one, none is explicit
     if tagged and (problem := _tag_problem(node, lines, path, None, inside=False)) is not None:
@@ -951,6 +1032,8 @@ def _construct_mapping(
         if tagged and (problem := _tag_problem(value_node, lines, path, key)) is not None:
             problems.append(problem)
             continue
+        if isinstance(value_node, yaml.MappingNode):
+            _nested_lines(value_node, key, lines, nested)
         try:
             value = loader.construct_object(value_node, deep=True)
         except (ValueError, OverflowError) as exc:
@@ -967,4 +1050,17 @@ def _construct_mapping(
         plain = isinstance(value_node, yaml.ScalarNode) and not value_node.style
         if plain and not isinstance(value, str) and not _explicitly_tagged(value_node, lines.block):
             raw[key] = value_node.value  # quoting it would make it text
-    return Frontmatter(values, key_lines, lines.offset - 1, raw), problems
+    return Frontmatter(values, key_lines, lines.offset - 1, raw, nested), problems
+
+
+def _nested_lines(node: yaml.MappingNode, prefix: str, lines: _Lines, out: dict[str, int]) -> None:
+    """The line of each text key in ``node`` and the mappings in it, by dotted path."""
+    pending = [(node, prefix)]
+    while pending:
+        mapping, at = pending.pop()
+        for key_node, value_node in mapping.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                path = f"{at}.{key_node.value}"
+                out[path] = lines.of(key_node.start_mark)
+                if isinstance(value_node, yaml.MappingNode):
+                    pending.append((value_node, path))

@@ -10,22 +10,37 @@ depend on the date (a review recorded in the future) are separate, in
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, create_model
 from pydantic import field_validator as _field_validator
 
 from scheduler import rules as rule
-from scheduler.config import FieldNames, MetadataRules
+from scheduler.config import FieldNames, MetadataRules, ReviewSettings
 from scheduler.content.cadence import Cadence
 from scheduler.content.fields import BY_NAME as _BY_NAME
 from scheduler.content.fields import FIELDS, NAMES, Field, describe
-from scheduler.content.loader import Frontmatter, LoadedDocument
+from scheduler.content.loader import UNREAD, Frontmatter, LoadedDocument
+from scheduler.content.schedule import DefaultFrequency, Frequencies
 from scheduler.results import Problem
+from scheduler.rule_selection import FILE_IGNORE_KEY, file_ignores
 
 _DEFAULT_RULES = MetadataRules()
+_DEFAULT_REVIEW = ReviewSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsingRules:
+    """What the field parsers are given: the ``[metadata]`` lists, and the ``[review]`` time zone
+    in which a timestamp's date is taken."""
+
+    statuses: Sequence[str]
+    licenses: Sequence[str]
+    zone: tzinfo
 
 
 class MetadataBase(BaseModel):
@@ -33,7 +48,11 @@ class MetadataBase(BaseModel):
     are required is a setting, checked by :func:`validate`. The fields themselves come from the
     registry; read them with :meth:`value`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # Built when the first document is validated: a run whose documents all come from the
+    # parse cache never needs it.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
 
     if TYPE_CHECKING:  # the fields come from the registry: type checkers accept any of them
 
@@ -72,13 +91,21 @@ class ValidatedDocument:
     lines: dict[str, int]  # canonical name -> line, for the fields present
     problems: tuple[Problem, ...]
     fields: dict[str, Any]  # the frontmatter as written, for routing rules
+    silenced: frozenset[str] = frozenset()  # warnings its review-scheduler-ignore switches off
+    # The [review] frequency for its path, when it names none of its own.
+    default_frequency: DefaultFrequency | None = None
 
     @property
     def has_errors(self) -> bool:
         return any(p.is_error for p in self.problems)
 
 
-def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> ValidatedDocument:
+def validate(
+    doc: LoadedDocument,
+    rules: MetadataRules,
+    names: FieldNames,
+    review: ReviewSettings = _DEFAULT_REVIEW,
+) -> ValidatedDocument:
     """Check a loaded document against the rules; collect every problem, keep what is valid."""
     path = doc.file.display
     problems = list(doc.problems)
@@ -86,9 +113,24 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
     if fm is None:
         return ValidatedDocument(path, doc.file.rel, None, {}, tuple(problems), {})
 
-    key_of, known = _keys(names, rules)
-    data = {name: fm.values[key] for name, key in key_of.items() if key in fm.values}
-    lines = {name: fm.lines[key] for name, key in key_of.items() if key in fm.lines}
+    settings = _settings(names, rules, review)
+    key_of, known = settings.key_of, settings.known
+    data: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    values, key_lines = fm.values, fm.lines
+    for name, key in key_of.items():  # once per field per document: keep it lean
+        line = key_lines.get(key)
+        if line is not None:
+            lines[name] = line
+            if key in values:
+                data[name] = values[key]
+        elif "." in key:
+            found, value, line = fm.find(key)
+            if found:
+                assert line is not None
+                lines[name] = line
+                if value is not UNREAD:
+                    data[name] = value
 
     unknown = [key for key in fm.lines if key not in known]
     near_miss: dict[str, str] = {}  # known key -> the unknown key that looks like it
@@ -112,13 +154,25 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
                 )
             )
 
+    # A page names its own frequency, or gets the default for its path; a page with a
+    # next-review date needs neither a last review nor a frequency.
+    default = None if "review_frequency" in lines else settings.frequencies.for_path(doc.file.rel)
+    by_date = "review_by" in lines
     # A key that is written is not missing, even when its value could not be read (a problem
     # the loader has reported).
     for wanted in rules.required:
-        if key_of[wanted] not in fm.lines:
-            problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=True))
+        if wanted in lines or (by_date and wanted in _WAIVED_BY_DUE_DATE):
+            continue
+        if wanted == "review_frequency" and default is not None:
+            continue
+        due_key = key_of["review_by"] if wanted == "last_reviewed" else None
+        problems.append(
+            _missing(
+                path, fm, key_of[wanted], wanted, near_miss, required=True, alternative=due_key
+            )
+        )
     for wanted in rules.recommended:
-        if key_of[wanted] not in fm.lines and wanted not in rules.required:
+        if wanted not in lines and wanted not in rules.required:
             problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=False))
 
     present = {name: value for name, value in data.items() if value is not None}
@@ -135,7 +189,7 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
                 )
             )
 
-    context = {"rules": rules}
+    context = {"rules": settings.parsing}
     try:
         metadata = Metadata.model_validate(present, context=context)
     except ValidationError as exc:
@@ -156,33 +210,81 @@ def validate(doc: LoadedDocument, rules: MetadataRules, names: FieldNames) -> Va
             {k: v for k, v in present.items() if k not in failed}, context=context
         )
 
+    silenced: frozenset[str] = frozenset()
+    if FILE_IGNORE_KEY in fm.lines:
+        silenced, bad = file_ignores(
+            fm.values.get(FILE_IGNORE_KEY), path, fm.lines[FILE_IGNORE_KEY]
+        )
+        problems += bad
+        problems = [p for p in problems if p.is_error or p.code not in silenced]
     problems.sort(key=lambda p: p.sort_key)
-    return ValidatedDocument(path, doc.file.rel, metadata, lines, tuple(problems), fm.values)
+    return ValidatedDocument(
+        path,
+        doc.file.rel,
+        metadata,
+        lines,
+        tuple(problems),
+        fm.values,
+        silenced,
+        default,
+    )
 
 
-_KEYS: dict[tuple[int, int], tuple[FieldNames, MetadataRules, dict[str, str], frozenset[str]]] = {}
+_WAIVED_BY_DUE_DATE = frozenset({"last_reviewed", "review_frequency"})
 
 
-def _keys(names: FieldNames, rules: MetadataRules) -> tuple[dict[str, str], frozenset[str]]:
-    """The frontmatter key of each canonical field, and every key the rules accept; worked out
-    once per settings, not once per document."""
-    cached = _KEYS.get((id(names), id(rules)))
-    if cached is not None and cached[0] is names and cached[1] is rules:
-        return cached[2], cached[3]
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """What validation derives from the settings, once per settings rather than per document."""
+
+    key_of: dict[str, str]  # canonical name -> frontmatter key (or dotted path)
+    known: frozenset[str]  # every top-level key the rules accept
+    parsing: ParsingRules
+    frequencies: Frequencies
+
+
+_SETTINGS: dict[tuple[int, int, int], tuple[tuple[object, ...], _Settings]] = {}
+
+
+def _settings(names: FieldNames, rules: MetadataRules, review: ReviewSettings) -> _Settings:
+    ids = (id(names), id(rules), id(review))
+    cached = _SETTINGS.get(ids)
+    if cached is not None:
+        held = cached[0]
+        if held[0] is names and held[1] is rules and held[2] is review:
+            return cached[1]
     key_of = {name: names.key(name) for name in NAMES}
-    known = frozenset(key_of.values()) | frozenset(rules.extra_keys)
-    _KEYS[(id(names), id(rules))] = (names, rules, key_of, known)
-    return key_of, known
+    # The first part of a dotted path is a key of the page too (last_update for
+    # last_update.date): never an unknown one.
+    parents = {key.split(".", 1)[0] for key in key_of.values() if "." in key}
+    known = frozenset(key_of.values()) | frozenset(parents) | frozenset(rules.extra_keys)
+    known |= {FILE_IGNORE_KEY}
+    parsing = ParsingRules(rules.statuses, rules.licenses, ZoneInfo(review.timezone))
+    made = _Settings(key_of, known, parsing, Frequencies(review))
+    _SETTINGS[ids] = ((names, rules, review), made)
+    return made
 
 
 def _missing(
-    path: str, fm: Frontmatter, key: str, name: str, near_miss: dict[str, str], *, required: bool
+    path: str,
+    fm: Frontmatter,
+    key: str,
+    name: str,
+    near_miss: dict[str, str],
+    *,
+    required: bool,
+    alternative: str | None = None,
 ) -> Problem:
     typo = near_miss.get(key)
     if typo is not None:
         hint = f"{typo!r} on line {fm.lines[typo]} looks like a misspelling of {key!r}"
+    elif "." in key:
+        parent, _, leaf = key.rpartition(".")
+        hint = f"add '{leaf}: {_BY_NAME[name].example}' in the mapping {parent!r}"
     else:
         hint = f"add '{key}: {_BY_NAME[name].example}' to the frontmatter"
+    if alternative is not None and typo is None:
+        hint += f", or '{alternative}: YYYY-MM-DD', the date of the next review"
     make = rule.MISSING_FIELD if required else rule.MISSING_RECOMMENDED
     return make(path, fm.start_line, key, "is missing", hint)
 

@@ -12,20 +12,23 @@ store: the main process records what they read.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass
-from multiprocessing.connection import wait
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
 
 from scheduler import rules
-from scheduler.config import FieldNames, MetadataRules, RoutingSettings, Settings
+from scheduler.config import (
+    FieldNames,
+    MetadataRules,
+    ReviewSettings,
+    RoutingSettings,
+    Settings,
+)
 from scheduler.content.facts import (
     DocumentFacts,
     FactsRecord,
@@ -36,7 +39,10 @@ from scheduler.content.facts import (
 from scheduler.content.loader import SourceFile, head_digest, load_document
 from scheduler.content.metadata import validate
 from scheduler.results import Problem
-from scheduler.review.routing import Router
+from scheduler.review.routing import Router, responsibility_problems
+
+if TYPE_CHECKING:  # multiprocessing is imported when a pool starts: most runs need none
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,7 @@ class ReadingSettings:
     rules: MetadataRules
     names: FieldNames
     routing: RoutingSettings
+    review: ReviewSettings  # the time zone of timestamps, default frequencies
 
     @classmethod
     def of(cls, settings: Settings) -> ReadingSettings:
@@ -78,6 +85,7 @@ class ReadingSettings:
             rules=settings.metadata,
             names=settings.fields,
             routing=settings.routing,
+            review=settings.review,
         )
 
 
@@ -88,16 +96,28 @@ class _Context:
         self.max_bytes = settings.max_file_bytes
         self.rules = settings.rules
         self.names = settings.names
+        self.review = settings.review
         self.router = Router(settings.routing, settings.names.key("owner"))
+
+    def unowned(
+        self, path: str, editors: tuple[str, ...], status: str | None
+    ) -> tuple[Problem, ...]:
+        owner_key = self.names.key("owner")
+        return responsibility_problems(path, editors, status, self.rules.review_statuses, owner_key)
 
     def read(self, file: SourceFile, expect: bytes | None) -> Outcome:
         try:
             if expect is not None and head_digest(file, self.max_bytes) == expect:
                 return Outcome(expect)
             loaded = load_document(file, self.max_bytes)
-            validated = validate(loaded, self.rules, self.names)
+            validated = validate(loaded, self.rules, self.names, self.review)
             facts = establish(validated, self.names)
             editors, problems = self.router.route(validated)
+            problems += self.unowned(file.display, editors, facts.status)
+            if validated.silenced:
+                problems = tuple(
+                    p for p in problems if p.is_error or p.code not in validated.silenced
+                )
             return Outcome(loaded.digest, encode_facts(facts), route_text(editors, problems))
         except Exception as exc:  # one broken file must never stop the run
             log.exception("unexpected failure reading %s", file.display)
@@ -115,6 +135,7 @@ class _Context:
     def failed(self, file: SourceFile, problem: Problem) -> Outcome:
         """The outcome of a file that could not be read, with ``problem``; never cached."""
         editors, problems = self.router.route_owners(file.display, file.rel, None, None, {})
+        problems += self.unowned(file.display, editors, None)
         return Outcome(
             None, encode_facts(DocumentFacts(problems=(problem,))), route_text(editors, problems)
         )
@@ -137,6 +158,9 @@ def _exit_with_parent() -> None:
     pipe reading the report never ends) and to the files of the state store. A thread waits
     on the parent's sentinel, which becomes ready when the parent exits however it exits.
     """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     parent = multiprocessing.parent_process()
     if parent is None:
         return
@@ -278,6 +302,9 @@ class Reader(Generic[T]):
         return self._context
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         return ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=multiprocessing.get_context(start_method()),
@@ -292,7 +319,7 @@ class Reader(Generic[T]):
         assert self._pool is not None
         try:
             return self._pool, self._pool.submit(_read_chunk, work)
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool
             self._replace_pool(self._pool)
             assert self._pool is not None
             return self._pool, self._pool.submit(_read_chunk, work)
@@ -309,7 +336,7 @@ class Reader(Generic[T]):
             assert piece.future is not None
             try:
                 piece.outcomes = piece.future.result()
-            except BrokenProcessPool:
+            except BrokenExecutor:  # BrokenProcessPool
                 self._replace_pool(piece.pool)
                 piece.outcomes = [self._read_alone(file, expect) for file, expect in piece.work]
             piece.future = piece.pool = None
@@ -323,7 +350,7 @@ class Reader(Generic[T]):
         pool, future = self._submit([(file, expect)])
         try:
             return future.result()[0]
-        except BrokenProcessPool:
+        except BrokenExecutor:  # BrokenProcessPool
             self._replace_pool(pool)
             log.error("the worker process reading %s died, twice", file.display)
             problem = rules.WORKER_DIED(

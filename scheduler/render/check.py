@@ -13,6 +13,7 @@ from json.encoder import encode_basestring
 from scheduler.content.fields import SHOWN
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import (
+    capped_annotations,
     csv_cell,
     github_annotation,
     iso,
@@ -31,6 +32,8 @@ CHECK_FORMATS: Registry[CheckResult] = Registry("the freshness report")
 def summary_line(result: CheckResult) -> str:
     counts = result.counts()
     parts = ", ".join(f"{counts[s.value]} {s.label}" for s in SUMMARY_ORDER)
+    if "unscheduled" in counts:  # [content] scope = "declared"
+        parts += f"; {counts['unscheduled']} unscheduled"
     marked = [
         f"{counts[k]} {k.replace('_', '-')}" for k in ("snoozed", "rubber_stamped") if k in counts
     ]
@@ -69,11 +72,134 @@ _STYLES = {
     State.DUE_SOON: "yellow",
     State.OK: "green",
     State.EXEMPT: "dim",
+    State.UNSCHEDULED: "dim",
 }
+
+
+_COLUMNS = (
+    ("State", "left"),
+    ("Due", "left"),
+    ("Days", "right"),
+    ("Title", "left"),
+    ("Path", "left"),
+    ("Editors", "left"),
+)
+_FIXED = 3  # state, due and days are never wrapped nor cut
+_TITLE, _PATH, _EDITORS = 3, 4, 5
+# What the table adds around its cells: an edge on each side, and between two columns a
+# separator with a space of padding on either side (rich's SIMPLE_HEAD box, pad_edge=False).
+_EDGES, _BETWEEN = 2, 3
+_SIDE_BY_SIDE = 90  # columns needed for title, path and editors side by side, each wrapped
+_NARROWEST = 12  # the document column of a stacked table is never narrower than this
+
+
+def layout(rows: list[list[str]], width: int | None) -> list[int] | int | None:
+    """How the table fits a terminal ``width`` columns wide: ``None`` when every row fits as
+    it is (or there is no terminal); the width of each column when title, path and editors can
+    stand side by side (the editors, one a line, get up to two fifths of their room, the path
+    up to half the rest, shortened from the left, and the title the rest, wrapped); else the
+    width of one "Document" column that stacks them. State, due date and days always keep
+    their width."""
+    from rich.cells import cell_len
+
+    natural = [
+        max(cell_len(name), *(cell_len(row[i]) for row in rows))
+        for i, (name, _) in enumerate(_COLUMNS)
+    ]
+    chrome = _EDGES + _BETWEEN * (len(_COLUMNS) - 1)
+    if width is None or sum(natural) + chrome <= width:
+        return None
+    room = width - chrome - sum(natural[:_FIXED])
+    if room < _SIDE_BY_SIDE:
+        return max(_NARROWEST, room + 2 * _BETWEEN)
+    longest_editor = max(cell_len(e) for row in rows for e in row[_EDITORS].split(", "))
+    editors = min(longest_editor, room * 2 // 5)  # one editor a line
+    path = min(natural[_PATH], (room - editors) // 2)
+    title = room - path - editors
+    if title > natural[_TITLE]:  # a short title leaves room for the path
+        spare = title - natural[_TITLE]
+        title = natural[_TITLE]
+        path = min(natural[_PATH], path + spare)
+    return [*natural[:_FIXED], title, path, editors]
+
+
+def _table_width(rows: list[list[str]], widths: list[int] | int | None) -> int:
+    """The width of the table :func:`layout` planned (0 when it planned none)."""
+    from rich.cells import cell_len
+
+    if widths is None:
+        return 0
+    if isinstance(widths, list):
+        return _EDGES + _BETWEEN * (len(widths) - 1) + sum(widths)
+    fixed = [max(cell_len(_COLUMNS[i][0]), *(cell_len(r[i]) for r in rows)) for i in range(_FIXED)]
+    return _EDGES + _BETWEEN * _FIXED + sum(fixed) + widths
+
+
+def shortened(path: str, width: int) -> str:
+    """``path`` in at most ``width`` terminal columns: its end, after an ellipsis, from a folder
+    boundary where one is near (``…/guides/cancer.md``)."""
+    from rich.cells import cell_len
+
+    if cell_len(path) <= width:
+        return path
+    tail = path
+    while tail and cell_len(tail) > width - 1:
+        tail = tail[1:]
+    cut = tail.find("/")
+    if 0 <= cut <= width // 4 and cut < len(tail) - 1:
+        tail = tail[cut:]
+    return "…" + tail
+
+
+def _plain_text(result: CheckResult) -> list[str]:
+    """The text report for a pipe or a file (no colour, no width): the same text rich lays
+    out, written directly, so that a run whose output is not a terminal never imports rich's
+    console (a tenth of ``check-reviews``' start-up)."""
+    from rich.cells import cell_len  # one small module: widths as the terminal shows them
+
+    lines = [summary_line(result)]
+    if result.documents:
+        rows = [
+            [
+                state_label(doc),
+                iso(doc.due) or "-",
+                "" if doc.days_until_due is None else str(doc.days_until_due),
+                shown(doc.title or "(no title)"),
+                shown(doc.path),
+                shown(", ".join(doc.editors) or "(nobody)"),
+            ]
+            for doc in result.documents
+        ]
+        headers = [name for name, _ in _COLUMNS]
+        widths = [max(cell_len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+
+        def line(cells: list[str]) -> str:
+            padded = [
+                " " * (w - cell_len(c)) + c if justify == "right" else c + " " * (w - cell_len(c))
+                for c, w, (_, justify) in zip(cells, widths, _COLUMNS, strict=True)
+            ]
+            return (" " + "   ".join(padded)).rstrip()
+
+        rule = " " + "─" * (sum(widths) + _BETWEEN * (len(widths) - 1))
+        lines += ["", line(headers), rule, *(line(row) for row in rows), ""]
+    review_notes = [line for doc in result.documents for line in notes(doc)]
+    if review_notes:
+        lines += ["Review notes:", *(f"  {line}" for line in review_notes)]
+    problems = [p for doc in result.documents for p in doc.problems]
+    if problems:
+        lines += ["Problems:", *(f"  {problem_line(p)}" for p in problems)]
+    return ["\n".join(line.rstrip() for line in lines) + "\n"]
 
 
 @CHECK_FORMATS.register("text", "summary and table")
 def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
+    if options.width is None and not options.color:
+        return _plain_text(result)
+    return _rich_text(result, options)
+
+
+def _rich_text(result: CheckResult, options: RenderOptions) -> list[str]:
+    """The text report laid out by rich: in colour, or to fit a terminal."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -91,27 +217,56 @@ def render_check_text(result: CheckResult, options: RenderOptions) -> list[str]:
     )
     console.print(summary_line(result), soft_wrap=options.width is None)
     if result.documents:
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
-        for name, justify in (
-            ("State", "left"),
-            ("Due", "left"),
-            ("Days", "right"),
-            ("Title", "left"),
-            ("Path", "left"),
-            ("Editors", "left"),
-        ):
-            table.add_column(name, justify=justify, no_wrap=name != "Title")  # type: ignore[arg-type]
-        for doc in result.documents:
-            table.add_row(
+        rows = [
+            [
                 state_label(doc),
                 iso(doc.due) or "-",
                 "" if doc.days_until_due is None else str(doc.days_until_due),
                 shown(doc.title or "(no title)"),
                 shown(doc.path),
                 shown(", ".join(doc.editors) or "(nobody)"),
-                style=_STYLES[doc.state] if options.color else None,
+            ]
+            for doc in result.documents
+        ]
+        widths = layout(rows, options.width)
+        columns = list(_COLUMNS)
+        if isinstance(widths, int):  # narrow: title, path and editors one under the other
+            columns[_TITLE:] = [("Document", "left")]
+            rows = [
+                [
+                    *row[:_FIXED],
+                    "\n".join(
+                        [row[_TITLE], shortened(row[_PATH], widths), *row[_EDITORS].split(", ")]
+                    ),
+                ]
+                for row in rows
+            ]
+        elif widths is not None:
+            for row in rows:
+                row[_PATH] = shortened(row[_PATH], widths[_PATH])
+                row[_EDITORS] = row[_EDITORS].replace(", ", "\n")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+        for index, (name, justify) in enumerate(columns):
+            if widths is None:
+                width = None
+            elif isinstance(widths, int):
+                width = widths if index == _FIXED else None
+            else:
+                width = widths[index]
+            table.add_column(
+                name,
+                justify=justify,  # type: ignore[arg-type]
+                no_wrap=index < _FIXED,
+                overflow="fold",
+                width=width,
             )
+        for doc, row in zip(result.documents, rows, strict=True):
+            table.add_row(*row, style=_STYLES[doc.state] if options.color else None)
+        # A terminal too narrow even for the columns that are never cut: lines overflow.
+        terminal_width = console.width
+        console.width = max(_table_width(rows, widths), terminal_width)
         console.print(table)
+        console.width = terminal_width
     review_notes = [line for doc in result.documents for line in notes(doc)]
     if review_notes:
         console.print("Review notes:")
@@ -136,6 +291,8 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
         "due_soon_days": result.due_soon_days,
         "summary": result.counts(),
     }
+    if result.unscheduled is not None:  # only then: the default report stays as it was
+        head["scope"] = "declared"
     # One document per line: valid JSON, readable, and fast to write for large libraries.
     encode = json.JSONEncoder(ensure_ascii=False).encode
     if not result.documents:
@@ -328,13 +485,17 @@ def _snooze_note(doc: DocumentReport) -> str:
     return f"; snoozed until {doc.snoozed.until.isoformat()}: {doc.snoozed.reason}"
 
 
-@CHECK_FORMATS.register("github", "annotations for overdue and invalid documents")
+@CHECK_FORMATS.register(
+    "github",
+    "GitHub Actions annotations: errors for overdue and invalid documents, notices for those "
+    "due soon, at most 10 of each kind",
+)
 def render_check_github(result: CheckResult, options: RenderOptions) -> list[str]:
     lines = []
     for doc in result.documents:
+        editors = ", ".join(doc.editors) or "nobody"
         if doc.state is State.OVERDUE and doc.due is not None and doc.days_until_due is not None:
             late = -doc.days_until_due
-            editors = ", ".join(doc.editors) or "nobody"
             lines.append(
                 github_annotation(
                     "error",
@@ -343,6 +504,19 @@ def render_check_github(result: CheckResult, options: RenderOptions) -> list[str
                     "Review overdue",
                     f"{doc.title or doc.path} was due for review on {doc.due.isoformat()} "
                     f"({plural(late, 'day')} ago); editors: {editors}{_snooze_note(doc)}",
+                )
+            )
+        elif doc.state is State.DUE_SOON and doc.due is not None:
+            days = doc.days_until_due or 0
+            when = "today" if days == 0 else f"in {plural(days, 'day')}"
+            lines.append(
+                github_annotation(
+                    "notice",
+                    doc.path,
+                    doc.line,
+                    "Review due soon",
+                    f"{doc.title or doc.path} is due for review on {doc.due.isoformat()} "
+                    f"({when}); editors: {editors}{_snooze_note(doc)}",
                 )
             )
         elif doc.state is State.INVALID:
@@ -358,5 +532,6 @@ def render_check_github(result: CheckResult, options: RenderOptions) -> list[str
                     "nothing else changed and no outcome recorded",
                 )
             )
+    lines = capped_annotations(lines)
     lines.append(summary_line(result))
     return ["\n".join(lines) + "\n"]

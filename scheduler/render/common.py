@@ -43,6 +43,7 @@ def validation_summary(result: ValidationResult) -> str:
     return (
         f"{plural(t['files'], 'file')} checked: {t['valid']} valid, {t['invalid']} with errors; "
         f"{plural(t['errors'], 'error')}, {plural(t['warnings'], 'warning')}"
+        + (f"; {t['unscheduled']} unscheduled" if "unscheduled" in t else "")
     )
 
 
@@ -69,3 +70,38 @@ def problem_annotation(problem: Problem) -> str:
         ("error", "Invalid metadata") if problem.is_error else ("warning", "Metadata warning")
     )
     return github_annotation(level, problem.path, problem.line, title, problem.describe())
+
+
+# GitHub shows at most this many annotations of each level (error, warning, notice) per step,
+# and drops the rest without a word.
+ANNOTATIONS_SHOWN = 10
+_LEVEL_NOUNS = {"error": "errors", "warning": "warnings", "notice": "notices"}
+
+
+def capped_annotations(annotations: list[str]) -> list[str]:
+    """``annotations`` (workflow command lines) within GitHub's per-step limits: where a level
+    has more than it shows, the first ones and then a closing line of that level saying how
+    many more there are (``::error::… and 25 more errors not shown; ...``)."""
+    totals: dict[str, int] = {}
+    for line in annotations:
+        level = _level(line)
+        totals[level] = totals.get(level, 0) + 1
+    kept, seen = [], dict.fromkeys(totals, 0)
+    for line in annotations:
+        level = _level(line)
+        seen[level] += 1
+        if totals[level] <= ANNOTATIONS_SHOWN or seen[level] < ANNOTATIONS_SHOWN:
+            kept.append(line)
+    for level, total in totals.items():
+        if total > ANNOTATIONS_SHOWN:
+            more = total - (ANNOTATIONS_SHOWN - 1)
+            kept.append(
+                f"::{level} title=More {_LEVEL_NOUNS[level]}::… and {more} more "
+                f"{_LEVEL_NOUNS[level]} not shown (GitHub shows {ANNOTATIONS_SHOWN} of each kind "
+                "per step); see the job summary or the report"
+            )
+    return kept
+
+
+def _level(line: str) -> str:
+    return line[2:].split(" ", 1)[0].split("::", 1)[0]

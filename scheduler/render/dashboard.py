@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 
 from scheduler.notify.digest import builtin_templates
-from scheduler.results import CheckResult, DocumentReport, State
+from scheduler.results import SCHEDULED, CheckResult, DocumentReport, State
 from scheduler.review.overview import NOBODY, Overview, overview
 from scheduler.text import http_url, shown
 
@@ -82,7 +82,7 @@ def render_dashboard(result: CheckResult, feeds: Mapping[str, str]) -> str:
         timezone=shown(result.timezone),
         due_soon_days=result.due_soon_days,
         view=view,
-        states=[(s.value, s.label, _MARKS[s]) for s in State],
+        states=[(s.value, s.label, _MARKS[s]) for s in SCHEDULED],
         on_time=None if view.on_time is None else f"{view.on_time:.0%}",
         oldest=None if oldest is None else _row(oldest),
         chart=_chart(view),

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.common import json_document, shown
-from scheduler.usecases.reminders import Status
+from scheduler.runtime.health import Status
 
 STATUS_FORMATS: Registry[Status] = Registry("the status")
 
@@ -35,24 +35,46 @@ def render_status_text(status: Status, options: RenderOptions) -> list[str]:
     next_cycle = status.next_cycle
     lines.append(
         "Next cycle: "
-        + (next_cycle.isoformat(sep=" ", timespec="minutes") if next_cycle else "never")
+        + (next_cycle.isoformat(sep=" ", timespec=_timespec(status)) if next_cycle else "never")
         + f" {status.timezone} (schedule {status.schedule!r})"
     )
     counts = status.outbox
-    lines.append(
-        f"Outbox: {counts['pending']} pending, {counts['failed']} failed, {counts['sent']} sent"
-    )
+    order = ["pending", "failed", "sent"]
+    order += [state for state in counts if state not in order]  # e.g. unconfirmed
+    lines.append("Outbox: " + ", ".join(f"{counts.get(state, 0)} {state}" for state in order))
     if not status.daemon_running:
         lines.append("Daemon: not running")
     else:
         pid = f" (pid {status.daemon_pid})" if status.daemon_pid else ""
         lines.append(f"Daemon: running{pid}")
+    if status.store_error is not None:
+        lines.append(f"State store: unreadable: {status.store_error}")
+    if status.healthy:
+        lines.append("Health: healthy")
+    else:
+        lines.append("Health: unhealthy")
+        lines.extend(f"  {finding.code}: {finding.reason}" for finding in status.findings)
+    if status.shared:
+        lease = status.cycle_lease
+        lines.append(f"Cycle lease: {lease.holder if lease else 'held by nobody'}")
+        lines.append(f"Replicas seen recently: {len(status.replicas)}")
+        for replica in status.replicas:
+            seen = replica.seen_at.astimezone(ZoneInfo(status.timezone)).isoformat(
+                sep=" ", timespec="seconds"
+            )
+            role = " (holds the cycle lease)" if lease and lease.holder == replica.id else ""
+            lines.append(f"  {replica.id}: last seen {seen}{role}")
     return ["\n".join(map(shown, lines)) + "\n"]
+
+
+def _timespec(status: Status) -> str:
+    """Seconds for a schedule with a seconds field, else minutes."""
+    return "seconds" if len(status.schedule.split()) == 6 else "minutes"
 
 
 @STATUS_FORMATS.register("json", "one JSON object")
 def render_status_json(status: Status, options: RenderOptions) -> list[str]:
-    last = status.last
+    last, failing = status.last, status.failing
     document = {
         "healthy": status.healthy,
         "daemon": {"running": status.daemon_running, "pid": status.daemon_pid},
@@ -69,5 +91,38 @@ def render_status_json(status: Status, options: RenderOptions) -> list[str]:
         "schedule": status.schedule,
         "timezone": status.timezone,
         "outbox": status.outbox,
+        "missed_cycles": [moment.isoformat() for moment in status.missed],
+        "delivery_failing": None
+        if failing is None
+        else {
+            "since": failing.since.isoformat(),
+            "messages": failing.messages,
+            "last_code": failing.last_code,
+            "last_reply": failing.last_reply,
+        },
+        "store_error": status.store_error,
+        "findings": [{"code": f.code, "reason": f.reason} for f in status.findings],
     }
+    if status.shared:
+        lease = status.cycle_lease
+        document["cycle_lease"] = (
+            None
+            if lease is None
+            else {
+                "holder": lease.holder,
+                "acquired_at": lease.acquired_at.isoformat(),
+                "until": lease.until.isoformat(),
+            }
+        )
+        document["replicas"] = [
+            {
+                "id": r.id,
+                "host": r.host,
+                "pid": r.pid,
+                "started_at": r.started_at.isoformat(),
+                "seen_at": r.seen_at.isoformat(),
+                "holds_cycle_lease": lease is not None and lease.holder == r.id,
+            }
+            for r in status.replicas
+        ]
     return [json_document(document)]

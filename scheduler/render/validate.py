@@ -5,6 +5,7 @@ from __future__ import annotations
 from scheduler.render import Registry, RenderOptions
 from scheduler.render.check import SCHEMA_VERSION
 from scheduler.render.common import (
+    capped_annotations,
     json_document,
     problem_annotation,
     problem_line,
@@ -27,24 +28,18 @@ def render_validate_json(result: ValidationResult, options: RenderOptions) -> li
     document = {
         "schema_version": SCHEMA_VERSION,
         "as_of": result.as_of.isoformat(),
+        **({"timezone": result.timezone} if result.timezone is not None else {}),
         "summary": result.totals(),
         "files": [
-            {
-                "path": f.path,
-                "valid": f.valid,
-                "problems": [
-                    p.to_json() | {"code": p.code, "rule": p.rule, "column": p.column}
-                    for p in f.problems
-                ],
-            }
+            {"path": f.path, "valid": f.valid, "problems": [p.to_json() for p in f.problems]}
             for f in result.files
         ],
     }
     return [json_document(document)]
 
 
-@VALIDATE_FORMATS.register("github", "annotations")
+@VALIDATE_FORMATS.register("github", "GitHub Actions annotations, at most 10 of each kind")
 def render_validate_github(result: ValidationResult, options: RenderOptions) -> list[str]:
-    lines = [problem_annotation(p) for f in result.files for p in f.problems]
+    lines = capped_annotations([problem_annotation(p) for f in result.files for p in f.problems])
     lines.append(validation_summary(result))
     return ["\n".join(lines) + "\n"]

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from scheduler.results import CheckResult, DocumentReport, State
+from scheduler.results import SCHEDULED, CheckResult, DocumentReport, State
 
 FORECAST_MONTHS = 12
 NEEDS_REVIEW = (State.OVERDUE, State.DUE_SOON, State.OK)  # active and valid documents
@@ -79,9 +79,8 @@ def groups(named: dict[str, list[DocumentReport]]) -> tuple[Group, ...]:
     for name, docs in named.items():
         tally = Counter(doc.state.value for doc in docs)
         late = [-(doc.days_until_due or 0) for doc in docs if doc.state is State.OVERDUE]
-        result.append(
-            Group(name, {s.value: tally[s.value] for s in State}, len(docs), max(late, default=0))
-        )
+        counts = {s.value: tally[s.value] for s in SCHEDULED}
+        result.append(Group(name, counts, len(docs), max(late, default=0)))
     result.sort(key=lambda g: (-g.counts[State.OVERDUE.value], -g.most_days_overdue, g.name))
     return tuple(result)
 

@@ -142,3 +142,17 @@ def unowned_problem(path: str, owner_key: str) -> Problem:
         "no editor is responsible for this document",
         f"add an '{owner_key}' field, a [[routing.rules]] entry, or [routing] default",
     )
+
+
+def responsibility_problems(
+    path: str,
+    editors: tuple[str, ...],
+    status: str | None,
+    review_statuses: tuple[str, ...] | frozenset[str],
+    owner_key: str,
+) -> tuple[Problem, ...]:
+    """The warning for a document that needs review (no status, or one that needs review) and
+    that no editor is responsible for: date-independent, so worked out with the routing."""
+    if editors or (status is not None and status not in review_statuses):
+        return ()
+    return (unowned_problem(path, owner_key),)

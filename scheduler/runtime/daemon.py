@@ -2,13 +2,20 @@
 outbox between cycles, around the same use cases the command line calls.
 
 All lasting state is in the state store: jobs live in APScheduler's memory job store and are
-added again, with fixed ids, at every start. One daemon per store (an exclusive lock). A cycle
-missed while the daemon was down runs once at start-up, decided from the run history. SIGTERM
-and SIGINT stop new work, let the message being sent finish within a grace period, and leave
-everything unfinished in the outbox for the next start. Before each cycle and each drain the
-daemon checks that it still holds the lock on the very store it opened (and every few seconds
-in between); when the store or its lock was deleted or replaced it stops with exit status 2, so
-that a second daemon never works beside it for long.
+added again, with fixed ids, at every start. On a SQLite store, one daemon at a time (an
+exclusive lock). On a shared store (PostgreSQL) several daemons, on one host or several, work
+together: each drains the outbox (claims never overlap), and the one holding the cycle lease runs
+the scheduled cycles; when it dies its lease runs out and another takes over. A cycle missed, or
+left unfinished, runs once, by the lease holder, decided from the run history. When the store is
+unreachable the daemon carries on, logs it, and resumes when it is back. SIGTERM and SIGINT stop
+new work, let the message being sent finish within a grace period, and leave everything
+unfinished in the outbox for the next start.
+
+On a SQLite store, before each cycle and each drain (and every few seconds in between) the
+daemon checks that it still holds the lock on the very store it opened; when the store or its
+lock was deleted or replaced it stops with exit status 2, so that a second daemon never works
+beside it for long. A shared store has no such lock to lose: there the cycle lease, renewed
+before each cycle, decides who runs cycles, and a store that is away is waited for.
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ import ctypes.util
 import functools
 import gc
 import logging
+import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,12 +41,19 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.config import Settings
 from scheduler.errors import StoreError
 from scheduler.notify.channel import Channel
-from scheduler.notify.delivery import deliver_pending
+from scheduler.notify.delivery import deliver_pending, worker_id
 from scheduler.notify.email import make_channel
 from scheduler.notify.outbox import Outbox
 from scheduler.runtime.cycle import CYCLE, CycleStopped, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
-from scheduler.store import RunHistory, RunOutcome, StateStore, location, open_store
+from scheduler.store import (
+    Replica,
+    RunHistory,
+    RunOutcome,
+    StateStore,
+    location,
+    open_store,
+)
 from scheduler.usecases.publish import publish_dashboard
 
 log = logging.getLogger(__name__)
@@ -49,6 +66,8 @@ WATCH_JOB = "store-watch"
 STORE_WATCH_SECONDS = 5.0
 # After the grace period, how long a cancelled job may take to end (closing connections).
 CANCEL_WAIT_SECONDS = 10.0
+HEARTBEAT_JOB = "heartbeat"
+CYCLE_LEASE = "cycle"  # the lease whose holder runs the cycles
 
 
 def utc_now() -> datetime:
@@ -115,6 +134,12 @@ class Daemon:
         self._running: asyncio.Task[None] | None = None
         self._store: StateStore | None = None
         self.exit_code = 0
+        self._scheduler: AsyncIOScheduler | None = None
+        self.replica = worker_id()  # who this daemon is, in leases and heartbeats
+        self._started_at = clock()
+        self._lease = timedelta(seconds=settings.daemon.cycle_lease_seconds)
+        self._leading_until: datetime | None = None  # the cycle lease, as last renewed
+        self._store_down_since: datetime | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
@@ -124,23 +149,36 @@ class Daemon:
     async def run(self) -> int:
         """Serve until SIGTERM or SIGINT, holding the store's daemon lock (a
         :class:`~scheduler.errors.StoreError` when another daemon holds it)."""
-        with open_store(self.settings.store, self.cwd) as store, store.lock():
+        with ExitStack() as stack:
+            store = stack.enter_context(open_store(self.settings.store, self.cwd))
+            if not store.shared:
+                stack.enter_context(store.lock())
             self._store = store
             try:
                 return await self._serve(store)
             finally:
                 self._store = None
+                self._leave(store)
+
+    def _leave(self, store: StateStore) -> None:
+        """Hand the cycle lease on at once and stop reporting (best effort: the lease runs out
+        anyway)."""
+        try:
+            if self._leading_until is not None and store.shared:
+                store.replicas.resign(CYCLE_LEASE, self.replica)
+            store.replicas.forget(self.replica)
+        except StoreError as exc:
+            log.warning("could not hand on the cycle lease: %s", exc)
 
     async def _serve(self, store: StateStore) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
         now = self.clock()
-        interrupted = store.runs.mark_interrupted(CYCLE, now)
-        if interrupted:
-            log.warning("%d cycle(s) left unfinished by a stopped process were closed", interrupted)
+        leading = self._lead(store, now)
         zone = self.settings.review.zone
         scheduler = AsyncIOScheduler(timezone=zone)
+        self._scheduler = scheduler
         options = {
             "coalesce": True,
             "max_instances": 1,
@@ -164,22 +202,24 @@ class Daemon:
             **options,
         )
         scheduler.add_job(
-            self._watch_store,
-            IntervalTrigger(seconds=STORE_WATCH_SECONDS, timezone=zone),
-            id=WATCH_JOB,
-            name="store watch",
+            self._heartbeat,
+            IntervalTrigger(seconds=self._lease.total_seconds() / 3, timezone=zone),
+            id=HEARTBEAT_JOB,
+            name="heartbeat",
             **options,
         )
-        catch_up, why = catch_up_due(store.runs, self.trigger, now)
-        if catch_up:
+        if not store.shared:  # a shared store has no lock to lose: see _store_lost
             scheduler.add_job(
-                self._cycle,
-                DateTrigger(now, timezone=zone),
-                id=CATCH_UP_JOB,
-                name="catch-up cycle",
-                kwargs={"reason": f"catch-up: {why}"},
+                self._watch_store,
+                IntervalTrigger(seconds=STORE_WATCH_SECONDS, timezone=zone),
+                id=WATCH_JOB,
+                name="store watch",
                 **options,
             )
+        if leading:
+            catch_up, why = self._take_charge(store, now)
+        else:
+            catch_up, why = False, self._standby_reason(store)
         scheduler.start()
         next_cycle = self.trigger.next_after(now)
         log.info(
@@ -204,6 +244,89 @@ class Daemon:
             log.info("daemon stopped")
         return self.exit_code
 
+    # ----- the cycle lease and heartbeats
+
+    def _lead(self, store: StateStore, now: datetime) -> bool:
+        """Take or renew the cycle lease and report this replica; whether it holds the lease.
+        Logs when it takes the lease over from another replica, or loses it."""
+        store.replicas.heartbeat(
+            Replica(self.replica, socket.gethostname(), os.getpid(), self._started_at, now)
+        )
+        if not store.shared:  # the store's lock makes this the only daemon
+            self._leading_until = datetime.max.replace(tzinfo=UTC)
+            return True
+        lease = store.replicas.lead(CYCLE_LEASE, self.replica, now, self._lease)
+        held = lease.holder == self.replica
+        was_leading = self._leading_until is not None and now < self._leading_until
+        taken = held and not was_leading and lease.acquired_at == now
+        if taken and lease.previous and lease.previous != self.replica:
+            log.warning(
+                "took over the cycle lease from %s, whose lease ran out (it stopped or lost the "
+                "state store)",
+                lease.previous,
+            )
+        elif not held and self._leading_until is not None:
+            log.warning("lost the cycle lease to %s: it runs the cycles now", lease.holder)
+        self._leading_until = lease.until if held else None
+        if taken and self._scheduler is not None and not self._work.locked():
+            self._take_charge(store, now)
+        return held
+
+    def _standby_reason(self, store: StateStore) -> str:
+        lease = store.replicas.leader(CYCLE_LEASE)
+        holder = lease.holder if lease is not None else "nobody"
+        return f"standing by for cycles: {holder} holds the cycle lease"
+
+    def leading(self) -> bool:
+        return self._leading_until is not None and self.clock() < self._leading_until
+
+    def _take_charge(self, store: StateStore, now: datetime) -> tuple[bool, str]:
+        """As the new holder of the cycle lease: close the cycles left unfinished by whoever
+        held it, and schedule a catch-up cycle when one is due. Returns (catching up, why)."""
+        interrupted = store.runs.mark_interrupted(CYCLE, now)
+        if interrupted:
+            log.warning(
+                "%d cycle(s) left unfinished (their daemon stopped or lost the state store) "
+                "were closed",
+                interrupted,
+            )
+        catch_up, why = catch_up_due(store.runs, self.trigger, now)
+        if catch_up and self._scheduler is not None:
+            self._scheduler.add_job(
+                self._cycle,
+                DateTrigger(now, timezone=self.settings.review.zone),
+                id=CATCH_UP_JOB,
+                name="catch-up cycle",
+                kwargs={"reason": f"catch-up: {why}"},
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+                replace_existing=True,
+            )
+            if self._scheduler.running:
+                log.info("catching up (%s)", why)
+        return catch_up, why
+
+    async def _heartbeat(self) -> None:
+        store = self._store
+        if store is None or self.stop.is_set():
+            return
+        now = self.clock()
+        try:
+            self._lead(store, now)
+        except StoreError as exc:
+            self._unreachable("no heartbeat", exc)
+            return
+        if self._store_down_since is not None:
+            log.info(
+                "the state store is reachable again after %.0f s",
+                (now - self._store_down_since).total_seconds(),
+            )
+            self._store_down_since = None
+            if self.leading() and not self._work.locked():
+                # a cycle may have failed, or been missed, meanwhile
+                self._take_charge(store, now)
+
     async def _finish_running_job(self) -> None:
         task = self._running
         if task is None or task.done():
@@ -222,8 +345,13 @@ class Daemon:
                 log.warning("the job did not end when cancelled; stopping without it")
 
     def _store_lost(self) -> bool:
-        """Whether the store or its lock was lost (then logged, and the daemon stopping)."""
+        """Whether the store or its lock was lost (then logged, and the daemon stopping).
+        Never on a shared store: the daemon holds no lock there (the cycle lease, renewed
+        before each cycle, says whether it runs cycles), and an unreachable store is waited
+        for, not a reason to stop."""
         assert self._store is not None
+        if self._store.shared:
+            return False
         try:
             self._store.ensure_locked()
         except StoreError as exc:
@@ -252,6 +380,8 @@ class Daemon:
                 await job()
             except CycleStopped as exc:
                 log.info("cycle stopped: %s; it runs again at the next start", exc)
+            except StoreError as exc:
+                self._unreachable(failure, exc)
             except Exception:
                 log.exception("%s", failure)
             finally:
@@ -259,6 +389,9 @@ class Daemon:
 
     async def _cycle(self, reason: str) -> None:
         today = self.clock().astimezone(self.settings.review.zone).date()
+        if not self._still_leading():
+            log.info("cycle for %s left to the holder of the cycle lease", today.isoformat())
+            return
         await self._exclusively(
             f"cycle for {today.isoformat()} failed", lambda: self._run_cycle(today, reason)
         )
@@ -289,6 +422,24 @@ class Daemon:
         )
         self._refresh_dashboard(today)
         release_memory()
+
+    def _still_leading(self) -> bool:
+        """Renew the cycle lease before a cycle: only its holder runs the cycle."""
+        assert self._store is not None
+        try:
+            return self._lead(self._store, self.clock())
+        except StoreError as exc:
+            self._unreachable("no cycle", exc)
+            return False
+
+    def _unreachable(self, what: str, exc: StoreError) -> None:
+        """Log that the store failed: the first time as a warning, then, while it stays away,
+        as debug lines; the heartbeat says when it is back."""
+        if self._store_down_since is None:
+            self._store_down_since = self.clock()
+            log.warning("the state store is unreachable; carrying on (%s): %s", what, exc)
+        else:
+            log.debug("%s: %s", what, exc)
 
     def _refresh_dashboard(self, today: date) -> None:
         """Write the dashboard to ``[dashboard] out``, when set, after a cycle. A failure is

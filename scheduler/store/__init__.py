@@ -17,6 +17,8 @@ from scheduler.store.interfaces import (
     CacheEntry,
     CacheStore,
     Claimed,
+    Failing,
+    Lease,
     LedgerStore,
     LogEntry,
     LogKind,
@@ -25,6 +27,8 @@ from scheduler.store.interfaces import (
     OutboxStore,
     Queued,
     Recipient,
+    Replica,
+    ReplicaStore,
     Retimed,
     ReviewLog,
     Run,
@@ -46,6 +50,8 @@ __all__ = [
     "CacheEntry",
     "CacheStore",
     "Claimed",
+    "Failing",
+    "Lease",
     "LedgerStore",
     "LogEntry",
     "LogKind",
@@ -54,6 +60,8 @@ __all__ = [
     "OutboxStore",
     "Queued",
     "Recipient",
+    "Replica",
+    "ReplicaStore",
     "Retimed",
     "ReviewLog",
     "Run",
@@ -65,6 +73,7 @@ __all__ = [
     "StateStore",
     "check_url",
     "location",
+    "open_read_only",
     "open_store",
     "store_exists",
 ]
@@ -75,12 +84,36 @@ class Backend(NamedTuple):
 
     # Where the store is, from the URL's part after "scheme://"; ValueError when malformed.
     location: Callable[[str], str]
-    exists: Callable[[str, Path], bool]  # (location, cwd)
-    open: Callable[[str, Path, bool], StateStore]  # (location, cwd, durable)
+    exists: Callable[[str, Path, str | None], bool]  # (location, cwd, password)
+    open: Callable[[str, Path, bool, str | None], StateStore]  # (location, cwd, durable, password)
+    # Open without writing or creating anything (location, cwd); None: ``open`` is used.
+    open_read_only: Callable[[str, Path], StateStore] | None = None
 
 
+def _pg_location(rest: str) -> str:
+    from scheduler.store import postgres
+
+    return postgres.location(rest)
+
+
+def _pg_exists(where: str, cwd: Path, password: str | None) -> bool:
+    from scheduler.store import postgres
+
+    return postgres.exists(where, cwd, password)
+
+
+def _pg_open(where: str, cwd: Path, durable: bool, password: str | None) -> StateStore:
+    from scheduler.store import postgres
+
+    return postgres.open_store(where, cwd, durable, password)
+
+
+# The PostgreSQL backend's module (and its driver) is imported only when such a store is named.
+_POSTGRES = Backend(_pg_location, _pg_exists, _pg_open)
 BACKENDS: dict[str, Backend] = {
-    "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store),
+    "sqlite": Backend(sqlite.location, sqlite.exists, sqlite.open_store, sqlite.open_read_only),
+    "postgresql": _POSTGRES,
+    "postgres": _POSTGRES,
 }
 
 
@@ -108,7 +141,7 @@ def location(settings: StoreSettings) -> str:
 def store_exists(settings: StoreSettings, cwd: Path) -> bool:
     """Whether the store has been created. Relative locations are taken from ``cwd``."""
     backend, where = _parse(settings.url)
-    return backend.exists(where, cwd)
+    return backend.exists(where, cwd, _password(settings))
 
 
 def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> StateStore:
@@ -119,4 +152,21 @@ def open_store(settings: StoreSettings, cwd: Path, *, durable: bool = True) -> S
     Raises :class:`~scheduler.errors.StoreError` when the store cannot be opened.
     """
     backend, where = _parse(settings.url)
-    return backend.open(where, cwd, durable)
+    return backend.open(where, cwd, durable, _password(settings))
+
+
+def open_read_only(settings: StoreSettings, cwd: Path) -> StateStore:
+    """Open the store ``settings`` name for looking only: nothing is written or created, so
+    that it works on a read-only store (file and folder) and never makes one. Ask
+    :func:`store_exists` first.
+
+    Raises :class:`~scheduler.errors.StoreError` when the store cannot be read.
+    """
+    backend, where = _parse(settings.url)
+    if backend.open_read_only is None:
+        return backend.open(where, cwd, True, _password(settings))
+    return backend.open_read_only(where, cwd)
+
+
+def _password(settings: StoreSettings) -> str | None:
+    return settings.password.get_secret_value() if settings.password is not None else None

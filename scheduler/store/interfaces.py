@@ -16,10 +16,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from scheduler.notify.channel import Notification, Result
-from scheduler.notify.reminders import LedgerEntry
+if TYPE_CHECKING:  # in annotations only: reading documents never loads the notification code
+    from scheduler.notify.channel import Notification, Result
+    from scheduler.notify.reminders import LedgerEntry
 
 
 class OutboxStatus(StrEnum):
@@ -87,6 +88,16 @@ class Attempt:
     result: Result  # what the channel said, kept in the attempt log
     status: OutboxStatus
     reply: str  # what is shown for the recipient: the reply, or why it was given up
+
+
+@dataclass(frozen=True, slots=True)
+class Failing:
+    """Pending notifications whose attempts failed: since when, how many, the latest reply."""
+
+    since: datetime  # the first failed attempt
+    messages: int
+    last_code: int | None
+    last_reply: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +314,11 @@ class OutboxStore(Protocol):
         """How many notifications are in each :class:`OutboxStatus` (every status is a key)."""
         ...
 
+    def failing(self) -> Failing | None:
+        """Since when delivery has been failing: over the pending notifications that failed
+        an attempt since they were (re)queued; None when none has."""
+        ...
+
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
         """In one transaction: make the failed notifications among ``ids`` (all, for None)
         pending and due at ``now`` with a give-up window starting then, their failed recipients
@@ -360,8 +376,69 @@ class CacheStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A daemon process working on the store, as it last reported itself."""
+
+    id: str  # the worker id, ``host:pid:token``
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a named lease (the cycle lease: which daemon runs the scheduled cycles)."""
+
+    name: str
+    holder: str
+    acquired_at: datetime  # when ``holder`` took it
+    until: datetime  # it is free from then on unless renewed
+    previous: str | None  # the holder before, whose lease ran out; None for the first
+
+
+class ReplicaStore(Protocol):
+    """The daemons sharing a store: their heartbeats, and leases only one of them holds."""
+
+    def heartbeat(self, replica: Replica) -> None:
+        """Record that ``replica`` is alive at ``replica.seen_at``."""
+        ...
+
+    def replicas(self, since: datetime) -> list[Replica]:
+        """The replicas seen at or after ``since``, by id."""
+        ...
+
+    def forget(self, replica: str) -> None:
+        """Remove a replica's heartbeat (it stopped)."""
+        ...
+
+    def lead(self, name: str, holder: str, now: datetime, lease: timedelta) -> Lease:
+        """In one transaction: take or renew the lease ``name`` for ``holder`` until
+        ``now + lease``, unless another holds it and it runs past ``now``. Returns the lease as
+        it stands (its holder is someone else when it was not free)."""
+        ...
+
+    def resign(self, name: str, holder: str) -> None:
+        """Give up the lease ``name`` if ``holder`` holds it."""
+        ...
+
+    def leader(self, name: str) -> Lease | None:
+        """The lease ``name`` as last taken (it may have run out), or None."""
+        ...
+
+
 class StateStore(Protocol):
-    """An open state store. Use as a context manager, or call :meth:`close`."""
+    """An open state store. Use as a context manager, or call :meth:`close`.
+
+    ``shared`` says whether several daemons may work on the store at once (PostgreSQL): they
+    take turns at cycles through the cycle lease in :attr:`replicas` instead of :meth:`lock`.
+    """
+
+    shared: bool
+
+    @property
+    def replicas(self) -> ReplicaStore: ...
 
     @property
     def ledger(self) -> LedgerStore: ...
@@ -396,6 +473,16 @@ class StateStore(Protocol):
         :class:`~scheduler.errors.StoreError` saying what was lost when not (the store or its
         lock deleted or replaced under it, or the lock not held), so that a daemon stops before
         a second one can work on the store beside it."""
+        ...
+
+    def running(self) -> AbstractContextManager[None]:
+        """Mark, for the block, that this process runs a cycle (any number of processes may);
+        the mark goes when its holder dies."""
+        ...
+
+    def cycle_running(self) -> bool:
+        """Whether another live process runs a cycle (see :meth:`running`): an unfinished run
+        with none running was interrupted."""
         ...
 
     def close(self) -> None: ...

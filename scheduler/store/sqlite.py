@@ -4,42 +4,52 @@ The only module that speaks SQL. Each part of the store (the reminder ledger, ou
 history; the parse cache) has its numbered schema steps, applied once, in a transaction, the
 first time the part is used; steps are only ever appended. The file uses write-ahead logging and
 full synchronous commits, so a crash or power cut loses no committed transaction. The daemon
-lock is an ``flock`` on a file beside the store, released by the kernel when its holder dies.
+lock is a lock on a file beside the store (:mod:`scheduler.store.locking`), released by the
+system when its holder dies.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import json
 import os
+import re
 import sqlite3
+import urllib.parse
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import StoreError
-from scheduler.notify.channel import Notification
-from scheduler.notify.reminders import LedgerEntry
 from scheduler.review.state import State
+
+if TYPE_CHECKING:  # imported where rows become them: reading documents needs neither
+    from scheduler.notify.channel import Notification
+    from scheduler.notify.reminders import LedgerEntry
+
 from scheduler.store.interfaces import (
     Attempt,
     CacheEntry,
     Claimed,
+    Failing,
+    Lease,
     LogEntry,
     LogKind,
     OutboxRow,
     OutboxStatus,
     Queued,
     Recipient,
+    Replica,
     Retimed,
     Run,
     RunOutcome,
     Seen,
     Snooze,
 )
+from scheduler.store.locking import CycleMarker, FileLock
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -233,6 +243,25 @@ REVIEW_STEPS = (
     """,
 )
 
+REPLICA_STEPS = (
+    """
+    CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        until TEXT NOT NULL,
+        previous TEXT
+    )
+    """,
+)
+
 
 def location(rest: str) -> str:
     """The file named by a URL's part after ``sqlite://``: ``/relative/path`` (from the
@@ -244,12 +273,16 @@ def location(rest: str) -> str:
     return rest[1:]
 
 
-def exists(path: str, cwd: Path) -> bool:
+def exists(path: str, cwd: Path, password: str | None = None) -> bool:
     return (cwd / path).exists()
 
 
-def open_store(path: str, cwd: Path, durable: bool) -> SqliteStore:
+def open_store(path: str, cwd: Path, durable: bool, password: str | None = None) -> SqliteStore:
     return SqliteStore(cwd / path, path, durable=durable)
+
+
+def open_read_only(path: str, cwd: Path) -> SqliteStore:
+    return SqliteStore(cwd / path, path, read_only=True)
 
 
 def ts(moment: datetime) -> str:
@@ -271,6 +304,53 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
+_TEMPORARY = re.compile(r"^CREATE TABLE", re.IGNORECASE)
+
+# What to do about each kind of SQLite failure, by primary result code.
+_ADVICE = {
+    sqlite3.SQLITE_BUSY: "another process held it for longer than {timeout:.0f} s; try again "
+    "when it has finished (a long cycle, or a stuck process: see 'review-scheduler status')",
+    sqlite3.SQLITE_LOCKED: "another process held it for longer than {timeout:.0f} s; try again "
+    "when it has finished",
+    sqlite3.SQLITE_READONLY: "it is read-only: give the user running review-scheduler write "
+    "access to the file and its folder, or point [store] url at a writable place",
+    sqlite3.SQLITE_FULL: "the disk (or the database's size limit) is full: free space where "
+    "it is kept, then run the command again (nothing half-written was kept)",
+    sqlite3.SQLITE_CORRUPT: "the file is damaged: restore it from a backup, or move it aside "
+    "to start afresh (the outbox, reminder ledger and review log in it are then lost)",
+    sqlite3.SQLITE_NOTADB: "the file is not a review-scheduler state store: check [store] url, "
+    "or move the file aside",
+    sqlite3.SQLITE_CANTOPEN: "check that the file and its folder exist and are accessible to "
+    "the user running review-scheduler",
+    sqlite3.SQLITE_PERM: "check the file's permissions",
+    sqlite3.SQLITE_IOERR: "the disk reported an error: check the disk and the file system "
+    "(a full disk reports this too)",
+}
+
+
+def _store_error(shown: str, exc: sqlite3.Error) -> StoreError:
+    """A SQLite failure as one line: the file, what went wrong, what to do."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    advice = _ADVICE.get(code & 0xFF) if isinstance(code, int) else None
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if advice is None:
+        return StoreError(f"the state store {shown}: {text}")
+    return StoreError(
+        f"the state store {shown}: {text}: " + advice.format(timeout=BUSY_TIMEOUT_MS / 1000)
+    )
+
+
+def _os_advice(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "free space on the disk where it is kept"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            "give the user running review-scheduler access to the folder and the files in it, "
+            "or point [store] url at a place it may write"
+        )
+    return "check [store] url and the folder it names"
+
+
 class SqliteStore:
     """An open SQLite state store (a :class:`~scheduler.store.interfaces.StateStore`).
 
@@ -279,17 +359,30 @@ class SqliteStore:
     cache, which can be rebuilt.
     """
 
-    def __init__(self, path: Path, shown: str, *, durable: bool = True) -> None:
+    shared = False  # one daemon, holding the lock
+
+    def __init__(
+        self, path: Path, shown: str, *, durable: bool = True, read_only: bool = False
+    ) -> None:
         self.path = path
         self.shown = shown
+        self.read_only = read_only
         self._migrated: set[str] = set()
-        self._lock = _FileLock(path.with_name(path.name + ".lock"), shown)
+        self._lock = FileLock(path.with_name(path.name + ".lock"), shown, _os_advice)
+        self._cycles = CycleMarker(path.with_name(path.name + ".cycle.lock"), shown, _os_advice)
+        if read_only:
+            self.db = self._connect_read_only()
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit, see _transaction().
             self.db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the state store {shown}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the state store {shown}: {exc.strerror}; {_os_advice(exc)}"
+            ) from exc
+        except sqlite3.Error as exc:
+            raise _store_error(shown, exc) from exc
         try:
             with self.guard():
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -304,6 +397,39 @@ class SqliteStore:
             raise
         self._identity = _identity(path)
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes (nor creates) anything: ``mode=ro``, and when even
+        that needs a file it may not create (the write-ahead log's index in a read-only
+        folder), ``immutable=1``: nobody can be writing a store whose folder is read-only."""
+        if not self.path.is_file():
+            raise StoreError(
+                f"the state store {self.shown} does not exist (or is not a file); check [store] url"
+            )
+        uri = "file:" + urllib.parse.quote(os.fsencode(self.path.absolute())) + "?mode=ro"
+        for suffix in ("", "&immutable=1"):
+            db = sqlite3.connect(
+                uri + suffix, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+            try:
+                db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            except sqlite3.Error as exc:
+                db.close()
+                # no write-ahead log index, and none can be made: read the file as it is
+                # (only when no write-ahead log holds commits the file lacks)
+                cannot_share = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+                if exc.sqlite_errorcode & 0xFF in cannot_share and not suffix and self._no_log():
+                    continue
+                raise _store_error(self.shown, exc) from exc
+            return db
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _no_log(self) -> bool:
+        log = self.path.with_name(self.path.name + "-wal")
+        try:
+            return log.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+
     def __enter__(self) -> SqliteStore:
         return self
 
@@ -312,6 +438,7 @@ class SqliteStore:
 
     def close(self) -> None:
         self._lock.release()
+        self._cycles.release()
         self.db.close()
 
     @contextmanager
@@ -332,6 +459,17 @@ class SqliteStore:
                 f"the state store {self.shown} was deleted or replaced while in use; stopping "
                 "so that no message is sent twice (restart to use the store now there)"
             )
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        self._cycles.acquire()
+        try:
+            yield
+        finally:
+            self._cycles.release()
+
+    def cycle_running(self) -> bool:
+        return self._cycles.held_elsewhere()
 
     @cached_property
     def ledger(self) -> SqliteLedger:
@@ -357,31 +495,37 @@ class SqliteStore:
     def snoozes(self) -> SqliteSnoozes:
         return SqliteSnoozes(self._ready("reviews", REVIEW_STEPS))
 
+    @cached_property
+    def replicas(self) -> SqliteReplicas:
+        return SqliteReplicas(self._ready("replicas", REPLICA_STEPS))
+
     # ----- plumbing
 
     @contextmanager
     def guard(self) -> Iterator[None]:
-        """SQLite's errors, as the store's."""
+        """SQLite's errors, as the store's: one line naming the file and what to do."""
         try:
             yield
         except sqlite3.Error as exc:
-            raise StoreError(f"the state store {self.shown}: {exc}") from exc
+            raise _store_error(self.shown, exc) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything in the block commits together or not at all.
 
         ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes never interleave
-        their read-then-write steps.
+        their read-then-write steps. A failed commit (a full disk) is rolled back too.
         """
         with self.guard():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # SQLite may have rolled back already
+                    with suppress(sqlite3.Error):  # the first error is the one to report
+                        self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self.guard():
@@ -390,9 +534,44 @@ class SqliteStore:
     def _ready(self, component: str, steps: Sequence[str]) -> SqliteStore:
         """The store, with ``component``'s tables brought up to date (once per connection)."""
         if component not in self._migrated:
-            self.migrate(component, steps)
+            if self.read_only:
+                self._readable(component, steps)
+            else:
+                self.migrate(component, steps)
             self._migrated.add(component)
         return self
+
+    def _readable(self, component: str, steps: Sequence[str]) -> None:
+        """Read-only: a component never written reads as empty (its tables made, empty, in
+        the connection's temporary schema); one written by another version is refused."""
+        with self.guard():
+            has_steps = self.db.execute(
+                "SELECT 1 FROM sqlite_schema WHERE name = 'schema_steps'"
+            ).fetchone()
+            row = (
+                self.db.execute(
+                    "SELECT version FROM schema_steps WHERE component = ?", (component,)
+                ).fetchone()
+                if has_steps
+                else None
+            )
+            version = row[0] if row else 0
+            if version == 0:
+                for step in steps:
+                    for statement in _statements(step):
+                        self.db.execute(_TEMPORARY.sub("CREATE TEMP TABLE", statement))
+                return
+        if version != len(steps):
+            newer = "a newer" if version > len(steps) else "an older"
+            raise StoreError(
+                f"the state store {self.shown} was written by {newer} review-scheduler "
+                f"({component} schema {version}, this version knows {len(steps)}); "
+                + (
+                    "upgrade review-scheduler"
+                    if version > len(steps)
+                    else "run a command that writes (send, or the daemon) once to upgrade it"
+                )
+            )
 
     def migrate(self, component: str, steps: Sequence[str]) -> None:
         """Run ``component``'s missing schema steps, in one transaction.
@@ -428,65 +607,6 @@ class SqliteStore:
                 self.db.execute("PRAGMA foreign_keys=ON")
 
 
-class _FileLock:
-    """An exclusive ``flock`` on a file, which holds the holder's process id for messages."""
-
-    def __init__(self, path: Path, shown: str) -> None:
-        self.path = path
-        self.shown = shown
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot lock the state store {self.shown}: {exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            who = f" (pid {holder})" if holder else ""
-            raise StoreError(
-                f"another review-scheduler daemon{who} is already running on the state store "
-                f"{self.shown}; stop it first, or give this one another [store] url"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def ensure_held(self) -> None:
-        if self._fd is None:
-            raise StoreError(f"this process does not hold the lock on the state store {self.shown}")
-        held = os.fstat(self._fd)
-        if _identity(self.path) != (held.st_dev, held.st_ino):
-            raise StoreError(
-                f"the lock file {self.path.name} of the state store {self.shown} was deleted or "
-                "replaced while in use, so another daemon could start beside this one; stopping"
-            )
-
-    def holder(self) -> int | None:
-        if not self.path.exists():
-            return None
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_pid(fd) or -1
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-
 def _identity(path: Path) -> tuple[int, int] | None:
     """The file at ``path`` (device and inode), or None when there is none."""
     try:
@@ -496,17 +616,13 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def _read_pid(fd: int) -> int | None:
-    os.lseek(fd, 0, os.SEEK_SET)
-    text = os.read(fd, 32).decode(errors="replace").strip()
-    return int(text) if text.isdigit() else None
-
-
 class SqliteLedger:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
 
     def entries(self) -> list[LedgerEntry]:
+        from scheduler.notify.reminders import LedgerEntry
+
         rows = self._store.query(
             "SELECT recipient, path, due, state, notified_on FROM reminder_ledger"
         )
@@ -545,6 +661,8 @@ def _notification_values(n: Notification) -> tuple[object, ...]:
 
 
 def _notification(row: Sequence[Any]) -> Notification:
+    from scheduler.notify.channel import Notification
+
     key, channel, sender, sender_name, to, cc, subject, text, html, headers, data = row
     return Notification(
         key=key,
@@ -731,6 +849,19 @@ class SqliteOutbox:
     def counts(self) -> dict[str, int]:
         tally = dict(self._store.query("SELECT status, count(*) FROM outbox GROUP BY status"))
         return {s.value: tally.get(s.value, 0) for s in OutboxStatus}
+
+    def failing(self) -> Failing | None:
+        failed = (
+            " FROM outbox o JOIN delivery_attempts a ON a.outbox_id = o.id"
+            " AND a.at >= o.window_start AND a.outcome != 'delivered' WHERE o.status = 'pending'"
+        )
+        since, messages = self._store.query("SELECT min(a.at), count(DISTINCT o.id)" + failed)[0]
+        if since is None:
+            return None
+        code, reply = self._store.query(
+            "SELECT a.code, a.reply" + failed + " ORDER BY a.at DESC, a.id DESC LIMIT 1"
+        )[0]
+        return Failing(from_ts(since), messages, code, reply or "")
 
     def requeue(self, ids: Collection[int] | None, now: datetime) -> list[int]:
         stamp = ts(now)
@@ -1002,3 +1133,67 @@ class SqliteCache:
             removed = db.execute("DELETE FROM parse_cache").rowcount
             db.execute("DELETE FROM parse_cache_settings")
         return int(removed)
+
+
+class SqliteReplicas:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def heartbeat(self, replica: Replica) -> None:
+        with self._store.transaction() as db:
+            db.execute(
+                "INSERT INTO replicas (id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                (
+                    replica.id,
+                    replica.host,
+                    replica.pid,
+                    ts(replica.started_at),
+                    ts(replica.seen_at),
+                ),
+            )
+
+    def replicas(self, since: datetime) -> list[Replica]:
+        rows = self._store.query(
+            "SELECT id, host, pid, started_at, seen_at FROM replicas WHERE seen_at >= ?"
+            " ORDER BY id",
+            (ts(since),),
+        )
+        return [Replica(i, h, p, from_ts(a), from_ts(b)) for i, h, p, a, b in rows]
+
+    def forget(self, replica: str) -> None:
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM replicas WHERE id = ?", (replica,))
+
+    def lead(self, name: str, holder: str, now: datetime, lease: timedelta) -> Lease:
+        stamp = ts(now)
+        with self._store.transaction() as db:
+            db.execute(
+                "INSERT INTO leases (name, holder, acquired_at, until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until,"
+                " acquired_at = CASE WHEN holder = excluded.holder THEN acquired_at"
+                " ELSE excluded.acquired_at END,"
+                " previous = CASE WHEN holder = excluded.holder THEN previous ELSE holder END"
+                " WHERE holder = excluded.holder OR until <= excluded.acquired_at",
+                (name, holder, stamp, ts(now + lease)),
+            )
+            row = db.execute(
+                "SELECT name, holder, acquired_at, until, previous FROM leases WHERE name = ?",
+                (name,),
+            ).fetchone()
+        return Lease(row[0], row[1], from_ts(row[2]), from_ts(row[3]), row[4])
+
+    def resign(self, name: str, holder: str) -> None:
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def leader(self, name: str) -> Lease | None:
+        rows = self._store.query(
+            "SELECT name, holder, acquired_at, until, previous FROM leases WHERE name = ?",
+            (name,),
+        )
+        if not rows:
+            return None
+        name, holder, acquired_at, until, previous = rows[0]
+        return Lease(name, holder, from_ts(acquired_at), from_ts(until), previous)

@@ -4,6 +4,7 @@ cycles and the daemon. No printing, no clock, no exits."""
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from scheduler.content.cache import CacheEntry, ParseCache
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord, MalformedRecord
-from scheduler.content.loader import Discovery, SourceFile, missing
+from scheduler.content.loader import Discovery, SourceFile, display_path, missing
 from scheduler.content.metadata import future_review_problem
 from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
 from scheduler.errors import ConfigError, UsageError
@@ -33,10 +34,13 @@ from scheduler.results import (
     ValidationResult,
 )
 from scheduler.review.links import document_links
-from scheduler.review.routing import Router, unowned_problem
+from scheduler.review.routing import Router, responsibility_problems
 from scheduler.review.state import ReviewPolicy, state_on
+from scheduler.rule_selection import RuleSelection
 from scheduler.store import location
-from scheduler.text import without_surrogates
+from scheduler.text import shown, without_surrogates
+
+log = logging.getLogger(__name__)
 
 
 class CheckStopped(Exception):
@@ -49,7 +53,8 @@ def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> l
         root = settings.content.root
         if not (cwd / root).is_dir():
             raise ConfigError(
-                f"the content root {root} does not exist; set [content] root in the config "
+                f"the content root {display_path(root, cwd)} does not exist; set [content] root "
+                "in the config "
                 "or name files and folders on the command line"
             )
         return [root]
@@ -66,6 +71,7 @@ class Examined(NamedTuple):
     facts: DocumentFacts
     editors: tuple[str, ...]
     routing_problems: tuple[Problem, ...]
+    rel: str = ""  # relative to the content root, for per-path rule settings
 
 
 _Task = tuple[SourceFile, Examined | None]  # a file to read, and what its cache entry says
@@ -117,10 +123,17 @@ def examine(
     cannot be decoded is a miss. Documents come in no particular order: callers sort.
     """
     found = resolve_targets(settings, targets, cwd)
+    content = settings.content
     discovery = Discovery(
-        settings.content.include, settings.content.exclude, settings.content.root, cwd
+        content.include,
+        content.exclude,
+        content.root,
+        cwd,
+        gitignore=content.respect_gitignore,
+        force_exclude=content.force_exclude,
     )
-    router = Router(settings.routing, settings.fields.key("owner"))
+    owner_key = settings.fields.key("owner")
+    router = Router(settings.routing, owner_key)
     decoder = FactsDecoder()
     cache = cache if cache is not None else ParseCache.off()
     workers = worker_count(settings.performance.workers)
@@ -128,7 +141,7 @@ def examine(
 
     def answer(file: SourceFile, facts: FactsRecord, route: str) -> Examined:
         shown = file.display
-        return Examined(shown, decoder.facts(facts, shown), *decoder.route(route, shown))
+        return Examined(shown, decoder.facts(facts, shown), *decoder.route(route, shown), file.rel)
 
     def decoded(file: SourceFile, entry: CacheEntry) -> Examined | None:
         try:
@@ -148,27 +161,47 @@ def examine(
         return answer(file, read.facts, read.route)
 
     lookup, holds = cache.lookup, cache.holds
+    debug = log.isEnabledFor(logging.DEBUG)
+    found_count = unreadable = to_read = 0
     with Reader[_Task](ReadingSettings.of(settings), workers, threshold, progress) as reader:
         for item in discovery.iter_files(found):  # the hot loop of every run
+            found_count += 1
             if isinstance(item, Problem):
+                unreadable += 1
                 editors, problems = router.route_owners(item.path, item.path, None, None, {})
-                yield Examined(item.path, DocumentFacts(problems=(item,)), editors, problems)
+                problems += responsibility_problems(item.path, editors, None, (), owner_key)
+                yield Examined(
+                    item.path, DocumentFacts(problems=(item,)), editors, problems, item.path
+                )
                 continue
             entry = lookup(item)
             cached: Examined | None = None
             expect = None
             if entry is not None and (cached := decoded(item, entry)) is not None:
                 if holds(entry, item):
+                    if debug:
+                        log.debug("from the parse cache: %s", shown(item.display))
                     yield cached
                     continue
                 if entry.size == item.size:  # the same contents, if the digest still matches
                     expect = entry.digest
+            if debug:
+                log.debug("reading: %s", shown(item.display))
+            to_read += 1
             reader.add((item, cached), item, expect)
             if reader.busy:
                 for (file, known), read in reader.ready():
                     yield outcome(file, known, read)
         for (file, known), read in reader.finish():
             yield outcome(file, known, read)
+    log.info(
+        "documents: %d found, %d read, %d from the parse cache%s%s",
+        found_count,
+        to_read,
+        found_count - unreadable - to_read,
+        "" if cache.enabled else " (the cache is off)",
+        f", {unreadable} could not be listed or opened" if unreadable else "",
+    )
 
 
 def validate_files(
@@ -180,15 +213,25 @@ def validate_files(
     use_cache: bool = False,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
+    rules: RuleSelection | None = None,
 ) -> ValidationResult:
-    """Every document's problems, the date-dependent ones judged on ``today``."""
+    """Every document's problems, the date-dependent ones judged on ``today``: the same ones
+    the freshness report gives, less the warnings ``rules`` (default: the settings') switch
+    off."""
     names = settings.fields
-    ignore = frozenset(settings.metadata.ignore)
+    rules = rules or rule_selection(settings)
+    declared_only = settings.content.scope == "declared"
     files = []
+    unscheduled = 0
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             facts = doc.facts
+            if declared_only and not facts.declared:
+                unscheduled += 1
+                continue
             problems = facts.problems
+            if doc.routing_problems:
+                problems = tuple(sorted(problems + doc.routing_problems, key=_SORT_KEY))
             future = future_review_problem(
                 doc.path,
                 facts.last_reviewed,
@@ -198,9 +241,11 @@ def validate_files(
             )
             if future is not None:
                 problems = tuple(sorted((*problems, future), key=lambda p: p.sort_key))
-            files.append(FileProblems(doc.path, switched_off(problems, ignore)))
+            files.append(FileProblems(doc.path, rules.apply(problems, doc.rel)))
         files.sort(key=lambda f: f.path)
-    return ValidationResult(today, files)
+    return ValidationResult(
+        today, files, settings.review.timezone, unscheduled if declared_only else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,14 +258,22 @@ class Selection:
     def __contains__(self, doc: DocumentReport) -> bool:
         if self.states and doc.state not in self.states:
             return False
+        if not self.states and doc.state is State.UNSCHEDULED:
+            return False  # counted, and listed only when asked for
+        return self.has_editor(doc)
+
+    def has_editor(self, doc: DocumentReport) -> bool:
         return not self.editors or any(e.casefold() in self.editors for e in doc.editors)
 
+    def counts_unlisted(self, doc: DocumentReport) -> bool:
+        """Whether ``doc`` is not listed but counted: unscheduled, and not asked for."""
+        return doc.state is State.UNSCHEDULED and not self.states and self.has_editor(doc)
 
-def switched_off(problems: tuple[Problem, ...], ignore: frozenset[str]) -> tuple[Problem, ...]:
-    """``problems`` less the warnings of the rules in ``ignore`` ([metadata] ignore)."""
-    if not ignore or not problems:
-        return problems
-    return tuple(p for p in problems if p.is_error or p.code not in ignore)
+
+def rule_selection(settings: Settings) -> RuleSelection:
+    """The warnings the settings report: [metadata] select, ignore and per_path_ignores."""
+    meta = settings.metadata
+    return RuleSelection.of(meta.select, meta.ignore, meta.per_path_ignores)
 
 
 def build_report(
@@ -228,9 +281,12 @@ def build_report(
     policy: ReviewPolicy,
     names: FieldNames,
     today: date,
-    ignore: frozenset[str] = frozenset(),
+    rules: RuleSelection | None = None,
+    declared_only: bool = False,
 ) -> DocumentReport:
     facts = doc.facts
+    if declared_only and not facts.declared:
+        return _unscheduled(doc)
     problems = facts.problems + doc.routing_problems if doc.routing_problems else facts.problems
     has_errors = facts.has_errors
     last_reviewed = facts.last_reviewed
@@ -241,10 +297,8 @@ def build_report(
         assert future is not None
         problems, has_errors = (*problems, future), True
     state, due, days = state_on(facts.due, facts.status, has_errors, today, policy)
-    if not doc.editors and state is not State.EXEMPT:
-        problems += (unowned_problem(doc.path, names.key("owner")),)
-    if ignore:
-        problems = switched_off(problems, ignore)
+    if rules is not None:
+        problems = rules.apply(problems, doc.rel)
     if len(problems) > 1:
         problems = tuple(sorted(problems, key=_SORT_KEY))
     return DocumentReport(
@@ -266,6 +320,26 @@ def build_report(
 
 
 _SORT_KEY = attrgetter("sort_key")
+
+
+def _unscheduled(doc: Examined) -> DocumentReport:
+    """A document that declares no field it is scheduled by: nothing about it is a problem."""
+    facts = doc.facts
+    return DocumentReport(
+        path=doc.path,
+        title=facts.title,
+        state=State.UNSCHEDULED,
+        status=facts.status,
+        last_reviewed=None,
+        review_frequency=facts.review_frequency,
+        due=None,
+        days_until_due=None,
+        editors=doc.editors,
+        problems=(),
+        url=facts.url,
+        shown=facts.shown,
+        source=facts.source,
+    )
 
 
 def with_evidence(report: DocumentReport, evidence: Evidence) -> DocumentReport:
@@ -290,30 +364,42 @@ def check(
     cache: ParseCache | None = None,
     progress: Progress | None = None,
     evidence: Evidence | None = None,
+    rules: RuleSelection | None = None,
     stop: threading.Event | None = None,
 ) -> CheckResult:
     """The freshness report: every selected document with its state, due date and editors;
-    marked snoozed or rubber-stamped as ``evidence`` says. When ``stop`` is set (from another
-    thread), the check ends early with :class:`CheckStopped`."""
+    marked snoozed or rubber-stamped as ``evidence`` says; warnings as ``rules`` (default: the
+    settings') select. When ``stop`` is set (from another thread), the check ends early with
+    :class:`CheckStopped`."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
-    ignore = frozenset(settings.metadata.ignore)
+    rules = rules or rule_selection(settings)
     linked = settings.links.edit_url is not None or settings.links.view_url is not None
+    declared_only = settings.content.scope == "declared"
     reports = []
+    unlisted = 0
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
             if stop is not None and stop.is_set():
                 raise CheckStopped("the check was stopped before it ended")
-            report = build_report(doc, policy, settings.fields, today, ignore)
+            report = build_report(doc, policy, settings.fields, today, rules, declared_only)
             if evidence is not None:
                 report = with_evidence(report, evidence)
             if linked:
                 report = replace(report, links=document_links(settings.links, report.path))
             if report in selection:
                 reports.append(report)
+            elif declared_only and selection.counts_unlisted(report):
+                unlisted += 1
         reports.sort(key=lambda r: r.urgency)  # still with few collections: see scanning()
-    return CheckResult(today, settings.review.timezone, settings.review.due_soon_days, reports)
+    return CheckResult(
+        today,
+        settings.review.timezone,
+        settings.review.due_soon_days,
+        reports,
+        unlisted if declared_only else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,4 +412,5 @@ class CacheCleared:
 
 def clear_cache(settings: Settings, cwd: Path) -> CacheCleared:
     """Empty the parse cache, so that the next run reads every document."""
-    return CacheCleared(location(settings.store), clear_parse_cache(settings.store, cwd))
+    cache = settings.store.for_cache()
+    return CacheCleared(location(cache), clear_parse_cache(settings.store, cwd))

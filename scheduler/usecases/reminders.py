@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from scheduler.config import Settings
+from scheduler.errors import StoreError
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
 from scheduler.notify.email import make_channel
 from scheduler.notify.outbox import Outbox
@@ -29,8 +30,17 @@ from scheduler.runtime.cycle import (
     preview_digest,
     run_cycle,
 )
-from scheduler.runtime.daemon import cycle_trigger
-from scheduler.store import OutboxRow, OutboxStatus, Run, open_store, store_exists
+from scheduler.runtime.daemon import CYCLE_LEASE, cycle_trigger
+from scheduler.runtime.health import HealthPolicy, Status, judge, missed_slots
+from scheduler.store import (
+    Lease,
+    OutboxRow,
+    OutboxStatus,
+    Replica,
+    open_read_only,
+    open_store,
+    store_exists,
+)
 from scheduler.usecases.reviews import evidence
 
 
@@ -41,13 +51,14 @@ def _looked_up(
     store yet (looking never creates one)."""
     if not store_exists(settings.store, cwd):
         return {}, Evidence()
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return Outbox(store).ledger(), evidence(store, today)
 
 
 def send(settings: Settings, cwd: Path, today: date, clock: Clock) -> CycleReport:
-    """One reminder cycle: check, decide, queue the digests, deliver them."""
-    with open_store(settings.store, cwd) as store:
+    """One reminder cycle: check, decide, queue the digests, deliver them. The store is marked
+    meanwhile, so that ``status`` knows the cycle is running, not interrupted."""
+    with open_store(settings.store, cwd) as store, store.running():
         channel = make_channel(settings.smtp, settings.mail.outbox_dir)
         return asyncio.run(run_cycle(settings, cwd, today, clock, store, channel))
 
@@ -56,7 +67,7 @@ def dry_run(settings: Settings, cwd: Path, today: date, now: datetime) -> CycleR
     """What a cycle would send today, composed; nothing is written or sent."""
     if not store_exists(settings.store, cwd):
         return dry_run_cycle(settings, cwd, today, now, None)
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return dry_run_cycle(settings, cwd, today, now, store)
 
 
@@ -77,8 +88,11 @@ class OutboxListing:
 
 
 def outbox(settings: Settings, cwd: Path, status: str | None = None) -> OutboxListing:
-    """The messages in the outbox (those in ``status``, or all) and the counts by status."""
-    with open_store(settings.store, cwd) as store:
+    """The messages in the outbox (those in ``status``, or all) and the counts by status;
+    none when there is no store (looking never creates one)."""
+    if not store_exists(settings.store, cwd):
+        return OutboxListing([], {s.value: 0 for s in OutboxStatus})
+    with open_read_only(settings.store, cwd) as store:
         box = Outbox(store)
         return OutboxListing(box.rows(OutboxStatus(status) if status else None), box.counts())
 
@@ -91,7 +105,10 @@ class RetryResult:
 
 
 def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clock) -> RetryResult:
-    """Queue failed messages again (``ids``, or every failed one) and deliver them now."""
+    """Queue failed messages again (``ids``, or every failed one) and deliver them now. With
+    no store there is nothing to retry, and none is created."""
+    if not store_exists(settings.store, cwd):
+        return RetryResult(queued=[], unknown=sorted(set(ids or ())), delivery=DeliveryReport())
     with open_store(settings.store, cwd) as store:
         box = Outbox(store)
         chosen = box.requeue(ids, clock())
@@ -105,53 +122,73 @@ def retry(settings: Settings, cwd: Path, ids: Collection[int] | None, clock: Clo
     return RetryResult(queued=chosen, unknown=unknown, delivery=report)
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
-    """How the service is doing: the last and next cycle, the outbox, the daemon."""
-
-    last: Run | None
-    outcome: str | None  # of the last cycle: ok, failed, running or interrupted
-    next_cycle: datetime | None
-    schedule: str
-    timezone: str
-    outbox: dict[str, int] = field(default_factory=dict)
-    daemon_pid: int | None = None  # None also when a daemon runs whose process id is unknown
-    daemon_running: bool = False
-
-    @property
-    def stopped(self) -> bool:
-        """Whether the last cycle was interrupted by an orderly stop (SIGTERM): not a fault."""
-        return (
-            self.outcome == "interrupted"
-            and self.last is not None
-            and "stopped" in self.last.detail
-        )
-
-    @property
-    def healthy(self) -> bool:
-        interrupted = self.outcome == "interrupted" and not self.stopped
-        return self.outcome != "failed" and not interrupted and not self.outbox.get("failed")
+def health_policy(settings: Settings, require_daemon: bool = False) -> HealthPolicy:
+    h = settings.health
+    after = h.delivery_failing_seconds
+    if after is None:
+        after = 3 * settings.daemon.drain_interval_seconds
+    return HealthPolicy(timedelta(seconds=after), h.missed_cycles, require_daemon)
 
 
-def status(settings: Settings, cwd: Path, now: datetime) -> Status:
-    holder = None
-    last = None
-    counts = {s.value: 0 for s in OutboxStatus}
-    if store_exists(settings.store, cwd):
-        with open_store(settings.store, cwd) as store:
-            holder = store.lock_holder()
-            last = store.runs.last(CYCLE)
-            counts = Outbox(store).counts()
-    outcome = None
-    if last is not None:
-        outcome = last.outcome.value if last.outcome else ("running" if holder else "interrupted")
-    return Status(
-        last=last,
-        outcome=outcome,
-        next_cycle=cycle_trigger(settings).next_after(now),
+def status(settings: Settings, cwd: Path, now: datetime, *, require_daemon: bool = False) -> Status:
+    """The service's figures and the findings of the health rules on them. Reads the store
+    without writing anything (it may be read-only); a store that cannot be read is a finding."""
+    policy = health_policy(settings, require_daemon)
+    trigger = cycle_trigger(settings)
+    status = Status(
+        last=None,
+        outcome=None,
+        next_cycle=trigger.next_after(now),
         schedule=settings.daemon.schedule,
         timezone=settings.review.zone.key,
+        outbox={s.value: 0 for s in OutboxStatus},
+    )
+    if store_exists(settings.store, cwd):
+        try:
+            status = _stored_status(status, settings, cwd, now, policy)
+        except StoreError as exc:
+            status = replace(status, store_error=str(exc))
+    return replace(status, findings=judge(status, policy, now))
+
+
+def _stored_status(
+    status: Status, settings: Settings, cwd: Path, now: datetime, policy: HealthPolicy
+) -> Status:
+    with open_read_only(settings.store, cwd) as store:
+        holder = store.lock_holder()
+        last = store.runs.last(CYCLE)
+        counts = Outbox(store).counts()
+        failing = store.outbox.failing()
+        running = last is not None and last.outcome is None and store.cycle_running()
+        shared = store.shared
+        replicas: tuple[Replica, ...] = ()
+        lease: Lease | None = None
+        if shared:
+            # Several daemons: the one holding the cycle lease runs the cycles.
+            recently = now - timedelta(seconds=settings.daemon.cycle_lease_seconds)
+            replicas = tuple(store.replicas.replicas(recently))
+            taken = store.replicas.leader(CYCLE_LEASE)
+            lease = taken if taken is not None and taken.until > now else None
+            leader = [r for r in replicas if lease is not None and r.id == lease.holder]
+            if lease is not None:
+                holder = leader[0].pid if leader else -1
+            else:
+                holder = -1 if replicas else None
+    outcome = None
+    if last is not None:
+        alive = running or holder is not None
+        outcome = last.outcome.value if last.outcome else ("running" if alive else "interrupted")
+    trigger = cycle_trigger(settings)
+    return replace(
+        status,
+        last=last,
+        outcome=outcome,
         outbox=counts,
         daemon_pid=holder if holder != -1 else None,
         daemon_running=holder is not None,
+        missed=missed_slots(trigger, last.started_at if last else None, now, policy.missed_cycles),
+        failing=failing,
+        shared=shared,
+        replicas=replicas,
+        cycle_lease=lease,
     )

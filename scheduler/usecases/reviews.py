@@ -23,9 +23,18 @@ from pathlib import Path
 from pydantic_core import PydanticCustomError
 
 from scheduler.config import Settings
-from scheduler.content.editing import Edited, Refused, set_date, write_atomically
-from scheduler.content.fields import iso_date
-from scheduler.content.loader import display_path
+from scheduler.content.cadence import Cadence
+from scheduler.content.editing import (
+    Edited,
+    Refused,
+    read_frontmatter,
+    set_date,
+    write_atomically,
+)
+from scheduler.content.fields import cadence, calendar_date, iso_date
+from scheduler.content.loader import UNREAD, display_path
+from scheduler.content.metadata import ParsingRules
+from scheduler.content.schedule import Frequencies
 from scheduler.errors import SchedulerError, StoreError, UsageError
 from scheduler.notify.reminders import OUTSTANDING
 from scheduler.results import DocumentReport, Evidence, Snoozed
@@ -35,6 +44,7 @@ from scheduler.store import (
     Seen,
     Snooze,
     StateStore,
+    open_read_only,
     open_store,
     store_exists,
 )
@@ -68,6 +78,7 @@ class Change:
     old_date: date | None
     new_date: date
     diff: str  # unified diff of the change
+    next_due: date | None = None  # the next-review date set, on a page scheduled by one
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,15 +162,16 @@ def mark_reviewed(
         _check_git(cwd)
     found, refused = targets(settings, names, cwd)
     key = settings.fields.key("last_reviewed")
+    due_key = settings.fields.key("review_by")
     edits: list[tuple[Target, bytes, Edited]] = []
     for target in found:
-        read = _edit(settings, target, key, reviewed_on, force)
+        read = _edit(settings, cwd, target, key, reviewed_on, force)
         if isinstance(read, Refused):
             refused.append(Refusal(target.shown, read.reason))
         else:
             edits.append((target, *read))
     if dry_run or not edits:
-        changes = [_change(target, old, edit, reviewed_on) for target, old, edit in edits]
+        changes = [_change(target, old, edit, reviewed_on, settings) for target, old, edit in edits]
         return MarkResult(changes, refused, dry_run)
     changes, written = [], []
     with open_store(settings.store, cwd) as store:
@@ -174,10 +186,10 @@ def mark_reviewed(
             except OSError as exc:
                 refused.append(Refusal(target.shown, f"cannot be written: {exc.strerror}"))
                 continue
-            change = _change(target, old, edit, reviewed_on)
+            change = _change(target, old, edit, reviewed_on, settings)
             changes.append(change)
             written.append(target.path)
-            content = content_digest(old, key, change.shown)  # the same as the new one's
+            content = content_digest(old, key, change.shown, due_key)  # as the new one's
             entries.append(
                 LogEntry(
                     change.shown,
@@ -197,17 +209,25 @@ def mark_reviewed(
     return MarkResult(changes, refused, dry_run, made)
 
 
-def _change(target: Target, old: bytes, edit: Edited, day: date) -> Change:
-    return Change(target.shown, _as_date(edit.old_value), day, _diff(target, old, edit))
+def _change(
+    target: Target, old: bytes, edit: Edited, day: date, settings: Settings | None = None
+) -> Change:
+    old_date = _as_date(edit.old_value, settings)
+    return Change(target.shown, old_date, day, _diff(target, old, edit), edit.next_due)
 
 
 _MASK = date(1, 1, 1)  # what the last-reviewed value is replaced by, to digest the rest
 
 
-def content_digest(data: bytes, key: str, path: str) -> str | None:
-    """A digest of a document's bytes apart from its last-reviewed value: what changes when a
-    review changes anything but the date. None when the value cannot be found safely."""
+def content_digest(data: bytes, key: str, path: str, due_key: str | None = None) -> str | None:
+    """A digest of a document's bytes apart from its last-reviewed value (and its next-review
+    value ``due_key``, where it has one): what changes when a review changes anything but the
+    dates. None when the value cannot be found safely."""
     masked = set_date(data, key, _MASK, path)
+    if isinstance(masked, Edited) and due_key is not None:
+        frontmatter = read_frontmatter(data, path)
+        if frontmatter is not None and frontmatter.find(due_key)[0]:
+            masked = set_date(masked.data, due_key, _MASK, path)
     return hashlib.sha256(masked.data).hexdigest() if isinstance(masked, Edited) else None
 
 
@@ -280,15 +300,17 @@ def _read_content(path: Path, key: str, shown: str, settings: Settings) -> str |
     try:
         if path.stat().st_size > settings.content.max_file_bytes:
             return None
-        return content_digest(path.read_bytes(), key, shown)
+        return content_digest(path.read_bytes(), key, shown, settings.fields.key("review_by"))
     except OSError:
         return None
 
 
 def _edit(
-    settings: Settings, target: Target, key: str, day: date, force: bool
+    settings: Settings, cwd: Path, target: Target, key: str, day: date, force: bool
 ) -> tuple[bytes, Edited] | Refused:
-    """The document's bytes and the edit that sets its date, or why it is refused."""
+    """The document's bytes and the edit that sets its date, or why it is refused. A page
+    scheduled by a next-review date gets that date moved to ``day`` plus its frequency (its own,
+    or the default for its path) and, if it records one, its last-reviewed date set too."""
     try:
         size = target.path.stat().st_size
         if size > settings.content.max_file_bytes:
@@ -296,22 +318,80 @@ def _edit(
         data = target.path.read_bytes()
     except OSError as exc:
         return Refused(f"cannot be read: {exc.strerror}")
-    edit = set_date(data, key, day, target.shown)
+    scheduled = _next_review(settings, cwd, target, data, day)
+    if isinstance(scheduled, Refused):
+        return scheduled
+    first = data
+    if scheduled is not None:
+        due_key, next_due, has_last = scheduled
+        moved = set_date(data, due_key, next_due, target.shown)
+        if isinstance(moved, Refused) or not has_last:
+            if isinstance(moved, Refused):
+                return moved
+            return data, Edited(moved.data, None, next_due)  # no last review recorded
+        first = moved.data
+    edit = set_date(first, key, day, target.shown)
     if isinstance(edit, Refused):
         return edit
-    old = _as_date(edit.old_value)
+    old = _as_date(edit.old_value, settings)
     if old is not None and old > day and not force:
         return Refused(
             f"was last reviewed on {old}, after {day}; use --force to record an earlier date"
         )
-    return data, edit
+    return data, edit if scheduled is None else _with_due(edit, scheduled[1])
 
 
-def _as_date(value: str | None) -> date | None:
+def _with_due(edit: Edited, next_due: date) -> Edited:
+    return Edited(edit.data, edit.old_value, next_due)
+
+
+def _next_review(
+    settings: Settings, cwd: Path, target: Target, data: bytes, day: date
+) -> tuple[str, date, bool] | Refused | None:
+    """For a page with a next-review date: its key, the date to set and whether the page also
+    records its last review; why it cannot be moved; or None for any other page."""
+    names = settings.fields
+    due_key = names.key("review_by")
+    frontmatter = read_frontmatter(data, target.shown)
+    if frontmatter is None or not frontmatter.find(due_key)[0]:
+        return None  # set_date explains what is wrong with a page it cannot read
+    freq_key = names.key("review_frequency")
+    written, value, _ = frontmatter.find(freq_key)
+    every: Cadence | None = None
+    if written and value is not UNREAD and value is not None:
+        try:
+            every = cadence(value)
+        except PydanticCustomError:
+            return Refused(
+                f"its {freq_key} value cannot be read, so its next review ({due_key}) cannot "
+                "be worked out; correct it first"
+            )
+    elif not written:
+        root = os.path.realpath(cwd / settings.content.root)
+        rel = os.path.relpath(target.path, root).replace(os.sep, "/")
+        default = Frequencies(settings.review).for_path(rel)
+        every = default.cadence if default is not None else None
+    if every is None:
+        return Refused(
+            f"has a next-review date ({due_key}) but no review frequency, so the next one "
+            f"cannot be worked out; set {due_key} by hand, or add {freq_key} to the page or "
+            "[review] default_frequency to the config"
+        )
+    try:
+        next_due = every.after(day)
+    except (OverflowError, ValueError):
+        return Refused(f"{day} plus {every.label} falls after 9999-12-31")
+    return due_key, next_due, frontmatter.find(names.key("last_reviewed"))[0]
+
+
+def _as_date(value: str | None, settings: Settings | None = None) -> date | None:
     if value is None:
         return None
     try:
-        return iso_date(value.strip())
+        if settings is None:
+            return iso_date(value.strip())
+        zone = ParsingRules((), (), settings.review.zone)
+        return calendar_date(value, zone)  # a timestamp too, as its date in the time zone
     except PydanticCustomError:
         return None  # an unreadable date is what the review puts right
 
@@ -454,7 +534,7 @@ def stored_evidence(settings: Settings, cwd: Path, today: date) -> Evidence:
     if not store_exists(settings.store, cwd):
         return Evidence()
     try:
-        with open_store(settings.store, cwd) as store:
+        with open_read_only(settings.store, cwd) as store:
             return evidence(store, today)
     except StoreError as exc:
         log.warning("working without the review log (snoozes, rubber stamps): %s", exc)
@@ -464,7 +544,7 @@ def stored_evidence(settings: Settings, cwd: Path, today: date) -> Evidence:
 def list_snoozes(settings: Settings, cwd: Path, today: date) -> SnoozeResult:
     if not store_exists(settings.store, cwd):
         return SnoozeResult()
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return SnoozeResult(listed=in_force(store, today))
 
 
@@ -483,5 +563,5 @@ def history(
     if not store_exists(settings.store, cwd):
         return History([])
     shown = without_surrogates(display_path(path, cwd)) if path is not None else None
-    with open_store(settings.store, cwd) as store:
+    with open_read_only(settings.store, cwd) as store:
         return History(store.reviews.entries(shown, since))

@@ -1,0 +1,61 @@
+"""Start-up: ``check-reviews`` imports only what a check needs (figures: bench/bench_startup.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import SEED, write_doc
+
+# What a check never needs: scheduling, mail, templates, worker pools (for a few documents),
+# the notification code, and rich's console when the output is not a terminal.
+HEAVY = (
+    "apscheduler",
+    "aiosmtplib",
+    "jinja2",
+    "icalendar",
+    "multiprocessing",
+    "concurrent.futures.process",
+    "scheduler.runtime.daemon",
+    "scheduler.runtime.schedule",
+    "scheduler.notify.channel",
+    "scheduler.notify.email",
+    "scheduler.notify.digest",
+    "scheduler.usecases.reminders",
+    "rich.console",
+    "rich.table",
+)
+
+PROBE = """
+import json, sys
+from scheduler.commands.main import run, check_reviews
+code = run(check_reviews, sys.argv[1:], "check-reviews")
+sys.stdout.flush()
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def _modules_after(cwd: Path, *args: str) -> tuple[int, str, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    probe = json.loads(done.stderr.splitlines()[-1])
+    return probe["code"], done.stdout, set(probe["modules"])
+
+
+def test_check_reviews_imports_nothing_heavy(tmp_path: Path) -> None:
+    write_doc(tmp_path / "config" / "scheduler.toml", '[content]\nroot = "docs"\n')
+    for n in range(3):
+        write_doc(tmp_path / "docs" / f"page-{n}.txt", SEED.read_text(encoding="utf-8"))
+    for args in (["--as-of", "2026-01-01"], ["--as-of", "2026-01-01", "--format", "json"]):
+        code, out, modules = _modules_after(tmp_path, *args)
+        assert code == 0 and "Metastatic Cancer Research" in out
+        assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+        assert "scheduler.content.reading" in modules  # the probe did see the check's imports
