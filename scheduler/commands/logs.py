@@ -76,7 +76,8 @@ def setup_logging(
     For a ``service`` (the daemon), the handler takes every line the process writes to stderr:
     it sits on the root logger, so that libraries' lines (APScheduler's, asyncio's) share the
     format, and uncaught exceptions, warnings and errors ignored at exit are logged through it
-    too; plain lines then start with a timestamp. APScheduler says what it runs only with -v.
+    too; plain lines then start with a timestamp. APScheduler says what it runs, and the command
+    which config and store it uses, only with -v.
     """
     logger = logging.getLogger("scheduler")
     root = logging.getLogger()
@@ -95,6 +96,10 @@ def setup_logging(
     if service:
         root.setLevel(logging.INFO)
         logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
+        # which config and store, and how long each stage took: with -v, as for every command
+        logging.getLogger("scheduler.commands").setLevel(
+            logging.INFO if verbose else logging.WARNING
+        )
         logging.captureWarnings(True)
         _log_uncaught()
 
