@@ -390,8 +390,10 @@ class DaemonSettings(_Section):
     schedule: str = "0 9 * * mon-fri"
     # How often the outbox is drained of messages waiting for a retry.
     drain_interval_seconds: float = Field(default=300, gt=0)
-    # On SIGTERM/SIGINT, how long to let the message being sent finish before giving up on it.
-    shutdown_grace_seconds: float = Field(default=60, gt=0)
+    # On SIGTERM/SIGINT, how long to let the message being sent (or the check) finish before
+    # giving up on it; with the 10 s a cancelled job may take, well inside the systemd unit's
+    # TimeoutStopSec=90.
+    shutdown_grace_seconds: float = Field(default=30, gt=0)
     # Daemons sharing a PostgreSQL store: one holds the cycle lease and runs the cycles; it
     # renews it (and each daemon reports itself) every third of this. A replica that dies is
     # replaced when its lease runs out.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -136,7 +137,10 @@ class Handler:
 
 
 class LoopbackController(Controller):
-    """Listens on a free loopback port chosen by the system."""
+    """Listens on a free loopback port chosen by the system, and closes its connections
+    before it stops (see :meth:`close_sessions`)."""
+
+    sessions: list[Any]
 
     def _trigger_server(self) -> None:
         assert isinstance(self.server, asyncio.Server)  # what asyncio's create_server returns
@@ -147,7 +151,31 @@ class LoopbackController(Controller):
         with warnings.catch_warnings():
             # aiosmtpd cannot tell that an implicit-TLS socket is encrypted and warns about AUTH
             warnings.simplefilter("ignore", UserWarning)
-            return super().factory()
+            session = super().factory()
+        self.__dict__.setdefault("sessions", []).append(session)
+        return session
+
+    def close_sessions(self, timeout: float = 30) -> None:
+        """Wait until every connection the server accepted is closed (a client's QUIT or
+        disconnection is handled in the server's thread, perhaps after the client has moved
+        on), aborting those still open after ``timeout``. Stopping the server with one open
+        would leave its socket to be reported unclosed whenever the garbage collector next
+        runs, in whichever test is running then."""
+        sessions = self.__dict__.get("sessions", [])
+
+        def open_ones() -> list[Any]:
+            return [s for s in sessions if s.transport is not None]
+
+        deadline = time.monotonic() + timeout
+        while open_ones() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for session in open_ones():
+            transport = session.transport
+            if transport is not None:
+                self.loop.call_soon_threadsafe(transport.abort)
+        deadline = time.monotonic() + timeout
+        while open_ones() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 @dataclass
@@ -198,4 +226,5 @@ def running_server(
     try:
         yield SmtpServer(handler, "127.0.0.1", controller.port, ca_file, controller)
     finally:
+        controller.close_sessions()
         controller.stop()

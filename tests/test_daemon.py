@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -54,7 +56,7 @@ class DaemonProcess:
                 self.lines.put({"level": "raw", "message": line.rstrip()})
         self.lines.put(None)
 
-    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 30) -> Event:
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 90) -> Event:
         """The next log event matching ``predicate`` (events are read as the daemon logs)."""
         deadline = datetime.now(UTC) + timedelta(seconds=timeout)
         while True:
@@ -75,17 +77,17 @@ class DaemonProcess:
             if predicate(event):
                 return event
 
-    def message(self, text: str, timeout: float = 30) -> Event:
+    def message(self, text: str, timeout: float = 90) -> Event:
         return self.wait_for(lambda e: text in e["message"], timeout)
 
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 90) -> int:
         self.proc.send_signal(signum)
         return self.proc.wait(timeout)
 
     def rest(self) -> list[str]:
         """Every remaining log message, after the process has exited."""
         messages = []
-        while (event := self.lines.get(timeout=10)) is not None:
+        while (event := self.lines.get(timeout=30)) is not None:
             self.seen.append(event)
             messages.append(event["message"])
         return messages
@@ -114,8 +116,19 @@ def spawn() -> Iterator[Callable[..., DaemonProcess]]:
         daemon.kill()
 
 
+def far_schedule() -> str:
+    """Daily, half a day from now: whatever the time of day, no slot is due while a test runs."""
+    return f"0 {(datetime.now(UTC).hour + 12) % 24} * * *"
+
+
 def library(
-    root: Path, server: SmtpServer | None, schedule: str, editors: int = 2, drain: float = 300
+    root: Path,
+    server: SmtpServer | None,
+    schedule: str,
+    editors: int = 2,
+    drain: float = 300,
+    grace: float = 20,
+    deadline: float = 10,
 ) -> dict[str, str]:
     """Documents overdue for ``editors`` editors, a config, and the daemon's environment."""
     for i in range(editors):
@@ -130,7 +143,7 @@ def library(
         smtp = (
             f'[smtp]\nhost = "{server.host}"\nport = {server.port}\n'
             f'username = "scheduler"\nca_file = "{server.ca_file}"\n'
-            "message_deadline_seconds = 10\n"
+            f"message_deadline_seconds = {deadline}\n"
         )
     write_doc(
         root / "config" / "scheduler.toml",
@@ -141,10 +154,11 @@ root = "docs"
 from_address = "reviews@example.org"
 [delivery]
 retry_initial_seconds = 0
+lease_seconds = {max(600, 2 * deadline)}
 [daemon]
 schedule = "{schedule}"
 drain_interval_seconds = {drain}
-shutdown_grace_seconds = 20
+shutdown_grace_seconds = {grace}
 {smtp}""",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
@@ -196,7 +210,7 @@ def test_sigkill_mid_batch_loses_nothing(tmp_path: Path, spawn: Any) -> None:
     editors = 6
     with running_server(tmp_path) as server:
         env = library(tmp_path, server, "*/2 * * * * *", editors=editors)
-        server.handler.faults.slow_data = [0.5] * 100  # each message stored, then a slow reply
+        server.handler.faults.slow_data = [3.0] * 100  # each message stored, then a slow reply
         first = spawn(tmp_path, env)
         first.message("cycle begun")
         server.handler.wait_for(2)
@@ -230,7 +244,7 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(
 ) -> None:
     with running_server(tmp_path) as server:
         env = library(tmp_path, server, "*/2 * * * * *", editors=5)
-        server.handler.faults.slow_data = [1.0] * 100
+        server.handler.faults.slow_data = [4.0] * 100
         daemon = spawn(tmp_path, env)
         daemon.message("cycle begun")
         server.handler.wait_for(1)  # the first message is in flight (stored, reply pending)
@@ -249,7 +263,7 @@ def test_sigterm_finishes_the_message_in_flight_and_leaves_the_rest(
 def test_one_daemon_per_store(
     tmp_path: Path, spawn: Any, run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = library(tmp_path, None, "0 9 * * mon-fri")
+    env = library(tmp_path, None, far_schedule())
     first = spawn(tmp_path, env)
     first.message("daemon started")
     second = subprocess.run(
@@ -283,7 +297,7 @@ def _record_cycle(root: Path, started: datetime) -> None:
 
 
 def test_a_missed_cycle_runs_once_at_start_up(tmp_path: Path, spawn: Any) -> None:
-    env = library(tmp_path, None, "0 9 * * *")  # daily at 09:00 UTC
+    env = library(tmp_path, None, far_schedule())  # daily, never due during the test
     today = datetime.now(UTC).date()
     three_days_ago = datetime.now(UTC) - timedelta(days=3)
     _record_cycle(tmp_path, three_days_ago)  # then the daemon was down for three days
@@ -306,7 +320,7 @@ def test_a_missed_cycle_runs_once_at_start_up(tmp_path: Path, spawn: Any) -> Non
 def test_no_catch_up_when_nothing_was_missed(tmp_path: Path, spawn: Any) -> None:
     now = datetime.now(UTC)
     # daily, half a day from now: whatever the time, no cycle was due in the last minute
-    env = library(tmp_path, None, f"0 {(now.hour + 12) % 24} * * *")
+    env = library(tmp_path, None, far_schedule())
     _record_cycle(tmp_path, now - timedelta(minutes=1))
     daemon = spawn(tmp_path, env)
     assert daemon.message("daemon started")["message"].endswith("no cycle was missed")
@@ -316,7 +330,7 @@ def test_no_catch_up_when_nothing_was_missed(tmp_path: Path, spawn: Any) -> None
 
 
 def test_status_health_check(tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    library(tmp_path, None, "0 9 * * mon-fri")
+    library(tmp_path, None, far_schedule())
     monkeypatch.chdir(tmp_path)
     fresh = run("status")
     assert fresh.code == 0
@@ -356,3 +370,211 @@ def test_the_daemon_refreshes_the_dashboard_after_each_cycle(tmp_path: Path, spa
         "editor0@example.org.ics",
         "editor1@example.org.ics",
     ]
+
+
+# ----- faults: a lost store or lock, an unreadable content root, stalls at shutdown, logs
+
+
+def run_outcomes(root: Path) -> list[tuple[str | None, dict[str, Any]]]:
+    db = sqlite3.connect(root / ".review-scheduler" / "state.sqlite3")
+    try:
+        rows = db.execute("SELECT outcome, detail FROM runs ORDER BY id").fetchall()
+    finally:
+        db.close()
+    return [(outcome, json.loads(detail) if detail else {}) for outcome, detail in rows]
+
+
+@pytest.mark.parametrize(
+    ("lost", "between_jobs"),
+    [("store folder", False), ("lock file", True)],
+)
+def test_a_daemon_that_loses_its_store_or_lock_stops_with_exit_2(
+    tmp_path: Path, spawn: Any, lost: str, between_jobs: bool
+) -> None:
+    # cycles every 2 s (checked before each), or none due: the watch between jobs notices
+    env = library(tmp_path, None, far_schedule() if between_jobs else "*/2 * * * * *")
+    first = spawn(tmp_path, env)
+    first.message("daemon started" if between_jobs else "cycle ended")
+    state = tmp_path / ".review-scheduler"
+    if lost == "store folder":
+        shutil.rmtree(state)
+    else:
+        (state / "state.sqlite3.lock").unlink()
+    assert first.proc.wait(90) == 2  # at its next cycle or drain, whichever comes first
+    messages = first.rest()
+    assert any("was deleted or replaced while in use" in m for m in messages), messages
+    assert messages[-1] == "daemon stopped: exit status 2"
+    # nothing of the first daemon is left working: a second one starts and runs alone
+    second = spawn(tmp_path, env)
+    second.message("daemon started")
+    if not between_jobs:
+        second.message("cycle ended")
+    assert second.stop() == 0
+
+
+def test_a_missing_or_unlistable_content_root_is_a_failed_cycle(
+    tmp_path: Path, spawn: Any, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = library(tmp_path, None, "*/2 * * * * *")
+    shutil.rmtree(tmp_path / "docs")
+    (tmp_path / "docs").write_text("not a folder\n")  # listing it fails: not a directory
+    daemon = spawn(tmp_path, env)
+    failed = daemon.message("failed")
+    assert "the content root docs cannot be read: Not a directory" in failed["message"] + (
+        failed.get("error") or ""
+    )
+    assert daemon.stop() == 0
+    outcomes = run_outcomes(tmp_path)
+    assert outcomes and all(outcome == "failed" for outcome, _ in outcomes)
+    assert "the content root docs cannot be read" in str(outcomes[-1][1]["error"])
+    assert not list((tmp_path / ".review-scheduler" / "outbox").glob("*.eml"))  # nothing mailed
+    monkeypatch.chdir(tmp_path)
+    status = run("status")
+    assert status.code == 1
+    assert ": failed: ContentRootError: the content root docs cannot be read" in status.out
+    (tmp_path / "docs").unlink()  # and a root that is gone altogether
+    gone = spawn(tmp_path, env)
+    assert "the content root docs does not exist" in str(
+        gone.wait_for(lambda e: "does not exist" in e["message"] + e.get("error", ""))
+    )
+    assert gone.stop() == 0
+    assert run_outcomes(tmp_path)[-1][0] == "failed"
+
+
+def test_sigterm_is_honoured_within_the_grace_when_the_server_stalls(
+    tmp_path: Path, spawn: Any, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grace = 3.0
+    with running_server(tmp_path) as server:
+        # the message deadline is far away: only the grace period can end the wait
+        env = library(tmp_path, server, "*/2 * * * * *", editors=3, grace=grace, deadline=600)
+        server.handler.faults.slow_data = [600.0] * 10  # stored, then no reply for 10 minutes
+        daemon = spawn(tmp_path, env)
+        daemon.message("cycle begun")
+        server.handler.wait_for(1, timeout=90)  # the first message waits for its reply
+        asked = datetime.now(UTC)
+        daemon.proc.send_signal(signal.SIGTERM)
+        # well before the server would answer (or the 600 s deadline end): the grace, the
+        # cancelled job's few seconds and start-up noise on a loaded machine
+        assert daemon.proc.wait(120) == 0
+        took = (datetime.now(UTC) - asked).total_seconds()
+        assert took < 120
+        messages = daemon.rest()
+        assert any(f"did not finish within {grace:.0f} s" in m for m in messages), messages
+        assert messages[-1] == "daemon stopped", daemon.seen[-4:]
+    outcome, detail = run_outcomes(tmp_path)[-1]
+    assert outcome == "interrupted" and "stopped" in detail
+    with state_store(tmp_path) as store:
+        assert store.outbox.counts()["failed"] == 0  # still to send, not given up
+        assert store.outbox.lease_owners() == []
+    monkeypatch.chdir(tmp_path)
+    status = run("status")
+    assert status.code == 0, status.out  # an orderly stop is not a fault
+    assert ": interrupted: " in status.out
+
+
+def test_sigterm_during_a_long_check_is_handled_at_once(
+    tmp_path: Path, spawn: Any, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = library(tmp_path, None, far_schedule())
+    docs = tmp_path / "docs"
+    body = frontmatter(title="Page", lastReviewed="2025-01-10", owner="editor@example.org")
+    for i in range(8_000):  # a check of a second or more: a SIGTERM comes well within it
+        folder = docs / f"part-{i // 1000}"
+        if i % 1000 == 0:
+            folder.mkdir()
+        (folder / f"page-{i}.md").write_text(body)
+    _record_cycle(tmp_path, datetime.now(UTC) - timedelta(days=3))  # a catch-up runs at once
+    daemon = spawn(tmp_path, env)
+    daemon.message("cycle begun")
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.message("shutdown requested (SIGTERM)")
+    assert daemon.proc.wait(90) == 0
+    messages = daemon.rest()
+    # the signal was handled while the check ran: the cycle stopped before queuing anything
+    assert any(m.startswith("cycle stopped: ") for m in messages), messages
+    assert not any("cycle ended" in m for m in messages)
+    outcome, detail = run_outcomes(tmp_path)[-1]
+    assert outcome == "interrupted" and "stopped" in detail
+    assert not (tmp_path / ".review-scheduler" / "outbox").exists()
+    monkeypatch.chdir(tmp_path)
+    assert run("status").code == 0
+    # the next start catches up on the stopped cycle
+    again = spawn(tmp_path, env)
+    assert "was interrupted" in again.message("daemon started")["message"]
+    again.message("cycle begun")
+    assert again.stop() == 0
+
+
+def test_json_logs_every_line_apscheduler_and_tracebacks_included(
+    tmp_path: Path, spawn: Any
+) -> None:
+    env = library(tmp_path, None, "*/2 * * * * *")
+    env["SCHEDULER_DASHBOARD__OUT"] = "site"
+    (tmp_path / "site").write_text("a file where the dashboard folder should be\n")
+    verbose = subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "-v", "daemon", "--log-format", "json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    assert verbose.stderr is not None
+    for line in verbose.stderr:
+        lines.append(line)
+        if "writing the dashboard to" in line:
+            break
+    verbose.send_signal(signal.SIGTERM)
+    out, err = verbose.communicate(timeout=90)
+    lines += err.splitlines(keepends=True)
+    assert verbose.returncode == 0
+    events = [json.loads(line) for line in lines]  # every line is one JSON object
+    loggers = {e["logger"] for e in events}
+    assert any(name.startswith("apscheduler") for name in loggers), loggers
+    failure = next(e for e in events if "writing the dashboard to" in e["message"])
+    assert failure["level"] == "error"
+    assert failure["error"].startswith("Traceback (most recent call last):")
+    assert all(set(e) >= {"time", "level", "logger", "message"} for e in events)
+    assert out == ""
+
+
+def test_json_logs_errors_that_end_the_daemon(tmp_path: Path, spawn: Any) -> None:
+    env = library(tmp_path, None, far_schedule())
+    first = spawn(tmp_path, env)
+    first.message("daemon started")
+    second = subprocess.run(
+        [sys.executable, "-m", "scheduler", "daemon", "--log-format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert second.returncode == 2
+    events = [json.loads(line) for line in second.stderr.splitlines()]
+    assert events[-1]["level"] == "error"
+    assert "is already running on the state store" in events[-1]["message"]
+    assert first.stop() == 0
+
+
+def test_plain_daemon_lines_carry_a_timestamp(tmp_path: Path) -> None:
+    env = library(tmp_path, None, far_schedule())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "daemon"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=90)[1]
+    assert proc.returncode == 0
+    for line in [first, *rest.splitlines()]:
+        assert re.match(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (INFO|WARNING|ERROR) ", line
+        ), line
+    assert "INFO scheduler.runtime.daemon: daemon started" in first

@@ -175,6 +175,45 @@ def test_each_rule_names_its_reason() -> None:
     assert calmer == ()
 
 
+def test_an_orderly_stop_is_not_a_finding_but_a_dead_cycle_is() -> None:
+    stopped: dict[str, object] = {
+        "stopped": "the daemon was stopping",
+        "error": "the daemon stopped: SIGTERM",
+    }
+    orderly = Run(1, "cycle", date(2026, 5, 4), T0, T0, RunOutcome.INTERRUPTED, stopped)
+    status = status_of(last=orderly, outcome="interrupted")
+    assert status.stopped
+    assert judge(status, POLICY, T0) == ()
+    # closed as interrupted by the next daemon (its process died), or never closed at all
+    details: list[dict[str, object]] = [{}, {"error": "the daemon stopped"}]
+    for detail in details:
+        died = Run(1, "cycle", date(2026, 5, 4), T0, T0, RunOutcome.INTERRUPTED, detail)
+        dead = status_of(last=died, outcome="interrupted")
+        assert not dead.stopped
+        assert codes(judge(dead, POLICY, T0)) == ["cycle-interrupted"]
+    unfinished = Run(1, "cycle", date(2026, 5, 4), T0, None, None, {})
+    assert codes(judge(status_of(last=unfinished, outcome="interrupted"), POLICY, T0)) == [
+        "cycle-interrupted"
+    ]
+
+
+def test_status_of_a_store_whose_last_cycle_was_stopped_is_healthy(tmp_path: Path) -> None:
+    setup(tmp_path)
+    settings = settings_in(tmp_path)
+    now = datetime.now(UTC)
+    with store_in(tmp_path) as store:
+        run_id = store.runs.start("cycle", now.date(), now)
+        stopped = {"stopped": "the daemon was stopping", "error": "the daemon stopped: SIGTERM"}
+        store.runs.finish(run_id, RunOutcome.INTERRUPTED, stopped, now)
+    found = reminders.status(settings, tmp_path, now)
+    assert found.outcome == "interrupted" and found.healthy, found.findings
+    with store_in(tmp_path) as store:
+        run_id = store.runs.start("cycle", now.date(), now)  # its process dies: no end
+    found = reminders.status(settings, tmp_path, now)
+    assert found.outcome == "interrupted"
+    assert codes(found.findings) == ["cycle-interrupted"]
+
+
 def test_the_default_delivery_threshold_is_three_drain_intervals(tmp_path: Path) -> None:
     setup(tmp_path, extra="drain_interval_seconds = 100")
     policy = reminders.health_policy(settings_in(tmp_path))

@@ -7,6 +7,8 @@ A new backend joins by adding its name to BACKENDS and a way to open a fresh sto
 from __future__ import annotations
 
 import os
+import shutil
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
@@ -467,6 +469,69 @@ def test_closing_the_store_releases_the_lock(store_settings: StoreSettings, tmp_
         with second.lock():
             assert second.lock_holder() == os.getpid()
         holding.__exit__(None, None, None)
+
+
+def lose(store_settings: StoreSettings, what: str, pg: PgCluster | None) -> None:
+    """Take the store (``what`` = "store") or only its lock ("lock") from under its user, as
+    an operator or a clean-up job might: on SQLite the files deleted; on PostgreSQL the
+    database dropped (and created again, empty) or the lock's session terminated."""
+    if store_settings.url.startswith("sqlite://"):
+        path = Path(store_settings.url.removeprefix("sqlite://")[1:])
+        if what == "store":
+            shutil.rmtree(path.parent)
+        else:
+            path.with_name(path.name + ".lock").unlink()
+        return
+    from scheduler.store.postgres import DAEMON_LOCK
+
+    assert pg is not None
+    name = urllib.parse.urlsplit(store_settings.url).path.lstrip("/")
+    if what == "store":
+        pg.psql(f"DROP DATABASE {name} WITH (FORCE)")
+        pg.psql(f"CREATE DATABASE {name}")
+    else:
+        assert DAEMON_LOCK == 1381171202
+        terminated = pg.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND granted AND objid = 1381171202 AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
+            database=name,
+        )
+        assert terminated.split() == ["t"]
+
+
+LOST = "deleted or replaced while in use|lock on the state store .* was lost"
+
+
+def test_a_held_lock_checks_out(store_settings: StoreSettings, tmp_path: Path) -> None:
+    with open_store(store_settings, tmp_path) as store:
+        with pytest.raises(StoreError, match="does not hold the lock"):
+            store.ensure_locked()
+        with store.lock():
+            store.ensure_locked()
+            store.ensure_locked()  # checking changes nothing
+        with pytest.raises(StoreError, match="does not hold the lock"):
+            store.ensure_locked()
+
+
+@pytest.mark.parametrize("what", ["store", "lock"])
+def test_a_lost_store_or_lock_is_noticed_before_a_second_holder_works(
+    store_settings: StoreSettings, tmp_path: Path, what: str, request: pytest.FixtureRequest
+) -> None:
+    pg = request.getfixturevalue("pg_cluster") if "postgresql" in store_settings.url else None
+    with ExitStack() as stack:
+        first = stack.enter_context(open_store(store_settings, tmp_path))
+        stack.enter_context(first.lock())
+        first.ensure_locked()
+        lose(store_settings, what, pg)
+        with pytest.raises(StoreError, match=LOST):
+            first.ensure_locked()
+        # a second user can now take a lock: the first one has been told to stop
+        second = stack.enter_context(open_store(store_settings, tmp_path))
+        stack.enter_context(second.lock())
+        second.ensure_locked()
+        with pytest.raises(StoreError, match=LOST):
+            first.ensure_locked()
 
 
 def test_a_running_cycle_is_seen_by_others_until_it_ends(

@@ -10,6 +10,9 @@ import click
 
 from scheduler.commands.logs import setup_logging
 from scheduler.commands.options import config_option, settings_for
+from scheduler.errors import SchedulerError
+
+log = logging.getLogger("scheduler.daemon")
 
 
 @click.command(
@@ -35,6 +38,17 @@ def command(ctx: click.Context, config_path: Path | None, log_format: str) -> in
     from scheduler.runtime.daemon import Daemon  # imports APScheduler: only for the daemon
 
     verbose = ctx.parent.params.get("verbose", 0) if ctx.parent else 0
-    setup_logging(verbose, log_format, base=logging.INFO)
-    settings = settings_for(config_path)
-    return asyncio.run(Daemon(settings, Path.cwd()).run())
+    setup_logging(verbose, log_format, base=logging.INFO, service=True)
+    if log_format == "plain":
+        settings = settings_for(config_path)
+        return asyncio.run(Daemon(settings, Path.cwd()).run())
+    # every line on stderr is JSON: errors that would end the command are logged too
+    try:
+        settings = settings_for(config_path)
+        return asyncio.run(Daemon(settings, Path.cwd()).run())
+    except SchedulerError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except Exception:
+        log.critical("unexpected failure; the daemon stops", exc_info=True)
+        return 3

@@ -52,6 +52,7 @@ COMMANDS = {
     "mark-reviewed": "scheduler.commands.mark_reviewed:command",
     "snooze": "scheduler.commands.snooze:command",
     "history": "scheduler.commands.history:command",
+    "schedule": "scheduler.commands.schedule:command",
     "init": "scheduler.commands.init:command",
 }
 

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+QUIT_SECONDS = 5.0  # the longest a goodbye to the server may take
+
 CHANNEL = "email"
 
 
@@ -279,12 +281,23 @@ class SmtpChannel:
         return results
 
     async def close(self) -> None:
+        """Say QUIT, waiting a few seconds at most (a stalled server must not hold up a
+        shutdown), else drop the connection; when the sending task is being cancelled (a
+        shutdown past its grace period), drop it at once."""
         client, self._client = self._client, None
+        task = asyncio.current_task()
+        if client is not None and task is not None and task.cancelling():
+            client.close()
+            return
         if client is not None and client.is_connected:
             try:
-                await client.quit()
-            except Exception:
+                async with asyncio.timeout(min(QUIT_SECONDS, self._settings.timeout_seconds)):
+                    await client.quit()
+            except Exception:  # the deadline among them
                 client.close()
+            except BaseException:  # cancelled: drop the connection, then stop
+                client.close()
+                raise
 
 
 @cache

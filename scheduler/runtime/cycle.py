@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from scheduler.config import Settings
-from scheduler.errors import HeaderInjectionError, TemplateError
+from scheduler.errors import ConfigError, HeaderInjectionError, TemplateError
 from scheduler.notify.channel import Channel, Notification
 from scheduler.notify.channel import compose as compose_notification
 from scheduler.notify.delivery import Clock, DeliveryReport, deliver_pending
@@ -30,9 +32,9 @@ from scheduler.notify.reminders import (
 )
 from scheduler.results import CheckResult, Evidence
 from scheduler.review.routing import expand
-from scheduler.store import RunOutcome, StateStore
-from scheduler.usecases.check import check
-from scheduler.usecases.reviews import evidence, observe
+from scheduler.store import LogEntry, RunOutcome, Seen, StateStore
+from scheduler.usecases.check import CheckStopped, check
+from scheduler.usecases.reviews import evidence, observed
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,16 @@ class UndeliveredDigests(TemplateError):
         self.report = report
 
 
+class CycleStopped(Exception):
+    """A cycle ended early, recorded as interrupted, because it was asked to stop."""
+
+
+async def _mirror(stop: asyncio.Event, halt: threading.Event) -> None:
+    """Set ``halt`` (seen by threads) when ``stop`` (seen by the event loop) is set."""
+    await stop.wait()
+    halt.set()
+
+
 @dataclass(frozen=True, slots=True)
 class CycleReport:
     as_of: date
@@ -137,12 +149,39 @@ def plan_cycle(
     recipients: Sequence[str] | None = None,
     *,
     write: bool = True,
+    stop: threading.Event | None = None,
 ) -> tuple[CheckResult, Plan]:
     """Check every document and decide the digests; snoozed documents get none. With ``write``
-    false (previews, dry runs) nothing is written, not even the parse cache."""
-    result = check(settings, [], cwd, today, use_cache=write, evidence=evidence)
+    false (previews, dry runs) nothing is written, not even the parse cache. A content root
+    that cannot be listed is a :class:`ContentRootError`: never a run over a pseudo-document.
+    When ``stop`` is set, the check ends early with
+    :class:`~scheduler.usecases.check.CheckStopped`."""
+    readable_root(settings, cwd)
+    result = check(settings, [], cwd, today, use_cache=write, evidence=evidence, stop=stop)
     plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
     return result, plan
+
+
+class ContentRootError(ConfigError):
+    """The content root is missing or cannot be read: a cycle over it would see nothing."""
+
+
+def readable_root(settings: Settings, cwd: Path) -> None:
+    """Raise :class:`ContentRootError` unless the content root is a folder that can be listed."""
+    root = settings.content.root
+    try:
+        with os.scandir(cwd / root) as entries:
+            next(entries, None)
+    except FileNotFoundError:
+        raise ContentRootError(
+            f"the content root {root} does not exist; set [content] root in the config"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ContentRootError(
+            f"the content root {root} cannot be read: {reason}; check [content] root and the "
+            "folder's permissions"
+        ) from None
 
 
 def _outstanding(result: CheckResult) -> int:
@@ -222,7 +261,11 @@ async def run_cycle(
     """One reminder cycle: compute, decide, enqueue (one transaction), deliver over
     ``channel``.
 
-    The run is recorded in the run history, whether it succeeds or fails.
+    The run is recorded in the run history, whether it succeeds, fails, or is stopped. The
+    check runs in a worker thread, so that the event loop (and a SIGTERM) is never kept
+    waiting by a large library; when ``stop`` is set before the messages are queued, or the
+    cycle is cancelled, it ends as interrupted (detail ``stopped``) and raises
+    :class:`CycleStopped` (or the cancellation).
     """
     now = clock()
     outbox = Outbox(store)
@@ -230,9 +273,20 @@ async def run_cycle(
     template_error: TemplateError | None = None
     queued: list[str] = []
     skipped: list[str] = []
+    halt = threading.Event()
+    mirror = asyncio.ensure_future(_mirror(stop, halt)) if stop is not None else None
     try:
-        result, plan = plan_cycle(settings, cwd, today, outbox.ledger(), evidence(store, today))
-        observe(store, result.documents, cwd, settings, now)
+        ledger, known, seen = outbox.ledger(), evidence(store, today), store.reviews.seen()
+
+        def check_and_observe() -> tuple[CheckResult, Plan, tuple[list[Seen], list[LogEntry]]]:
+            result, plan = plan_cycle(settings, cwd, today, ledger, known, stop=halt)
+            return result, plan, observed(seen, result.documents, cwd, settings, now, halt)
+
+        result, plan, (updates, entries) = await asyncio.to_thread(check_and_observe)
+        if halt.is_set():
+            raise CheckStopped("stopped before the digests were queued")
+        if updates:
+            store.reviews.observe(updates, entries)
         try:
             # Rendered in a worker thread, within time and size limits: a user template that
             # loops cannot hold the daemon's event loop.
@@ -251,10 +305,26 @@ async def run_cycle(
             clock,
             stop=stop,
         )
+    except (CheckStopped, asyncio.CancelledError) as exc:
+        halt.set()  # the check thread, if still running, ends at its next document
+        why = (
+            str(exc)
+            if isinstance(exc, CheckStopped)
+            else "the job was cancelled after the shutdown grace period"
+        )
+        stopped = {"stopped": "the daemon was stopping", "error": f"the daemon stopped: {why}"}
+        store.runs.finish(run_id, RunOutcome.INTERRUPTED, stopped, clock())
+        if isinstance(exc, CheckStopped):
+            raise CycleStopped(str(exc)) from None
+        raise
     except BaseException as exc:
+        halt.set()
         error = {"error": f"{type(exc).__name__}: {exc}"}
         store.runs.finish(run_id, RunOutcome.FAILED, error, clock())
         raise
+    finally:
+        if mirror is not None:
+            mirror.cancel()
     report = CycleReport(
         as_of=today,
         documents=len(result.documents),

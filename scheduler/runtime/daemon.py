@@ -10,11 +10,21 @@ left unfinished, runs once, by the lease holder, decided from the run history. W
 unreachable the daemon carries on, logs it, and resumes when it is back. SIGTERM and SIGINT stop
 new work, let the message being sent finish within a grace period, and leave everything
 unfinished in the outbox for the next start.
+
+On a SQLite store, before each cycle and each drain (and every few seconds in between) the
+daemon checks that it still holds the lock on the very store it opened; when the store or its
+lock was deleted or replaced it stops with exit status 2, so that a second daemon never works
+beside it for long. A shared store has no such lock to lose: there the cycle lease, renewed
+before each cycle, decides who runs cycles, and a store that is away is waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
+import gc
 import logging
 import os
 import signal
@@ -34,7 +44,7 @@ from scheduler.notify.channel import Channel
 from scheduler.notify.delivery import deliver_pending, worker_id
 from scheduler.notify.email import check_delivery_settings, make_channel
 from scheduler.notify.outbox import Outbox
-from scheduler.runtime.cycle import CYCLE, run_cycle
+from scheduler.runtime.cycle import CYCLE, CycleStopped, run_cycle
 from scheduler.runtime.schedule import LocalCronTrigger, missed_cycle
 from scheduler.store import (
     Replica,
@@ -51,6 +61,11 @@ log = logging.getLogger(__name__)
 CYCLE_JOB = "reminder-cycle"
 DRAIN_JOB = "outbox-drain"
 CATCH_UP_JOB = "catch-up-cycle"
+WATCH_JOB = "store-watch"
+# Between cycles and drains too, how often the daemon checks it still holds its store's lock.
+STORE_WATCH_SECONDS = 5.0
+# After the grace period, how long a cancelled job may take to end (closing connections).
+CANCEL_WAIT_SECONDS = 10.0
 HEARTBEAT_JOB = "heartbeat"
 CYCLE_LEASE = "cycle"  # the lease whose holder runs the cycles
 
@@ -79,6 +94,26 @@ def catch_up_due(runs: RunHistory, trigger: LocalCronTrigger, now: datetime) -> 
     return False, "no cycle was missed"
 
 
+def release_memory() -> None:
+    """After a cycle, collect every generation of garbage and hand the C allocator's free
+    memory back to the system (glibc's ``malloc_trim``, where there is one), so that what a
+    daemon holds between cycles is what one cycle needs, not what many left scattered."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc: nothing to trim
+    return trim
+
+
 class Daemon:
     def __init__(
         self,
@@ -100,6 +135,7 @@ class Daemon:
         self._work = asyncio.Lock()  # one job at a time: cycles and drains both deliver
         self._running: asyncio.Task[None] | None = None
         self._store: StateStore | None = None
+        self.exit_code = 0
         self._scheduler: AsyncIOScheduler | None = None
         self.replica = worker_id()  # who this daemon is, in leases and heartbeats
         self._started_at = clock()
@@ -174,6 +210,14 @@ class Daemon:
             name="heartbeat",
             **options,
         )
+        if not store.shared:  # a shared store has no lock to lose: see _store_lost
+            scheduler.add_job(
+                self._watch_store,
+                IntervalTrigger(seconds=STORE_WATCH_SECONDS, timezone=zone),
+                id=WATCH_JOB,
+                name="store watch",
+                **options,
+            )
         if leading:
             catch_up, why = self._take_charge(store, now)
         else:
@@ -196,8 +240,11 @@ class Daemon:
             scheduler.shutdown(wait=False)
             loop.remove_signal_handler(signal.SIGTERM)
             loop.remove_signal_handler(signal.SIGINT)
-        log.info("daemon stopped")
-        return 0
+        if self.exit_code:
+            log.error("daemon stopped: exit status %d", self.exit_code)
+        else:
+            log.info("daemon stopped")
+        return self.exit_code
 
     # ----- the cycle lease and heartbeats
 
@@ -295,7 +342,32 @@ class Daemon:
                 grace,
             )
             task.cancel()
-            await asyncio.wait({task})
+            _, pending = await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+            if pending:
+                log.warning("the job did not end when cancelled; stopping without it")
+
+    def _store_lost(self) -> bool:
+        """Whether the store or its lock was lost (then logged, and the daemon stopping).
+        Never on a shared store: the daemon holds no lock there (the cycle lease, renewed
+        before each cycle, says whether it runs cycles), and an unreachable store is waited
+        for, not a reason to stop."""
+        assert self._store is not None
+        if self._store.shared:
+            return False
+        try:
+            self._store.ensure_locked()
+        except StoreError as exc:
+            if not self.exit_code:
+                log.error("%s", exc)
+            self.exit_code = exc.exit_code
+            self.request_stop("the state store or its lock was lost")
+            return True
+        return False
+
+    async def _watch_store(self) -> None:
+        """Check the lock between jobs too, even while a long one runs."""
+        if not self.stop.is_set():
+            self._store_lost()
 
     async def _exclusively(self, failure: str, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` as the one job at a time (cycles and drains both deliver), unless the
@@ -303,9 +375,13 @@ class Daemon:
         async with self._work:
             if self.stop.is_set():
                 return
+            if self._store_lost():
+                return
             self._running = asyncio.current_task()
             try:
                 await job()
+            except CycleStopped as exc:
+                log.info("cycle stopped: %s; it runs again at the next start", exc)
             except StoreError as exc:
                 self._unreachable(failure, exc)
             except Exception:
@@ -347,6 +423,7 @@ class Daemon:
             counts["failed"],
         )
         self._refresh_dashboard(today)
+        release_memory()
 
     def _still_leading(self) -> bool:
         """Renew the cycle lease before a cycle: only its holder runs the cycle."""

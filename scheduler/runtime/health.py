@@ -59,6 +59,15 @@ class Status:
     findings: tuple[Finding, ...] = ()
 
     @property
+    def stopped(self) -> bool:
+        """Whether the last cycle was interrupted by an orderly stop (SIGTERM): not a fault."""
+        return (
+            self.outcome == "interrupted"
+            and self.last is not None
+            and "stopped" in self.last.detail
+        )
+
+    @property
     def healthy(self) -> bool:
         return not self.findings
 
@@ -79,6 +88,8 @@ def store_unreadable(status: Status, policy: HealthPolicy, now: datetime) -> Fin
 def cycle_failed(status: Status, policy: HealthPolicy, now: datetime) -> Finding | None:
     if status.last is None or status.outcome not in ("failed", "interrupted"):
         return None
+    if status.stopped:
+        return None  # an orderly stop (SIGTERM): the cycle runs again at the next start
     started = _when(status.last.started_at, status)
     if status.outcome == "interrupted":
         return Finding(

@@ -476,6 +476,13 @@ class StateStore(Protocol):
         """The pid of the process holding the lock (-1 when unknown), or None."""
         ...
 
+    def ensure_locked(self) -> None:
+        """Check that this process still holds the lock on this very store; a
+        :class:`~scheduler.errors.StoreError` saying what was lost when not (the store or its
+        lock deleted or replaced under it, or the lock not held), so that a daemon stops before
+        a second one can work on the store beside it."""
+        ...
+
     def running(self) -> AbstractContextManager[None]:
         """Mark, for the block, that this process runs a cycle (any number of processes may);
         the mark goes when its holder dies."""

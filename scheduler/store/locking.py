@@ -104,6 +104,22 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
+    def ensure_held(self) -> None:
+        """A :class:`StoreError` unless this process holds the lock on the file now at the
+        path (not on one deleted or replaced since it was taken)."""
+        if self._fd is None:
+            raise StoreError(f"this process does not hold the lock on the state store {self.shown}")
+        held = os.fstat(self._fd)
+        try:
+            there = self.path.stat()
+        except OSError:
+            there = None
+        if there is None or (there.st_dev, there.st_ino) != (held.st_dev, held.st_ino):
+            raise StoreError(
+                f"the lock file {self.path.name} of the state store {self.shown} was deleted or "
+                "replaced while in use, so another daemon could start beside this one; stopping"
+            )
+
     def holder(self) -> int | None:
         """The process id of the holder (-1 when it cannot be read), or ``None`` if free."""
         try:

@@ -408,6 +408,34 @@ class PostgresStore:
         finally:
             self._unlock()
 
+    def ensure_locked(self) -> None:
+        """The lock lives in its own session: it is lost when that session ended (terminated,
+        the server restarted, the database dropped), as the server then frees the lock for
+        another daemon. A session still open that merely cannot answer yet is not a loss."""
+        conn = self._lock_conn
+        if conn is None:
+            raise StoreError(f"this process does not hold the lock on the state store {self.shown}")
+        driver, _ = _driver()
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid() AND classid = 0 AND objid = %s AND objsubid = 1",
+                (DAEMON_LOCK,),
+            ).fetchone()
+        except driver.Error as exc:
+            if not conn.closed:
+                raise StoreError(f"the state store {self.shown}: {_reason(exc)}") from exc
+            held = False
+            why = _reason(exc)
+        else:
+            held = row is not None and row[0] > 0
+            why = "the session no longer holds it"
+        if not held:
+            raise StoreError(
+                f"the lock on the state store {self.shown} was lost ({why}), so another daemon "
+                "could start beside this one; stopping"
+            )
+
     def _unlock(self) -> None:
         if self._lock_conn is not None:
             self._lock_conn.close()  # the session ends: the lock goes with it

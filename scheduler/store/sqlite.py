@@ -397,6 +397,7 @@ class SqliteStore:
         except StoreError:
             self.db.close()
             raise
+        self._identity = _identity(path)
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """A connection that never writes (nor creates) anything: ``mode=ro``, and when even
@@ -452,6 +453,14 @@ class SqliteStore:
 
     def lock_holder(self) -> int | None:
         return self._lock.holder()
+
+    def ensure_locked(self) -> None:
+        self._lock.ensure_held()
+        if self._identity is None or _identity(self.path) != self._identity:
+            raise StoreError(
+                f"the state store {self.shown} was deleted or replaced while in use; stopping "
+                "so that no message is sent twice (restart to use the store now there)"
+            )
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -598,6 +607,15 @@ class SqliteStore:
         finally:
             with self.guard():
                 self.db.execute("PRAGMA foreign_keys=ON")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file at ``path`` (device and inode), or None when there is none."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 class SqliteLedger:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -40,6 +41,10 @@ from scheduler.store import location
 from scheduler.text import shown, without_surrogates
 
 log = logging.getLogger(__name__)
+
+
+class CheckStopped(Exception):
+    """A check ended early because it was asked to stop (a daemon shutting down)."""
 
 
 def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> list[Path]:
@@ -360,10 +365,12 @@ def check(
     progress: Progress | None = None,
     evidence: Evidence | None = None,
     rules: RuleSelection | None = None,
+    stop: threading.Event | None = None,
 ) -> CheckResult:
     """The freshness report: every selected document with its state, due date and editors;
     marked snoozed or rubber-stamped as ``evidence`` says; warnings as ``rules`` (default: the
-    settings') select."""
+    settings') select. When ``stop`` is set (from another thread), the check ends early with
+    :class:`CheckStopped`."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
@@ -374,6 +381,8 @@ def check(
     unlisted = 0
     with scanning(settings, cwd, use_cache, cache) as cache:
         for doc in examine(settings, targets, cwd, cache=cache, progress=progress):
+            if stop is not None and stop.is_set():
+                raise CheckStopped("the check was stopped before it ended")
             report = build_report(doc, policy, settings.fields, today, rules, declared_only)
             if evidence is not None:
                 report = with_evidence(report, evidence)

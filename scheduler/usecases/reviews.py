@@ -14,7 +14,8 @@ import logging
 import os
 import stat
 import subprocess
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -249,11 +250,28 @@ def observe(
     "edited outside the tool". A document's bytes are read (for :func:`content_digest`) only
     when its date moved, or when it needs review and none are kept yet, so that a later review
     can tell whether anything but the date changed."""
+    updates, entries = observed(store.reviews.seen(), documents, cwd, settings, now)
+    if updates:
+        store.reviews.observe(updates, entries)
+
+
+def observed(
+    seen: Mapping[str, Seen],
+    documents: Iterable[DocumentReport],
+    cwd: Path,
+    settings: Settings,
+    now: datetime,
+    stop: threading.Event | None = None,
+) -> tuple[list[Seen], list[LogEntry]]:
+    """What :func:`observe` records, given what was ``seen`` before; reads files but not the
+    store, so it can run in a worker thread. Ends early (with what it has) when ``stop`` is
+    set: the rest is observed by the next run."""
     key = settings.fields.key("last_reviewed")
-    seen = store.reviews.seen()
     updates: list[Seen] = []
     entries: list[LogEntry] = []
     for doc in documents:
+        if stop is not None and stop.is_set():
+            break
         if doc.last_reviewed is None:
             continue
         path = without_surrogates(doc.path)
@@ -275,8 +293,7 @@ def observe(
                 )
             )
         updates.append(Seen(path, doc.last_reviewed, content))
-    if updates:
-        store.reviews.observe(updates, entries)
+    return updates, entries
 
 
 def _read_content(path: Path, key: str, shown: str, settings: Settings) -> str | None:
