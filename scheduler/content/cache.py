@@ -120,6 +120,11 @@ class ParseCache:
             return cls.off()
         return cls(store, stamp_ns, fingerprint)
 
+    @property
+    def active(self) -> bool:
+        """Whether what is stored is kept (there is a store, and it has not failed)."""
+        return self._store is not None
+
     # ------------------------------------------------------------------ reading
 
     def lookup(self, file: SourceFile) -> CacheEntry | None:
