@@ -122,9 +122,10 @@ def test_snoozed_and_rubber_stamped_documents_are_marked(
 # What damage does to the parts kept after a facts record (the stored text after its newline).
 DAMAGE = {
     "an edited title": lambda kept: kept.replace("Example page", "Exemplar page"),
-    "a part missing": lambda kept: kept.rpartition("\x00")[0],
-    "not a number": lambda kept: kept.replace("\x00", "\x00x", 1),
-    "no checksum": lambda kept: kept.partition("\x00")[2],
+    "a part missing": lambda kept: kept.rpartition("\x1f")[0],
+    "an unknown kind": lambda kept: kept.replace("\x1f", "\x1fx", 1),
+    "not a number": lambda kept: kept.replace("\x1fD\x1f", "\x1fD\x1fx", 1),
+    "no checksum": lambda kept: kept.partition("\x1f")[2],
 }
 
 
@@ -143,6 +144,7 @@ def test_damaged_parts_are_not_used_and_are_kept_again(
         ).fetchone()
         record, _, kept = text.partition("\n")
         assert "Example page" in kept  # the entry's title is written out after the record
+        assert DAMAGE[kind](kept) != kept
         db.execute(
             "UPDATE parse_cache SET facts = ? WHERE name = ?",
             (record + "\n" + DAMAGE[kind](kept), b"good.md"),

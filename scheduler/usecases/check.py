@@ -97,8 +97,9 @@ class EntryEncoder(Protocol):
 
 # Between a cached facts record and the report entry's parts kept after it, and between the
 # parts: neither occurs in JSON text as the encoders write it (control characters are escaped).
+# (Not NUL, which PostgreSQL's text refuses.)
 _PARTS = "\n"
-_PART = "\x00"
+_PART = "\x1f"
 _KINDS = frozenset({"E", "I", "D"})
 
 
