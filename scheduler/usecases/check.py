@@ -143,17 +143,19 @@ class _Encoding:
         )
         return _seal(record, parts) + _PART + parts
 
-    def ready(self, path: str, record: FactsRecord, kept: str) -> Preencoded | None:
+    def ready(
+        self, path: str, record: FactsRecord, kept: str, sealed: bool = False
+    ) -> Preencoded | None:
         """The document at ``path`` as ``kept`` (stored after ``record``) has it, or None when
         its entry needs its facts (a review recorded after today, a snooze or rubber stamp).
         Raises :class:`MalformedRecord` for what :meth:`parts` did not write: the record and
         the parts are sealed with a checksum, so that a damaged entry is a miss, as one whose
-        record cannot be decoded is."""
+        record cannot be decoded is. (``sealed``: just written, the checksum is not checked.)"""
         seal, _, kept = kept.partition(_PART)
         try:
             kind, due, last, head, middle, tail = kept.split(_PART)
             due_ordinal, last_ordinal = int(due), int(last)
-            sealed = _seal(record, kept) == seal
+            sealed = sealed or _seal(record, kept) == seal
         except (ValueError, UnicodeError):
             raise MalformedRecord("not a report entry's parts") from None
         if not sealed:
@@ -269,7 +271,7 @@ def _examined(
         second time; as it is when there are none."""
         if stored is record or encoding is None:
             return doc
-        return encoding.ready(doc.path, record, stored[len(record) + 1 :]) or doc
+        return encoding.ready(doc.path, record, stored[len(record) + 1 :], sealed=True) or doc
 
     def outcome(file: SourceFile, cached: Examined | None, read: Outcome) -> Examined | Preencoded:
         if read.facts is None:  # the contents are those cached
@@ -564,6 +566,8 @@ def check(
 
 
 _LAST = date.max.toordinal()
+_ORDINALS = _LAST + 1
+_VALUES = {state: state.value for state in State}
 _OVERDUE, _DUE_SOON, _OK = State.OVERDUE, State.DUE_SOON, State.OK
 _FIXED = {"E": State.EXEMPT, "I": State.INVALID}
 _RANK = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}  # DocumentReport.urgency
@@ -589,7 +593,9 @@ def _entries(
     window = policy.due_soon_days
     states = selection.states
     entry = encoder.entry
-    ranked: list[tuple[int, int, int, str, EncodedReport]] = []
+    # DocumentReport.urgency as one number (rank, then dated first, then the due date's
+    # ordinal), and the path: cheaper to build and compare than the four-item key.
+    ranked: list[tuple[int, str, EncodedReport]] = []
     add = ranked.append
     for doc in documents:
         if type(doc) is Preencoded:
@@ -602,15 +608,8 @@ def _entries(
                 state = _FIXED[kind]
             if states and state not in states:
                 continue
-            add(
-                (
-                    _RANK.get(state, 1),
-                    0 if due else 1,
-                    due or _LAST,
-                    path,
-                    EncodedReport(state, entry(path, head, state.value, middle, days, tail)),
-                )
-            )
+            line = entry(path, head, _VALUES[state], middle, days, tail)
+            add((_urgency(state, due), path, EncodedReport(state, line)))
             continue
         assert isinstance(doc, Examined)
         report = build_report(doc, policy, names, today, rules)
@@ -618,17 +617,14 @@ def _entries(
             report = with_evidence(report, evidence)
         if report in selection:
             due_ordinal = report.due.toordinal() if report.due is not None else 0
-            add(
-                (
-                    _RANK.get(report.state, 1),
-                    0 if due_ordinal else 1,
-                    due_ordinal or _LAST,
-                    report.path,
-                    _encoded(encoder, report),
-                )
-            )
+            add((_urgency(report.state, due_ordinal), report.path, _encoded(encoder, report)))
     ranked.sort()  # still with few collections: see scanning()
-    return [item[4] for item in ranked]
+    return [item[2] for item in ranked]
+
+
+def _urgency(state: State, due: int) -> int:
+    """``DocumentReport.urgency`` less the path, for a due date's ordinal (0 for none)."""
+    return (_RANK.get(state, 1) * 2 + (0 if due else 1)) * _ORDINALS + (due or _LAST)
 
 
 @dataclass(frozen=True, slots=True)
