@@ -177,3 +177,27 @@ def test_other_formats_leave_the_record_alone_and_json_keeps_its_parts_later(
     warm = encoded_run(settings, library, date(2026, 5, 1), later + 2 * RACY_NS)
     assert built == ["docs/future.md"]  # reviewed after that day: its entry needs its facts
     assert report(warm) == report(check(settings, [], library, date(2026, 5, 1)))
+
+
+def test_entries_kept_by_a_version_that_wrote_them_otherwise_are_not_used(
+    library: Path,
+    settings: Settings,
+    reads: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new version writing entries differently finds the old ones' checksums wrong, even
+    with the same version number: they are written again from the cached facts."""
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, date(2026, 5, 1), later)
+    real = JsonEntries.parts
+
+    def renamed(doc: Any) -> tuple[str, str, str]:
+        head, middle, tail = real(doc)
+        return head.replace('"title"', '"headline"'), middle, tail
+
+    monkeypatch.setattr(JsonEntries, "parts", staticmethod(renamed))
+    reads["parsed"] = reads["digested"] = 0
+    warm = encoded_run(settings, library, date(2026, 5, 1), later + RACY_NS)
+    assert reads == {"parsed": 0, "digested": 0}
+    assert report(warm).count('"headline"') == len(warm.states) > 0
+    assert '"title"' not in report(warm)

@@ -30,6 +30,7 @@ from scheduler.results import (
     Evidence,
     FileProblems,
     Problem,
+    Severity,
     State,
     ValidationResult,
 )
@@ -103,8 +104,25 @@ _PART = "\x1f"
 _KINDS = frozenset({"E", "I", "D"})
 
 
-def _seal(record: FactsRecord, parts: str) -> str:
-    return format(zlib.crc32((record + parts).encode()), "08x")
+def _seal(record: FactsRecord, parts: str, token: int) -> str:
+    return format(zlib.crc32((record + parts).encode(), token), "08x")
+
+
+# A report with every part an entry can have: what the encoder makes of it seals every kept
+# entry, so that entries kept by a version that wrote them otherwise are not used.
+_SAMPLE = DocumentReport(
+    path="sample.md",
+    title="Title \u00e9",
+    state=State.OK,
+    status="active",
+    last_reviewed=date(2026, 1, 2),
+    review_frequency="quarterly",
+    due=date(2026, 4, 2),
+    days_until_due=3,
+    editors=("a@example.org", "b@example.org"),
+    problems=(Problem("sample.md", 2, "title", Severity.WARNING, "m", "h", "RS1", "r", 4),),
+    shown=(("language", "en"), ("tags", ["x"])),
+)
 
 
 class _Encoding:
@@ -122,6 +140,7 @@ class _Encoding:
         self.encoder = encoder
         self._args = (policy, names, today, rules)
         self._today = today.toordinal()
+        self._token = zlib.crc32(_PART.join(encoder.parts(_SAMPLE)).encode())
         self._marked = (
             set(evidence.snoozes) | set(evidence.rubber_stamped) if evidence is not None else set()
         )
@@ -141,7 +160,7 @@ class _Encoding:
         parts = json_safe(
             _PART.join((kind, str(due), str(last_ordinal), *self.encoder.parts(report)))
         )
-        return _seal(record, parts) + _PART + parts
+        return _seal(record, parts, self._token) + _PART + parts
 
     def ready(
         self, path: str, record: FactsRecord, kept: str, sealed: bool = False
@@ -155,7 +174,7 @@ class _Encoding:
         try:
             kind, due, last, head, middle, tail = kept.split(_PART)
             due_ordinal, last_ordinal = int(due), int(last)
-            sealed = sealed or _seal(record, kept) == seal
+            sealed = sealed or _seal(record, kept, self._token) == seal
         except (ValueError, UnicodeError):
             raise MalformedRecord("not a report entry's parts") from None
         if not sealed:
