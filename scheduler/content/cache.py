@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -167,8 +168,9 @@ class ParseCache:
         except StoreError as exc:
             self._fail(exc)
             return
-        decode = os.fsdecode
-        self._rows = {decode(entry.name): entry for entry in entries}
+        # os.fsdecode's own work, without its Python-level checks: one call per cached file.
+        encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+        self._rows = {entry.name.decode(encoding, errors): entry for entry in entries}
 
     def _leave(self) -> None:
         # Entries not looked up belong to files this run did not reach (another selection of
