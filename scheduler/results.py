@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Severity(StrEnum):
@@ -180,6 +180,17 @@ class DocumentReport:
         return extra
 
 
+class EncodedReport(NamedTuple):
+    """One document's line in the freshness report, already written as the JSON report's
+    entry (``check(..., encoder=...)``): its state, for the summary and the exit code, and the
+    marks the summary counts. (A named tuple: one is made per document on large reports.)"""
+
+    state: State
+    json: str
+    snoozed: bool = False
+    rubber_stamped: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     as_of: date
@@ -189,14 +200,29 @@ class CheckResult:
     # With [content] scope = "declared": the unscheduled documents selected but not listed
     # (they are listed when --state asks for them); None with scope "all".
     unscheduled: int | None = None
+    # The report as JSON entries, in report order, when the use case was asked for them: then
+    # ``documents`` is empty, and only the JSON renderer can show it.
+    encoded: Sequence[EncodedReport] | None = None
+
+    @property
+    def states(self) -> list[State]:
+        """Every listed document's state, in report order."""
+        if self.encoded is not None:
+            return [entry.state for entry in self.encoded]
+        return [doc.state for doc in self.documents]
 
     def counts(self) -> dict[str, int]:
-        tally = Counter(doc.state for doc in self.documents)
-        counts = {"documents": len(self.documents)} | {s.value: tally[s] for s in SUMMARY_ORDER}
+        states = self.states
+        tally = Counter(states)
+        counts = {"documents": len(states)} | {s.value: tally[s] for s in SUMMARY_ORDER}
         if self.unscheduled is not None:
             counts["unscheduled"] = self.unscheduled + tally[State.UNSCHEDULED]
-        snoozed = sum(doc.snoozed is not None for doc in self.documents)
-        stamped = sum(doc.rubber_stamped for doc in self.documents)
+        if self.encoded is not None:
+            snoozed = sum(entry.snoozed for entry in self.encoded)
+            stamped = sum(entry.rubber_stamped for entry in self.encoded)
+        else:
+            snoozed = sum(doc.snoozed is not None for doc in self.documents)
+            stamped = sum(doc.rubber_stamped for doc in self.documents)
         return (
             counts
             | ({"snoozed": snoozed} if snoozed else {})

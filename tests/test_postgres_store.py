@@ -145,6 +145,9 @@ def test_where_the_parse_cache_is_kept(
     local = tmp_path / ".review-scheduler" / "parse-cache.sqlite3"
     if in_postgres:
         assert pg_cluster.psql("SELECT count(*) FROM parse_cache", name).strip() == "2"
+        # with each JSON report entry kept after the facts (chr(31) between its parts)
+        kept = "SELECT count(*) FROM parse_cache WHERE strpos(facts, chr(31)) > 0"
+        assert pg_cluster.psql(kept, name).strip() == "2"
         assert not local.exists()
     else:
         assert pg_cluster.psql("SELECT to_regclass('parse_cache') IS NULL", name).strip() == "t"

@@ -27,7 +27,7 @@ from scheduler.commands.options import (
     with_discovery,
 )
 from scheduler.commands.progress import terminal_progress
-from scheduler.render.check import CHECK_FORMATS
+from scheduler.render.check import CHECK_FORMATS, JsonEntries
 from scheduler.render.statistics import STATISTICS_FORMATS
 from scheduler.results import STATES, State, Statistics
 from scheduler.usecases.check import Selection, check
@@ -138,13 +138,14 @@ def run_check(
             progress=progress,
             evidence=stored_evidence(settings, Path.cwd(), today),
             rules=rules,
+            encoder=JsonEntries() if fmt == "json" and not statistics else None,
         )
     if statistics:
         files = [(doc.path, doc.problems) for doc in result.documents]
         emit(STATISTICS_FORMATS, fmt, Statistics.of(result.as_of, result.timezone, files))
     else:
         emit(CHECK_FORMATS, fmt, result)
-    return 1 if any(doc.state in FAILING[fail_on] for doc in result.documents) else 0
+    return 1 if any(state in FAILING[fail_on] for state in result.states) else 0
 
 
 @click.command("check", help=HELP, epilog=EPILOG)

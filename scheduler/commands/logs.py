@@ -93,6 +93,7 @@ def setup_logging(
         handler.setFormatter(OneLineFormatter(traceback=verbose > 0, timestamps=service))
     (root if service else logger).addHandler(handler)
     logger.setLevel(max(logging.DEBUG, base - 10 * verbose))
+    logging.getLogger("scheduler.commands").setLevel(logging.NOTSET)  # as the line above says
     if service:
         root.setLevel(logging.INFO)
         logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,6 +132,11 @@ class ParseCache:
             return cls.off()
         return cls(store, stamp_ns, fingerprint)
 
+    @property
+    def active(self) -> bool:
+        """Whether what is stored is kept (there is a store, and it has not failed)."""
+        return self._store is not None
+
     # ------------------------------------------------------------------ reading
 
     def lookup(self, file: SourceFile) -> CacheEntry | None:
@@ -173,8 +179,9 @@ class ParseCache:
         except StoreError as exc:
             self._fail(exc)
             return
-        decode = os.fsdecode
-        self._rows = {decode(entry.name): entry for entry in entries}
+        # os.fsdecode's own work, without its Python-level checks: one call per cached file.
+        encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+        self._rows = {entry.name.decode(encoding, errors): entry for entry in entries}
 
     def _leave(self) -> None:
         # Entries not looked up belong to files this run did not reach (another selection of

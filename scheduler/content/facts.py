@@ -32,7 +32,7 @@ from scheduler.results import Problem, Severity
 from scheduler.rules import DUE_DATES_DISAGREE, RULES
 
 # Part of the cache's fingerprint: change it whenever rows change shape or meaning.
-FORMAT_VERSION = "7:" + ",".join(field.name for field in REPORTED)
+FORMAT_VERSION = "8:" + ",".join(field.name for field in REPORTED)
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # ASCII: any text survives storage
 # The decoder's C scanner itself (an attribute the type stubs leave out): a record is one JSON

@@ -295,13 +295,18 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
         head["scope"] = "declared"
     # One document per line: valid JSON, readable, and fast to write for large libraries.
     encode = json.JSONEncoder(ensure_ascii=False).encode
-    if not result.documents:
+    if not (result.documents or result.encoded):
         yield json_safe(encode(head)[:-1] + ', "documents": []}\n')
         return
+    entries = (
+        map(document_json, result.documents)
+        if result.encoded is None
+        else (entry.json for entry in result.encoded)
+    )
     piece = [encode(head)[:-1] + ', "documents": [\n  ']
     separator = ""
-    for doc in result.documents:
-        piece.append(separator + document_json(doc))
+    for entry in entries:
+        piece.append(separator + entry)
         separator = ",\n  "
         if len(piece) >= _PIECE:
             yield json_safe("".join(piece))
@@ -317,6 +322,30 @@ _encode = json.JSONEncoder(ensure_ascii=False).encode
 def document_json(doc: DocumentReport) -> str:
     """``json.dumps(doc.to_json(), ensure_ascii=False)``, written out directly: the report
     writes one per document, and this takes a third of the time."""
+    head, middle, tail = document_parts(doc)
+    days = "null" if doc.days_until_due is None else doc.days_until_due
+    return f'{{"path": {encode_basestring(doc.path)}{head}{doc.state.value}{middle}{days}{tail}'
+
+
+class JsonEntries:
+    """The JSON report's entries for :func:`scheduler.usecases.check.check`, which can keep
+    their parts in the parse cache: see :class:`scheduler.usecases.check.EntryEncoder`."""
+
+    @staticmethod
+    def parts(doc: DocumentReport) -> tuple[str, str, str]:
+        return document_parts(doc)
+
+    @staticmethod
+    def entry(path: str, head: str, state: str, middle: str, days: int | None, tail: str) -> str:
+        shown_days = "null" if days is None else days
+        return f'{{"path": {encode_basestring(path)}{head}{state}{middle}{shown_days}{tail}'
+
+
+def document_parts(doc: DocumentReport) -> tuple[str, str, str]:
+    """A document's JSON report entry less its path, state and day count, which depend on
+    where the tool runs and on the day: what comes after the path, between the state and the
+    day count, and after that. The parse cache keeps these for warm runs (see
+    :func:`scheduler.usecases.check.check`), so they must be all a report entry holds."""
     text = encode_basestring
     shown = (
         "".join(f"{text(name)}: {_encode(value)}, " for name, value in doc.shown)
@@ -324,19 +353,17 @@ def document_json(doc: DocumentReport) -> str:
         else ""
     )
     return (
-        f'{{"path": {text(doc.path)}, '
-        f'"title": {"null" if doc.title is None else text(doc.title)}, '
-        f'"state": "{doc.state.value}", '
-        f'"status": {"null" if doc.status is None else text(doc.status)}, '
+        f', "title": {"null" if doc.title is None else text(doc.title)}, "state": "',
+        f'", "status": {"null" if doc.status is None else text(doc.status)}, '
         f'"last_reviewed": {_json_date(doc.last_reviewed)}, '
         f'"review_frequency": '
         f"{'null' if doc.review_frequency is None else text(doc.review_frequency)}, "
         f"{shown}"
         f'"due": {_json_date(doc.due)}, '
-        f'"days_until_due": {"null" if doc.days_until_due is None else doc.days_until_due}, '
-        f'"editors": [{", ".join(map(text, doc.editors))}], '
+        f'"days_until_due": ',
+        f', "editors": [{", ".join(map(text, doc.editors))}], '
         f'"problems": [{", ".join(_encode(p.to_json()) for p in doc.problems)}]'
-        f"{_additions(doc)}}}"
+        f"{_additions(doc)}}}",
     )
 
 

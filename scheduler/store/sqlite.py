@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import urllib.parse
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -1081,6 +1082,9 @@ class SqliteSnoozes:
         ]
 
 
+_FS_CODEC = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
 class SqliteCache:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
@@ -1103,9 +1107,10 @@ class SqliteCache:
         # from a damaged file.
         # The routing path is kept as the bytes of a file name (any name the file system allows,
         # UTF-8 or not), like the folder and the name.
-        make, decode = CacheEntry._make, os.fsdecode
+        # os.fsdecode's own work, without its Python-level checks: one call per cached file.
+        make, encoding, errors = CacheEntry._make, *_FS_CODEC
         return [
-            make((*row[:7], decode(row[7]), *row[8:]))
+            make((*row[:7], row[7].decode(encoding, errors), *row[8:]))
             for row in self._store.query(
                 "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
                 " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"

@@ -7,13 +7,14 @@ import gc
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from operator import attrgetter
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, cast
 
 from scheduler.config import FieldNames, Settings
 from scheduler.content.cache import CacheEntry, ParseCache
@@ -27,9 +28,11 @@ from scheduler.errors import ConfigError, UsageError
 from scheduler.results import (
     CheckResult,
     DocumentReport,
+    EncodedReport,
     Evidence,
     FileProblems,
     Problem,
+    Severity,
     State,
     ValidationResult,
 )
@@ -38,7 +41,7 @@ from scheduler.review.routing import Router, responsibility_problems
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.rule_selection import RuleSelection
 from scheduler.store import location
-from scheduler.text import shown, without_surrogates
+from scheduler.text import json_safe, shown, without_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,122 @@ class Examined(NamedTuple):
 
 
 _Task = tuple[SourceFile, Examined | None]  # a file to read, and what its cache entry says
+
+
+class Preencoded(NamedTuple):
+    """A document whose report entry the parse cache holds written out, less what depends on
+    the day and the current folder (see :func:`check`)."""
+
+    path: str
+    kind: str  # "E" exempt, "I" invalid, whatever the day; "D" as the due date says
+    due: int  # its ordinal; 0 for none
+    head: str  # the entry's parts, as EntryEncoder.parts gives them
+    middle: str
+    tail: str
+
+
+class EntryEncoder(Protocol):
+    """Writes report entries (the JSON renderer's :class:`~scheduler.render.check.JsonEntries`):
+    an entry's parts that do not depend on the day, kept in the parse cache, and a whole entry
+    from its path, parts, state and day count."""
+
+    def parts(self, doc: DocumentReport) -> tuple[str, str, str]: ...
+
+    def entry(
+        self, path: str, head: str, state: str, middle: str, days: int | None, tail: str
+    ) -> str: ...
+
+
+# Between a cached facts record and the report entry's parts kept after it, and between the
+# parts: neither occurs in JSON text as the encoders write it (control characters are escaped).
+# (Not NUL, which PostgreSQL's text refuses.)
+_PARTS = "\n"
+_PART = "\x1f"
+_KINDS = frozenset({"E", "I", "D"})
+
+
+def _seal(record: FactsRecord, parts: str, token: int) -> str:
+    return format(zlib.crc32((record + parts).encode(), token), "08x")
+
+
+# A report with every part an entry can have: what the encoder makes of it seals every kept
+# entry, so that entries kept by a version that wrote them otherwise are not used.
+_SAMPLE = DocumentReport(
+    path="sample.md",
+    title="Title \u00e9",
+    state=State.OK,
+    status="active",
+    last_reviewed=date(2026, 1, 2),
+    review_frequency="quarterly",
+    due=date(2026, 4, 2),
+    days_until_due=3,
+    editors=("a@example.org", "b@example.org"),
+    problems=(Problem("sample.md", 2, "title", Severity.WARNING, "m", "h", "RS1", "r", 4),),
+    shown=(("language", "en"), ("tags", ["x"])),
+)
+
+
+class _Encoding:
+    """What a run writing the report as encoded entries keeps in, and takes from, the cache."""
+
+    def __init__(
+        self,
+        encoder: EntryEncoder,
+        policy: ReviewPolicy,
+        names: FieldNames,
+        today: date,
+        rules: RuleSelection,
+        evidence: Evidence | None,
+    ) -> None:
+        self.encoder = encoder
+        self._args = (policy, names, today, rules)
+        self._today = today.toordinal()
+        self._token = zlib.crc32(_PART.join(encoder.parts(_SAMPLE)).encode())
+        self._marked = (
+            set(evidence.snoozes) | set(evidence.rubber_stamped) if evidence is not None else set()
+        )
+
+    def parts(self, record: FactsRecord, doc: Examined) -> str | None:
+        """What to keep after ``doc``'s facts record; None when its entry depends on the day
+        beyond its state and day count (a review recorded after today is a problem)."""
+        last = doc.facts.last_reviewed
+        policy, names, today, rules = self._args
+        if last is not None and last > today:
+            return None
+        report = build_report(doc, policy, names, today, rules)
+        state = report.state
+        kind = "E" if state is State.EXEMPT else "I" if state is State.INVALID else "D"
+        due = report.due.toordinal() if report.due is not None else 0
+        last_ordinal = last.toordinal() if last is not None else 0
+        parts = json_safe(
+            _PART.join((kind, str(due), str(last_ordinal), *self.encoder.parts(report)))
+        )
+        return _seal(record, parts, self._token) + _PART + parts
+
+    def ready(
+        self, path: str, record: FactsRecord, kept: str, sealed: bool = False
+    ) -> Preencoded | None:
+        """The document at ``path`` as ``kept`` (stored after ``record``) has it, or None when
+        its entry needs its facts (a review recorded after today, a snooze or rubber stamp).
+        Raises :class:`MalformedRecord` for what :meth:`parts` did not write: the record and
+        the parts are sealed with a checksum, so that a damaged entry is a miss, as one whose
+        record cannot be decoded is. (``sealed``: just written, the checksum is not checked.)"""
+        seal, _, kept = kept.partition(_PART)
+        try:
+            kind, due, last, head, middle, tail = kept.split(_PART)
+            due_ordinal, last_ordinal = int(due), int(last)
+            sealed = sealed or _seal(record, kept, self._token) == seal
+        except (ValueError, UnicodeError):
+            raise MalformedRecord("not a report entry's parts") from None
+        if not sealed:
+            raise MalformedRecord("a report entry's parts that do not match their checksum")
+        if kind not in _KINDS or (kind == "D" and not due_ordinal):
+            raise MalformedRecord("not a report entry's parts")
+        if last_ordinal > self._today:
+            return None
+        if self._marked and without_surrogates(path) in self._marked:
+            return None
+        return Preencoded(path, kind, due_ordinal, head, middle, tail)
 
 
 @contextmanager
@@ -122,6 +241,23 @@ def examine(
     worker processes when many need reading), and are then recorded in ``cache``. An entry that
     cannot be decoded is a miss. Documents come in no particular order: callers sort.
     """
+    return cast(
+        Iterator[Examined],
+        _examined(settings, targets, cwd, cache=cache, progress=progress, encoding=None),
+    )
+
+
+def _examined(
+    settings: Settings,
+    targets: Sequence[Path],
+    cwd: Path,
+    *,
+    cache: ParseCache | None,
+    progress: Progress | None,
+    encoding: _Encoding | None,
+) -> Iterator[Examined | Preencoded]:
+    """:func:`examine`; with ``encoding``, documents whose cache entry holds their report
+    entry's parts come as those, and the parts of others are kept."""
     found = resolve_targets(settings, targets, cwd)
     content = settings.content
     discovery = Discovery(
@@ -145,20 +281,37 @@ def examine(
 
     def decoded(file: SourceFile, entry: CacheEntry) -> Examined | None:
         try:
-            return answer(file, entry.facts, entry.route)
+            return answer(file, entry.facts.partition(_PARTS)[0], entry.route)
         except MalformedRecord:
             cache.reject(file)
             return None
 
-    def outcome(file: SourceFile, cached: Examined | None, read: Outcome) -> Examined:
+    def kept(record: FactsRecord, doc: Examined) -> FactsRecord:
+        """The record to store for ``doc``: with its report entry's parts when encoding."""
+        parts = encoding.parts(record, doc) if encoding is not None and cache.active else None
+        return record if parts is None else record + _PARTS + parts
+
+    def preencoded(
+        doc: Examined, record: FactsRecord, stored: FactsRecord
+    ) -> Examined | Preencoded:
+        """``doc`` as its entry's parts just kept give it, so that its report is not built a
+        second time; as it is when there are none."""
+        if stored is record or encoding is None:
+            return doc
+        return encoding.ready(doc.path, record, stored[len(record) + 1 :], sealed=True) or doc
+
+    def outcome(file: SourceFile, cached: Examined | None, read: Outcome) -> Examined | Preencoded:
         if read.facts is None:  # the contents are those cached
             assert cached is not None and read.digest is not None
             cache.confirm(file, read.digest)
             return cached
         assert read.route is not None
-        if read.digest is not None:
-            cache.store(file, read.digest, read.facts, read.route)
-        return answer(file, read.facts, read.route)
+        doc = answer(file, read.facts, read.route)
+        if read.digest is None:
+            return doc
+        stored = kept(read.facts, doc)
+        cache.store(file, read.digest, stored, read.route)
+        return preencoded(doc, read.facts, stored)
 
     lookup, holds = cache.lookup, cache.holds
     debug = log.isEnabledFor(logging.DEBUG)
@@ -177,10 +330,29 @@ def examine(
             entry = lookup(item)
             cached: Examined | None = None
             expect = None
+            parts = ""
+            if encoding is not None and entry is not None and holds(entry, item):
+                record, _, parts = entry.facts.partition(_PARTS)
+                if parts:
+                    try:
+                        ready = encoding.ready(item.display, record, parts)
+                    except MalformedRecord:
+                        ready, parts = None, ""  # its facts still answer: kept again below
+                    if ready is not None:
+                        if debug:
+                            log.debug("from the parse cache: %s", shown(item.display))
+                        yield ready
+                        continue
             if entry is not None and (cached := decoded(item, entry)) is not None:
                 if holds(entry, item):
                     if debug:
                         log.debug("from the parse cache: %s", shown(item.display))
+                    if encoding is not None and not parts:  # kept by a run of another format
+                        stored = kept(record, cached)
+                        if stored is not record:
+                            cache.store(item, entry.digest, stored, entry.route)
+                        yield preencoded(cached, record, stored)
+                        continue
                     yield cached
                     continue
                 if entry.size == item.size:  # the same contents, if the digest still matches
@@ -366,17 +538,58 @@ def check(
     evidence: Evidence | None = None,
     rules: RuleSelection | None = None,
     stop: threading.Event | None = None,
+    encoder: EntryEncoder | None = None,
 ) -> CheckResult:
     """The freshness report: every selected document with its state, due date and editors;
     marked snoozed or rubber-stamped as ``evidence`` says; warnings as ``rules`` (default: the
     settings') select. When ``stop`` is set (from another thread), the check ends early with
-    :class:`CheckStopped`."""
+    :class:`CheckStopped`.
+
+    With ``encoder``, the report comes as entries it wrote (``CheckResult.encoded``), and the
+    parse cache keeps each document's entry less its path, state and day count: a warm run
+    then only works out states and day counts from due dates and joins text, building no
+    facts or report for a document whose file did not change. (Not for runs with links, the
+    declared scope, an --editor filter or rules other than the settings': those build every
+    report, as does a document with a snooze, a rubber stamp or a review after ``today``.)"""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
     )
-    rules = rules or rule_selection(settings)
+    default_rules = rule_selection(settings)
+    rules = rules or default_rules
     linked = settings.links.edit_url is not None or settings.links.view_url is not None
     declared_only = settings.content.scope == "declared"
+    if encoder is not None:
+        if linked or declared_only or selection.editors or rules != default_rules:
+            result = check(
+                settings,
+                targets,
+                cwd,
+                today,
+                selection,
+                use_cache=use_cache,
+                cache=cache,
+                progress=progress,
+                evidence=evidence,
+                rules=rules,
+            )
+            return replace(
+                result,
+                documents=[],
+                encoded=[_encoded(encoder, report) for report in result.documents],
+            )
+        encoding = _Encoding(encoder, policy, settings.fields, today, rules, evidence)
+        with scanning(settings, cwd, use_cache, cache) as cache:
+            entries = _entries(
+                _examined(
+                    settings, targets, cwd, cache=cache, progress=progress, encoding=encoding
+                ),
+                encoding,
+                selection,
+                evidence,
+            )
+        return CheckResult(
+            today, settings.review.timezone, settings.review.due_soon_days, [], None, entries
+        )
     reports = []
     unlisted = 0
     with scanning(settings, cwd, use_cache, cache) as cache:
@@ -400,6 +613,68 @@ def check(
         reports,
         unlisted if declared_only else None,
     )
+
+
+_LAST = date.max.toordinal()
+_ORDINALS = _LAST + 1
+_VALUES = {state: state.value for state in State}
+_OVERDUE, _DUE_SOON, _OK = State.OVERDUE, State.DUE_SOON, State.OK
+_FIXED = {"E": State.EXEMPT, "I": State.INVALID}
+_RANK = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}  # DocumentReport.urgency
+
+
+def _encoded(encoder: EntryEncoder, report: DocumentReport) -> EncodedReport:
+    head, middle, tail = encoder.parts(report)
+    state = report.state
+    entry = encoder.entry(report.path, head, state.value, middle, report.days_until_due, tail)
+    return EncodedReport(state, entry, report.snoozed is not None, report.rubber_stamped)
+
+
+def _entries(
+    documents: Iterator[Examined | Preencoded],
+    encoding: _Encoding,
+    selection: Selection,
+    evidence: Evidence | None,
+) -> list[EncodedReport]:
+    """The report's entries in report order (``DocumentReport.urgency``)."""
+    encoder = encoding.encoder
+    policy, names, today, rules = encoding._args
+    today_ordinal = today.toordinal()
+    window = policy.due_soon_days
+    states = selection.states
+    entry = encoder.entry
+    # DocumentReport.urgency as one number (rank, then dated first, then the due date's
+    # ordinal), and the path: cheaper to build and compare than the four-item key.
+    ranked: list[tuple[int, str, EncodedReport]] = []
+    add = ranked.append
+    for doc in documents:
+        if type(doc) is Preencoded:
+            path, kind, due, head, middle, tail = doc
+            days = due - today_ordinal if due else None
+            if kind == "D":
+                assert days is not None
+                state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
+            else:
+                state = _FIXED[kind]
+            if states and state not in states:
+                continue
+            line = entry(path, head, _VALUES[state], middle, days, tail)
+            add((_urgency(state, due), path, EncodedReport(state, line)))
+            continue
+        assert isinstance(doc, Examined)
+        report = build_report(doc, policy, names, today, rules)
+        if evidence is not None:
+            report = with_evidence(report, evidence)
+        if report in selection:
+            due_ordinal = report.due.toordinal() if report.due is not None else 0
+            add((_urgency(report.state, due_ordinal), report.path, _encoded(encoder, report)))
+    ranked.sort()  # still with few collections: see scanning()
+    return [item[2] for item in ranked]
+
+
+def _urgency(state: State, due: int) -> int:
+    """``DocumentReport.urgency`` less the path, for a due date's ordinal (0 for none)."""
+    return (_RANK.get(state, 1) * 2 + (0 if due else 1)) * _ORDINALS + (due or _LAST)
 
 
 @dataclass(frozen=True, slots=True)
