@@ -221,10 +221,7 @@ class SmtpChannel:
     async def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
-                client.close()
-            except Exception:
-                log.debug("closing a broken SMTP connection failed", exc_info=True)
+            _abort(client)
 
     async def send(
         self, notification: Notification, recipients: Sequence[str]
@@ -287,16 +284,16 @@ class SmtpChannel:
         client, self._client = self._client, None
         task = asyncio.current_task()
         if client is not None and task is not None and task.cancelling():
-            client.close()
+            _abort(client)
             return
         if client is not None and client.is_connected:
             try:
                 async with asyncio.timeout(min(QUIT_SECONDS, self._settings.timeout_seconds)):
                     await client.quit()
             except Exception:  # the deadline among them
-                client.close()
+                _abort(client)
             except BaseException:  # cancelled: drop the connection, then stop
-                client.close()
+                _abort(client)
                 raise
 
 
@@ -401,3 +398,16 @@ def make_channel(smtp: SmtpSettings, outbox_dir: Path) -> Channel:
     if smtp.host:
         return SmtpChannel(smtp)
     return FileChannel(outbox_dir)
+
+
+def _abort(client: aiosmtplib.SMTP) -> None:
+    """Drop a broken (or no longer wanted) connection at once. ``close`` alone would leave a
+    TLS connection's socket open until the TLS shutdown ends, which a stalled server may never
+    answer, and a stopping event loop never waits for."""
+    try:
+        transport = client.transport
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()
+        client.close()
+    except Exception:
+        log.debug("closing a broken SMTP connection failed", exc_info=True)
