@@ -30,6 +30,8 @@ HEAVY = (
     # pydantic-settings (with argparse and dotenv) when no SCHEDULER_ variable is set
     "pydantic_settings",
     "dotenv",
+    # git's ignore rules when no .gitignore is met
+    "pathspec",
 )
 
 PROBE = """
