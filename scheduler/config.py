@@ -533,7 +533,7 @@ _environment_models: list[type[Settings]] = []
 
 def _environment_model() -> type[Settings]:
     """:class:`Settings` reading ``SCHEDULER_<SECTION>__<KEY>`` over its init arguments, made
-    on first use: pydantic-settings costs a command's start-up some 40 ms to import, so it is
+    on first use: pydantic-settings costs a command's start-up some 20 ms to import, so it is
     imported only when such a variable is set (with none, both models load the same settings)."""
     if _environment_models:
         return _environment_models[0]
