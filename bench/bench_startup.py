@@ -35,6 +35,14 @@ default = ["content-team@example.org"]
 """
 TARGET_SECONDS = 0.2
 RUN_CHECK = "from scheduler.commands.main import check_reviews_main; check_reviews_main()"
+# Every run as a user's would be: with bytecode caches (the first run writes them, even where
+# this script runs with PYTHONDONTWRITEBYTECODE set) and no SCHEDULER_ variables, which would
+# make the settings import pydantic-settings.
+_ENVIRON = {
+    k: v
+    for k, v in os.environ.items()
+    if k != "PYTHONDONTWRITEBYTECODE" and not k.upper().startswith("SCHEDULER_")
+}
 
 
 def library(folder: Path, documents: int) -> None:
@@ -49,7 +57,7 @@ def library(folder: Path, documents: int) -> None:
 def timed(command: list[str], cwd: Path, source: str | None = None) -> tuple[float, float]:
     """Wall time and CPU time (user and system) of one run of ``command``; with ``source``, the
     package is imported from that checkout instead."""
-    env = dict(os.environ, PYTHONPATH=source) if source else None
+    env = dict(_ENVIRON, PYTHONPATH=source) if source else _ENVIRON
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
@@ -67,6 +75,7 @@ def import_costs(cwd: Path, args: list[str], top: int) -> list[tuple[int, str]]:
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", RUN_CHECK, *args],
         cwd=cwd,
+        env=_ENVIRON,
         capture_output=True,
         text=True,
         check=False,

@@ -37,12 +37,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
 
 from scheduler.content.fields import FIELDS, NAMES, unknown_names
 from scheduler.errors import ConfigError
@@ -503,15 +497,11 @@ class LinksSettings(_Section):
         return value
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Every setting of the tool. Loaded once per command, then frozen."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-    )
+    # validate_default as pydantic-settings' BaseSettings has it (see _environment_model)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     content: ContentSettings = ContentSettings()
     fields: FieldNames = FieldNames()
@@ -539,17 +529,47 @@ class Settings(BaseSettings):
                 )
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's contents arrive as init arguments; the environment overrides them.
-        return (env_settings, init_settings)
+
+_environment_models: list[type[Settings]] = []
+
+
+def _environment_model() -> type[Settings]:
+    """:class:`Settings` reading ``SCHEDULER_<SECTION>__<KEY>`` over its init arguments, made
+    on first use: pydantic-settings costs a command's start-up some 20 ms to import, so it is
+    imported only when such a variable is set (with none, both models load the same settings)."""
+    if _environment_models:
+        return _environment_models[0]
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+    class EnvironmentSettings(BaseSettings, Settings):
+        model_config = SettingsConfigDict(
+            env_prefix=ENV_PREFIX,
+            env_nested_delimiter="__",
+            extra="forbid",
+            frozen=True,
+        )
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            # The file's contents arrive as init arguments; the environment overrides them.
+            return (env_settings, init_settings)
+
+    EnvironmentSettings.__name__ = EnvironmentSettings.__qualname__ = "Settings"
+    _environment_models.append(EnvironmentSettings)
+    return EnvironmentSettings
+
+
+def _uses_environment(environ: Mapping[str, str]) -> bool:
+    """Whether a variable the settings read is set (``$SCHEDULER_CONFIG`` names the file)."""
+    names = (name.upper() for name in environ)
+    return any(n.startswith(ENV_PREFIX) and n != CONFIG_ENV_VAR for n in names)
 
 
 # Keys whose values never come from the file and are never shown in messages.
@@ -719,16 +739,22 @@ def load_settings(path: Path | None, cwd: Path | None = None) -> Settings:
                 )
         data = _anchor(data, config_base(path), Path.cwd() if cwd is None else cwd)
     try:
-        return Settings(**data)
-    except SettingsError as exc:
-        raise ConfigError(_describe_unparsable(exc, os.environ)) from None
+        if not _uses_environment(os.environ):
+            return Settings(**data)
+        model = _environment_model()
+        from pydantic_settings import SettingsError
+
+        try:
+            return model(**data)
+        except SettingsError as exc:
+            raise ConfigError(_describe_unparsable(exc, os.environ)) from None
     except ValidationError as exc:
         where = str(path) if path is not None else "the built-in defaults"
         lines = [_describe_error(err, where, os.environ) for err in exc.errors()]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
-def _describe_unparsable(exc: SettingsError, environ: Mapping[str, str]) -> str:
+def _describe_unparsable(exc: Exception, environ: Mapping[str, str]) -> str:
     """An environment variable pydantic-settings could not even parse (a list or table that
     is not JSON), named, with what to write instead."""
     match = re.search(r'field "(\w+)"', str(exc))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,25 @@ def test_a_config_file_puts_the_content_root_and_the_store_in_its_folder(
     defaults = load_settings(None)
     assert defaults.store.url == "sqlite:///.review-scheduler/state.sqlite3"
     assert defaults.mail.outbox_dir == Path(".review-scheduler/outbox")
+
+
+def test_settings_are_the_same_with_and_without_an_environment_variable_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no SCHEDULER_ variable set, a run does not import pydantic-settings (start-up):
+    # the file alone must then give exactly what the environment-reading model gives.
+    for name in [n for n in os.environ if n.upper().startswith("SCHEDULER_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "scheduler.toml"
+    config.write_text(
+        '[content]\nroot = "docs"\nexclude = ["drafts/**"]\n'
+        '[review]\ndue_soon_days = 21\n[routing]\ndefault = ["team@example.org"]\n',
+        encoding="utf-8",
+    )
+    plain = load_settings(config, cwd=tmp_path)
+    monkeypatch.setenv("SCHEDULER_REVIEW__DUE_SOON_DAYS", "21")  # the file's own value
+    from_environment = load_settings(config, cwd=tmp_path)
+    assert type(plain) is Settings and isinstance(from_environment, Settings)
+    assert type(from_environment) is not Settings  # the environment-reading model was used
+    assert plain.model_dump() == from_environment.model_dump()
+    assert plain.review.due_soon_days == 21 and plain.content.exclude == ("drafts/**",)

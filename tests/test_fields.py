@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import ConfigError, FieldNames, MetadataRules, Settings, load_settings
+from scheduler.config import ConfigError, FieldNames, MetadataRules, load_settings
 from scheduler.content.facts import DocumentFacts, FactsDecoder, encode_facts
 from scheduler.content.fields import FIELDS, NAMES, REPORTED
 from scheduler.content.metadata import Metadata
@@ -108,7 +108,7 @@ def test_further_reported_fields_travel_in_facts_and_appear_after_the_frequency(
 
 def test_workers_are_sent_the_reading_settings_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCHEDULER_SMTP__PASSWORD", "hunter2-secret")
-    settings = Settings()
+    settings = load_settings(None)  # reads the environment (Settings() alone does not)
     assert settings.smtp.password is not None
     sent = pickle.dumps(ReadingSettings.of(settings))
     assert b"hunter2-secret" not in sent and b"smtp" not in sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,11 @@ HEAVY = (
     "scheduler.usecases.reminders",
     "rich.console",
     "rich.table",
+    # pydantic-settings (with argparse and dotenv) when no SCHEDULER_ variable is set
+    "pydantic_settings",
+    "dotenv",
+    # git's ignore rules when no .gitignore is met
+    "pathspec",
 )
 
 PROBE = """
@@ -37,10 +43,12 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 """
 
 
-def _modules_after(cwd: Path, *args: str) -> tuple[int, str, set[str]]:
+def _modules_after(cwd: Path, *args: str, **env: str) -> tuple[int, str, set[str]]:
+    environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("SCHEDULER_")}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=cwd,
+        env={**environ, **env},
         capture_output=True,
         text=True,
         check=False,
@@ -59,3 +67,15 @@ def test_check_reviews_imports_nothing_heavy(tmp_path: Path) -> None:
         assert code == 0 and "Metastatic Cancer Research" in out
         assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
         assert "scheduler.content.reading" in modules  # the probe did see the check's imports
+
+
+def test_an_environment_variable_still_overrides_the_file(tmp_path: Path) -> None:
+    # pydantic-settings is imported only when a SCHEDULER_ variable is set; then it applies.
+    write_doc(tmp_path / "config" / "scheduler.toml", '[content]\nroot = "docs"\n')
+    write_doc(tmp_path / "docs" / "page.txt", SEED.read_text(encoding="utf-8"))
+    (tmp_path / "elsewhere").mkdir()
+    write_doc(tmp_path / "elsewhere" / "other.txt", SEED.read_text(encoding="utf-8"))
+    args = ("--as-of", "2026-01-01", "--format", "json")
+    code, out, modules = _modules_after(tmp_path, *args, SCHEDULER_CONTENT__ROOT="elsewhere")
+    assert code == 0 and "other.txt" in out and "page.txt" not in out
+    assert "pydantic_settings" in modules

@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from pathspec import GitIgnoreSpec
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 
 class Layer(NamedTuple):
@@ -61,6 +62,8 @@ def _spec(lines: list[str]) -> tuple[GitIgnoreSpec | None, GitIgnoreSpec] | None
     ]
     if not patterns:
         return None
+    from pathspec import GitIgnoreSpec  # imported once a .gitignore holds patterns (start-up)
+
     for_files = [p for p in patterns if not p.rstrip().endswith("/")]
     return (GitIgnoreSpec.from_lines(for_files) if for_files else None), GitIgnoreSpec.from_lines(
         patterns
