@@ -287,6 +287,7 @@ class SmtpChannel:
             _abort(client)
             return
         if client is not None and client.is_connected:
+            transport = client.transport
             try:
                 async with asyncio.timeout(min(QUIT_SECONDS, self._settings.timeout_seconds)):
                     await client.quit()
@@ -295,6 +296,10 @@ class SmtpChannel:
             except BaseException:  # cancelled: drop the connection, then stop
                 _abort(client)
                 raise
+            if isinstance(transport, asyncio.Transport):
+                # QUIT was answered: end a TLS connection without waiting for the server's side
+                # of the TLS shutdown, which would keep the socket open after the run ends.
+                transport.abort()
 
 
 @cache
