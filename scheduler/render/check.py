@@ -151,6 +151,21 @@ def shortened(path: str, width: int) -> str:
     return "…" + tail
 
 
+def _rows(result: CheckResult) -> list[list[str]]:
+    """The table's cells, one row per document, as both text layouts show them."""
+    return [
+        [
+            state_label(doc),
+            iso(doc.due) or "-",
+            "" if doc.days_until_due is None else str(doc.days_until_due),
+            shown(doc.title or "(no title)"),
+            shown(doc.path),
+            shown(", ".join(doc.editors) or "(nobody)"),
+        ]
+        for doc in result.documents
+    ]
+
+
 def _plain_text(result: CheckResult) -> list[str]:
     """The text report for a pipe or a file (no colour, no width): the same text rich lays
     out, written directly, so that a run whose output is not a terminal never imports rich's
@@ -159,17 +174,7 @@ def _plain_text(result: CheckResult) -> list[str]:
 
     lines = [summary_line(result)]
     if result.documents:
-        rows = [
-            [
-                state_label(doc),
-                iso(doc.due) or "-",
-                "" if doc.days_until_due is None else str(doc.days_until_due),
-                shown(doc.title or "(no title)"),
-                shown(doc.path),
-                shown(", ".join(doc.editors) or "(nobody)"),
-            ]
-            for doc in result.documents
-        ]
+        rows = _rows(result)
         headers = [name for name, _ in _COLUMNS]
         widths = [max(cell_len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
 
@@ -217,17 +222,7 @@ def _rich_text(result: CheckResult, options: RenderOptions) -> list[str]:
     )
     console.print(summary_line(result), soft_wrap=options.width is None)
     if result.documents:
-        rows = [
-            [
-                state_label(doc),
-                iso(doc.due) or "-",
-                "" if doc.days_until_due is None else str(doc.days_until_due),
-                shown(doc.title or "(no title)"),
-                shown(doc.path),
-                shown(", ".join(doc.editors) or "(nobody)"),
-            ]
-            for doc in result.documents
-        ]
+        rows = _rows(result)
         widths = layout(rows, options.width)
         columns = list(_COLUMNS)
         if isinstance(widths, int):  # narrow: title, path and editors one under the other
