@@ -24,9 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import SecretStr
-
 from scheduler.config import DeliverySettings, SmtpSettings, StoreSettings
+from scheduler.config_schema import Secret
 from scheduler.notify.channel import Notification, Result, compose
 from scheduler.notify.delivery import deliver_pending
 from scheduler.notify.digest import DigestRenderer, digest_context
@@ -133,7 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
         settings = SmtpSettings(
             **server.settings(timeout_seconds=30, message_deadline_seconds=30),
-            password=SecretStr(PASSWORD),
+            password=Secret(PASSWORD),
         )
         baseline = run(
             "connection per message", ConnectionPerMessage, settings, plan, messages, Path(tmp)

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_smtp
 import corpus_gen
-from pydantic import SecretStr
 
 from scheduler.config import DeliverySettings, SmtpSettings, StoreSettings
+from scheduler.config_schema import Secret
 from scheduler.notify.delivery import deliver_pending
 from scheduler.notify.email import SmtpChannel
 from scheduler.notify.outbox import Outbox
@@ -57,7 +57,7 @@ AS_OF = "2026-11-27"
 def _replica(url: str, smtp: dict[str, object], start: float) -> tuple[int, float]:
     """One replica's delivery loop, until the outbox is empty: the messages it delivered, and
     when it finished."""
-    settings = SmtpSettings(**smtp, password=SecretStr(PASSWORD))  # type: ignore[arg-type]
+    settings = SmtpSettings(**smtp, password=Secret(PASSWORD))  # type: ignore[arg-type]
     with open_store(StoreSettings(url=url), Path.cwd()) as store:
         time.sleep(max(0.0, start - time.time()))  # all replicas begin together, imports done
         report = asyncio.run(

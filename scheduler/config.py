@@ -1,4 +1,4 @@
-"""All settings in one frozen pydantic model.
+"""All settings, as frozen dataclasses that pydantic validates.
 
 Sources, strongest first: environment variables ``SCHEDULER_<SECTION>__<KEY>``, the TOML config
 file, the built-in defaults. The file is ``--config FILE``, else ``$SCHEDULER_CONFIG``, else the
@@ -11,36 +11,40 @@ Relative paths written in a file are taken from the file's folder (for ``config/
 the folder holding ``config/``), and so are the content root and the state store when the file
 leaves them out; relative paths from the environment, and the defaults with no file, from the
 current folder.
+
+The settings are plain frozen dataclasses, so that a command can use them without importing
+pydantic; pydantic is still their one schema and validator (``pydantic.TypeAdapter(Settings)``),
+reading the limits and checks written as ``Annotated`` metadata (:mod:`scheduler.config_schema`).
+A config that validated is kept, validated, in ``.review-scheduler/settings-cache.json`` beside
+it (:mod:`scheduler.settings_cache`); a later run with the same file, folder and code reads that
+instead, unless a ``SCHEDULER_`` variable is set. Checks that depend on the machine rather than
+on the file (the time zone existing in tzdata) are also made in ``__post_init__``, which runs
+when the cached settings are rebuilt, so they hold on a cache hit too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import json
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    create_model,
-    field_validator,
-    model_validator,
-)
-
+from scheduler.config_schema import Before, Check, Limits, Secret
 from scheduler.content.fields import FIELDS, NAMES, unknown_names
 from scheduler.errors import ConfigError
 from scheduler.rule_selection import normalised as normalised_selectors
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 ENV_PREFIX = "SCHEDULER_"
 CONFIG_ENV_VAR = "SCHEDULER_CONFIG"
@@ -67,20 +71,20 @@ def _check_email(value: str) -> str:
     return value
 
 
-EmailAddress = Annotated[str, AfterValidator(_check_email)]
+@dataclass(frozen=True)
+class _Section:
+    # pydantic's config for these dataclasses: unknown keys are errors
+    __pydantic_config__: ClassVar[dict[str, object]] = {"extra": "forbid"}
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
+@dataclass(frozen=True)
 class ContentSettings(_Section):
     """[content]: where the documents are and which files count as documents."""
 
     root: Path = Path()  # with a config file: the file's folder
     include: tuple[str, ...] = ("**/*.md", "**/*.markdown", "**/*.txt")
     exclude: tuple[str, ...] = ()
-    max_file_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_file_bytes: Annotated[int, Limits(gt=0)] = 1024 * 1024
     # "all": every matching file must declare its review fields; "declared": only those that
     # declare a field they are scheduled by (last reviewed, ...) are, the rest are unscheduled.
     scope: Literal["all", "declared"] = "all"
@@ -90,14 +94,13 @@ class ContentSettings(_Section):
     force_exclude: bool = True
 
 
-class _FieldNamesBase(_Section):
+class _FieldNamesBase:
     """[fields]: the frontmatter key that holds each piece of metadata (see
     :mod:`scheduler.content.fields`, which declares the names and their default keys)."""
 
-    @model_validator(mode="after")
-    def _distinct(self) -> _FieldNamesBase:
+    def __post_init__(self) -> None:
         seen: dict[str, str] = {}
-        for name, key in self.model_dump().items():
+        for name, key in dataclasses.asdict(self).items():  # type: ignore[call-overload]
             if not key.strip() or "" in key.split("."):
                 raise ValueError(
                     f"{name}: {key!r} is not a key; nested keys are written with dots between "
@@ -106,7 +109,6 @@ class _FieldNamesBase(_Section):
             if key in seen:
                 raise ValueError(f"{name} and {seen[key]} both read the key {key!r}")
             seen[key] = name
-        return self
 
     if TYPE_CHECKING:  # the fields come from the registry: type checkers accept any of them
 
@@ -123,12 +125,14 @@ class _FieldNamesBase(_Section):
 if TYPE_CHECKING:
     FieldNames = _FieldNamesBase
 else:
-    FieldNames = create_model(
+    FieldNames = dataclasses.make_dataclass(
         "FieldNames",
-        __base__=_FieldNamesBase,
-        __doc__=_FieldNamesBase.__doc__,
-        **{field.name: (str, field.key) for field in FIELDS},
+        [(item.name, str, item.key) for item in FIELDS],
+        bases=(_FieldNamesBase,),
+        namespace={"__pydantic_config__": _Section.__pydantic_config__},
+        frozen=True,
     )
+    FieldNames.__module__, FieldNames.__doc__ = __name__, _FieldNamesBase.__doc__
 
 
 DEFAULT_LICENSES = (
@@ -143,17 +147,29 @@ DEFAULT_LICENSES = (
 )
 
 
+def _known_fields(value: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = unknown_names(value)
+    if unknown:
+        raise ValueError(f"not a field: {', '.join(unknown)}; fields are {', '.join(NAMES)}")
+    return value
+
+
+def _per_path_warnings_only(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    return {glob: normalised_selectors(codes) for glob, codes in value.items()}
+
+
+@dataclass(frozen=True)
 class MetadataRules(_Section):
     """[metadata]: what a document's frontmatter must hold."""
 
-    required: tuple[str, ...] = (
+    required: Annotated[tuple[str, ...], Check(_known_fields)] = (
         "title",
         "last_reviewed",
         "review_frequency",
         "status",
         "license",
     )
-    recommended: tuple[str, ...] = ("url", "source", "language")
+    recommended: Annotated[tuple[str, ...], Check(_known_fields)] = ("url", "source", "language")
     statuses: tuple[str, ...] = ("active", "draft", "archived", "retired")
     review_statuses: tuple[str, ...] = ("active",)
     licenses: tuple[str, ...] = DEFAULT_LICENSES
@@ -161,34 +177,15 @@ class MetadataRules(_Section):
     warn_unknown_keys: bool = True
     # Warnings to switch off, by code, name or prefix (RS204, unknown-key, RS2); stored as codes
     # and prefixes.
-    ignore: tuple[str, ...] = ()
+    ignore: Annotated[tuple[str, ...], Check(normalised_selectors)] = ()
     # Rule selection (see scheduler.rule_selection): the warnings reported (empty: all), and
     # warnings switched off under globs relative to the content root. Codes, names, prefixes.
-    select: tuple[str, ...] = ()
-    per_path_ignores: dict[str, tuple[str, ...]] = {}
+    select: Annotated[tuple[str, ...], Check(normalised_selectors)] = ()
+    per_path_ignores: Annotated[dict[str, tuple[str, ...]], Check(_per_path_warnings_only)] = field(
+        default_factory=dict
+    )
 
-    @field_validator("ignore", "select")
-    @classmethod
-    def _warnings_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return normalised_selectors(value)
-
-    @field_validator("per_path_ignores")
-    @classmethod
-    def _per_path_warnings_only(
-        cls, value: dict[str, tuple[str, ...]]
-    ) -> dict[str, tuple[str, ...]]:
-        return {glob: normalised_selectors(codes) for glob, codes in value.items()}
-
-    @field_validator("required", "recommended")
-    @classmethod
-    def _known_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = unknown_names(value)
-        if unknown:
-            raise ValueError(f"not a field: {', '.join(unknown)}; fields are {', '.join(NAMES)}")
-        return value
-
-    @model_validator(mode="after")
-    def _review_statuses_known(self) -> MetadataRules:
+    def __post_init__(self) -> None:
         missing = [f for f in ("last_reviewed", "review_frequency") if f not in self.required]
         if missing:
             raise ValueError(f"required must include {missing}: no due date without them")
@@ -197,7 +194,6 @@ class MetadataRules(_Section):
             raise ValueError(f"review_statuses {unknown} are not in statuses {list(self.statuses)}")
         if not self.statuses:
             raise ValueError("statuses must not be empty")
-        return self
 
 
 def _check_frequency(value: str) -> str:
@@ -210,67 +206,70 @@ def _check_frequency(value: str) -> str:
     return value
 
 
-Frequency = Annotated[str, AfterValidator(_check_frequency)]
-
-
+@dataclass(frozen=True)
 class FrequencyRule(_Section):
     """One [[review.frequencies]] entry: pages matching ``paths`` (globs relative to the content
     root) that name no review frequency are reviewed this often."""
 
-    paths: tuple[str, ...] = Field(min_length=1)
-    frequency: Frequency
+    paths: Annotated[tuple[str, ...], Limits(min_length=1)]
+    frequency: Annotated[str, Check(_check_frequency)]
 
 
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+@dataclass(frozen=True)
 class ReviewSettings(_Section):
     """[review]: how due dates become states."""
 
-    timezone: str = "UTC"
-    due_soon_days: int = Field(default=30, ge=0, le=3660)
+    timezone: Annotated[str, Check(_known_zone)] = "UTC"
+    due_soon_days: Annotated[int, Limits(ge=0, le=3660)] = 30
     # The review frequency of a page that names none: the first [[review.frequencies]] entry
     # whose paths match it, else default_frequency; with neither, a page must name its own.
-    default_frequency: Frequency | None = None
+    default_frequency: Annotated[str, Check(_check_frequency)] | None = None
     frequencies: tuple[FrequencyRule, ...] = ()
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
+    def __post_init__(self) -> None:
+        # Depends on the machine (tzdata), not only on the file: checked again on a cache hit.
+        _known_zone(self.timezone)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
+@dataclass(frozen=True, kw_only=True)
 class RoutingRule(_Section):
     """One [[routing.rules]] entry: documents matching every condition go to ``editors``."""
 
     name: str = ""
-    match: dict[str, str | tuple[str, ...]] = {}
+    match: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     paths: tuple[str, ...] = ()
-    editors: tuple[str, ...] = Field(min_length=1)
+    editors: Annotated[tuple[str, ...], Limits(min_length=1)]
 
-    @model_validator(mode="after")
-    def _has_condition(self) -> RoutingRule:
+    def __post_init__(self) -> None:
         if not self.match and not self.paths:
             raise ValueError("a rule needs a match table, a paths list, or both")
-        return self
 
 
+@dataclass(frozen=True)
 class RoutingSettings(_Section):
     """[routing]: who is responsible for which document."""
 
     default: tuple[str, ...] = ()
-    aliases: dict[str, tuple[EmailAddress, ...]] = {}
+    aliases: dict[str, tuple[Annotated[str, Check(_check_email)], ...]] = field(
+        default_factory=dict
+    )
     rules: tuple[RoutingRule, ...] = ()
     # Owners a document may name; those after the first max_owners are ignored, with a warning.
-    max_owners: int = Field(default=10, ge=1)
+    max_owners: Annotated[int, Limits(ge=1)] = 10
 
-    @model_validator(mode="after")
-    def _editors_resolve(self) -> RoutingSettings:
+    def __post_init__(self) -> None:
         for where, editors in [("default", self.default)] + [
             (f"rules[{i}]", rule.editors) for i, rule in enumerate(self.rules)
         ]:
@@ -279,19 +278,19 @@ class RoutingSettings(_Section):
                     raise ValueError(
                         f"{where}: {editor!r} is neither an email address nor a defined alias"
                     )
-        return self
 
 
+@dataclass(frozen=True)
 class RemindersSettings(_Section):
     """[reminders]: when editors hear about their documents."""
 
-    remind_every_days: int = Field(default=7, ge=1)
-    escalate_after_days: int = Field(default=30, ge=0)
+    remind_every_days: Annotated[int, Limits(ge=1)] = 7
+    escalate_after_days: Annotated[int, Limits(ge=0)] = 30
     # Copied on digests with documents overdue for escalate_after_days, and sent the documents
     # nobody else is responsible for. Addresses or aliases.
     escalate_to: tuple[str, ...] = ()
     # How far ahead `snooze --until` may postpone a document's reminders.
-    max_snooze_days: int = Field(default=90, ge=1)
+    max_snooze_days: Annotated[int, Limits(ge=1)] = 90
 
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -306,26 +305,26 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
 class SmtpSettings(_Section):
     """[smtp]: the mail server. With no host, messages are written to [mail] outbox_dir."""
 
     host: str = ""
-    port: int | None = Field(default=None, ge=1, le=65535)  # default by security: 587/465/25
+    # default by security: 587/465/25
+    port: Annotated[int | None, Limits(ge=1, le=65535)] = None
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str = ""
-    password: SecretStr | None = None  # only from SCHEDULER_SMTP__PASSWORD
+    password: Secret | None = None  # only from SCHEDULER_SMTP__PASSWORD
     ca_file: Path | None = None  # extra certificate authorities to trust, PEM
-    timeout_seconds: float = Field(default=30, gt=0)
-    message_deadline_seconds: float = Field(default=120, gt=0)
+    timeout_seconds: Annotated[float, Limits(gt=0)] = 30.0
+    message_deadline_seconds: Annotated[float, Limits(gt=0)] = 120.0
 
-    @model_validator(mode="after")
-    def _plaintext_only_on_loopback(self) -> SmtpSettings:
+    def __post_init__(self) -> None:
         if self.host and self.security == "none" and not is_loopback_host(self.host):
             raise ValueError(
                 f'security = "none" sends mail unencrypted and is only allowed to a loopback '
                 f'host, not {self.host!r}; use "starttls" or "tls"'
             )
-        return self
 
     @property
     def effective_port(self) -> int:
@@ -334,32 +333,31 @@ class SmtpSettings(_Section):
         return {"starttls": 587, "tls": 465, "none": 25}[self.security]
 
 
+def _plain_name(value: str) -> str:
+    if re.search(r"[\x00-\x1f\x7f]|=\?", value):
+        raise ValueError("must not contain control characters or '=?'")
+    return value
+
+
+def _domains(value: tuple[str, ...]) -> tuple[str, ...]:
+    cleaned = tuple(d.strip().lstrip("@").rstrip(".").casefold() for d in value)
+    for domain in cleaned:
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", domain):
+            raise ValueError(f"{domain!r} is not a domain name such as 'example.org'")
+    return cleaned
+
+
+@dataclass(frozen=True)
 class MailSettings(_Section):
     """[mail]: what reminder digests look like and who they come from."""
 
-    from_address: EmailAddress = "review-scheduler@localhost"
-    from_name: str = "Review Scheduler"
-
-    @field_validator("from_name")
-    @classmethod
-    def _plain_name(cls, value: str) -> str:
-        if re.search(r"[\x00-\x1f\x7f]|=\?", value):
-            raise ValueError("must not contain control characters or '=?'")
-        return value
+    from_address: Annotated[str, Check(_check_email)] = "review-scheduler@localhost"
+    from_name: Annotated[str, Check(_plain_name)] = "Review Scheduler"
 
     # The only domains an owner's address written in a document may have (example.org matches
     # only example.org); empty: any. Other owners are never mailed: their documents' reminders
     # go to [routing] default, with a warning. Aliases and [routing] addresses are not limited.
-    allowed_domains: tuple[str, ...] = ()
-
-    @field_validator("allowed_domains")
-    @classmethod
-    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(d.strip().lstrip("@").rstrip(".").casefold() for d in value)
-        for domain in cleaned:
-            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", domain):
-                raise ValueError(f"{domain!r} is not a domain name such as 'example.org'")
-        return cleaned
+    allowed_domains: Annotated[tuple[str, ...], Check(_domains)] = ()
 
     # A folder of templates overriding the built-in ones (subject.txt, digest.txt, digest.html).
     templates: Path | None = None
@@ -367,50 +365,53 @@ class MailSettings(_Section):
     outbox_dir: Path = Path(DEFAULT_OUTBOX_DIR)
 
 
+@dataclass(frozen=True)
 class DeliverySettings(_Section):
     """[delivery]: retrying messages the server did not accept."""
 
-    retry_initial_seconds: float = Field(default=60, ge=0)
-    retry_max_seconds: float = Field(default=3600, ge=0)
-    give_up_after_hours: float = Field(default=48, gt=0)
-    lease_seconds: float = Field(default=600, gt=0)
+    retry_initial_seconds: Annotated[float, Limits(ge=0)] = 60.0
+    retry_max_seconds: Annotated[float, Limits(ge=0)] = 3600.0
+    give_up_after_hours: Annotated[float, Limits(gt=0)] = 48.0
+    lease_seconds: Annotated[float, Limits(gt=0)] = 600.0
 
 
+def _valid_schedule(value: str) -> str:
+    from scheduler.runtime.schedule import parse_schedule  # imports APScheduler: only when set
+
+    parse_schedule(value)
+    return value
+
+
+@dataclass(frozen=True)
 class DaemonSettings(_Section):
     """[daemon]: when the background service runs its jobs."""
 
     # Cron schedule of reminder cycles, in the [review] time zone: minute hour day month
     # weekday (a sixth field in front, if present, is seconds). Default: weekdays at 09:00.
-    schedule: str = "0 9 * * mon-fri"
+    schedule: Annotated[str, Check(_valid_schedule)] = "0 9 * * mon-fri"
     # How often the outbox is drained of messages waiting for a retry.
-    drain_interval_seconds: float = Field(default=300, gt=0)
+    drain_interval_seconds: Annotated[float, Limits(gt=0)] = 300.0
     # On SIGTERM/SIGINT, how long to let the message being sent (or the check) finish before
     # giving up on it; with the 10 s a cancelled job may take, well inside the systemd unit's
     # TimeoutStopSec=90.
-    shutdown_grace_seconds: float = Field(default=30, gt=0)
+    shutdown_grace_seconds: Annotated[float, Limits(gt=0)] = 30.0
     # Daemons sharing a PostgreSQL store: one holds the cycle lease and runs the cycles; it
     # renews it (and each daemon reports itself) every third of this. A replica that dies is
     # replaced when its lease runs out.
-    cycle_lease_seconds: float = Field(default=30, ge=3)
-
-    @field_validator("schedule")
-    @classmethod
-    def _valid_schedule(cls, value: str) -> str:
-        from scheduler.runtime.schedule import parse_schedule  # imports APScheduler: only when set
-
-        parse_schedule(value)
-        return value
+    cycle_lease_seconds: Annotated[float, Limits(ge=3)] = 30.0
 
 
+@dataclass(frozen=True)
 class HealthSettings(_Section):
     """[health]: when ``review-scheduler status`` calls the service unhealthy."""
 
     # How long delivery may keep failing before it is unhealthy; default: three drain intervals.
-    delivery_failing_seconds: float | None = Field(default=None, gt=0)
+    delivery_failing_seconds: Annotated[float | None, Limits(gt=0)] = None
     # How many scheduled cycles may be missed in a row before it is unhealthy.
-    missed_cycles: int = Field(default=2, ge=1)
+    missed_cycles: Annotated[int, Limits(ge=1)] = 2
 
 
+@dataclass(frozen=True)
 class DashboardSettings(_Section):
     """[dashboard]: the HTML freshness dashboard (its edit links come from [links])."""
 
@@ -418,45 +419,44 @@ class DashboardSettings(_Section):
     out: Path | None = None
 
 
+def _path_is_a_sqlite_url(data: Any) -> Any:
+    """[store] path, the older form of url, as url (before the section is validated)."""
+    if not (isinstance(data, Mapping) and "path" in data):
+        return data
+    rest = {k: v for k, v in data.items() if k != "path"}
+    if "url" in data:
+        # One from the environment overrides the other from the file, as for any key.
+        names = {k.upper() for k in os.environ}
+        from_env = {k for k in ("url", "path") if f"{ENV_PREFIX}STORE__{k.upper()}" in names}
+        if len(from_env) != 1:
+            raise ValueError(
+                "url and path are both set; keep url (path is its older form, for a SQLite file)"
+            )
+        if from_env == {"url"}:
+            return rest
+    return rest | {"url": f"sqlite:///{data['path']}"}
+
+
+def _supported(value: str | None) -> str | None:
+    from scheduler.store import check_url  # the backends know their URLs
+
+    return check_url(value) if value is not None else None
+
+
+@dataclass(frozen=True)
 class StoreSettings(_Section):
     """[store]: where the reminder ledger, the outbox, the run history and the parse cache are
     kept. ``url`` names a backend and its place: ``sqlite:///relative/path`` (from the config
     file's folder) or ``sqlite:////absolute/path``, or ``postgresql://...``. ``path`` (a SQLite
     file) is its older form."""
 
-    url: str = f"sqlite:///{DEFAULT_STORE_FILE}"
+    url: Annotated[str, Check(_supported)] = f"sqlite:///{DEFAULT_STORE_FILE}"
     # PostgreSQL: the password, only from SCHEDULER_STORE__PASSWORD (else libpq's PGPASSWORD or
     # ~/.pgpass apply); never in the file or the URL.
-    password: SecretStr | None = None
+    password: Secret | None = None
     # Where the parse cache is kept, as a store URL. Unset: in the store itself for SQLite; for
     # PostgreSQL in a local SQLite file (LOCAL_CACHE_URL), as each host reads its own files.
-    cache_url: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _path_is_a_sqlite_url(cls, data: Any) -> Any:
-        if not (isinstance(data, Mapping) and "path" in data):
-            return data
-        rest = {k: v for k, v in data.items() if k != "path"}
-        if "url" in data:
-            # One from the environment overrides the other from the file, as for any key.
-            names = {k.upper() for k in os.environ}
-            from_env = {k for k in ("url", "path") if f"{ENV_PREFIX}STORE__{k.upper()}" in names}
-            if len(from_env) != 1:
-                raise ValueError(
-                    "url and path are both set; keep url (path is its older form, "
-                    "for a SQLite file)"
-                )
-            if from_env == {"url"}:
-                return rest
-        return rest | {"url": f"sqlite:///{data['path']}"}
-
-    @field_validator("url", "cache_url")
-    @classmethod
-    def _supported(cls, value: str | None) -> str | None:
-        from scheduler.store import check_url  # the backends know their URLs
-
-        return check_url(value) if value is not None else None
+    cache_url: Annotated[str | None, Check(_supported)] = None
 
     def for_cache(self) -> StoreSettings:
         """The store that keeps the parse cache."""
@@ -470,78 +470,158 @@ class StoreSettings(_Section):
 LOCAL_CACHE_URL = "sqlite:///.review-scheduler/parse-cache.sqlite3"
 
 
+@dataclass(frozen=True)
 class PerformanceSettings(_Section):
     """[performance]: how large libraries are read."""
 
-    workers: int = Field(default=0, ge=0)  # 0: one per core
-    parallel_threshold: int = Field(default=1000, ge=1)
+    workers: Annotated[int, Limits(ge=0)] = 0  # 0: one per core
+    parallel_threshold: Annotated[int, Limits(ge=1)] = 1000
 
 
+def _template(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("https://", "http://")) or "{path}" not in value:
+        raise ValueError("must be an http(s) URL containing {path}")
+    try:
+        value.format(path="x")
+    except (KeyError, IndexError, ValueError):
+        raise ValueError("may hold no braces but {path}") from None
+    return value
+
+
+@dataclass(frozen=True)
 class LinksSettings(_Section):
     """[links]: where editors edit and read a document, as URL templates with ``{path}``."""
 
-    edit_url: str | None = None  # e.g. https://github.com/org/repo/edit/main/{path}
-    view_url: str | None = None  # e.g. https://github.com/org/repo/blob/main/{path}
-
-    @field_validator("edit_url", "view_url")
-    @classmethod
-    def _template(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("https://", "http://")) or "{path}" not in value:
-            raise ValueError("must be an http(s) URL containing {path}")
-        try:
-            value.format(path="x")
-        except (KeyError, IndexError, ValueError):
-            raise ValueError("may hold no braces but {path}") from None
-        return value
+    # e.g. https://github.com/org/repo/edit/main/{path}
+    edit_url: Annotated[str | None, Check(_template)] = None
+    # e.g. https://github.com/org/repo/blob/main/{path}
+    view_url: Annotated[str | None, Check(_template)] = None
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Settings:
     """Every setting of the tool. Loaded once per command, then frozen."""
 
     # validate_default as pydantic-settings' BaseSettings has it (see _environment_model)
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    __pydantic_config__: ClassVar[dict[str, object]] = {"extra": "forbid", "validate_default": True}
 
-    content: ContentSettings = ContentSettings()
-    fields: FieldNames = FieldNames()
-    metadata: MetadataRules = MetadataRules()
-    review: ReviewSettings = ReviewSettings()
-    routing: RoutingSettings = RoutingSettings()
-    reminders: RemindersSettings = RemindersSettings()
-    mail: MailSettings = MailSettings()
-    smtp: SmtpSettings = SmtpSettings()
-    delivery: DeliverySettings = DeliverySettings()
-    daemon: DaemonSettings = DaemonSettings()
-    health: HealthSettings = HealthSettings()
-    dashboard: DashboardSettings = DashboardSettings()
-    store: StoreSettings = StoreSettings()
-    performance: PerformanceSettings = PerformanceSettings()
-    links: LinksSettings = LinksSettings()
+    content: ContentSettings = field(default_factory=ContentSettings)
+    fields: FieldNames = field(default_factory=FieldNames)
+    metadata: MetadataRules = field(default_factory=MetadataRules)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    reminders: RemindersSettings = field(default_factory=RemindersSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    store: Annotated[StoreSettings, Before(_path_is_a_sqlite_url)] = field(
+        default_factory=StoreSettings
+    )
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    links: LinksSettings = field(default_factory=LinksSettings)
 
-    @model_validator(mode="after")
-    def _escalation_contacts_resolve(self) -> Settings:
+    def __post_init__(self) -> None:
         for contact in self.reminders.escalate_to:
             if contact not in self.routing.aliases and not is_email_address(contact):
                 raise ValueError(
                     f"[reminders] escalate_to: {contact!r} is neither an email address nor an "
                     "alias from [routing] aliases"
                 )
-        return self
 
 
-_environment_models: list[type[Settings]] = []
+# The dataclasses of the settings by name, for the settings cache's decoder.
+SECTION_CLASSES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        Settings,
+        ContentSettings,
+        FieldNames,
+        MetadataRules,
+        FrequencyRule,
+        ReviewSettings,
+        RoutingRule,
+        RoutingSettings,
+        RemindersSettings,
+        SmtpSettings,
+        MailSettings,
+        DeliverySettings,
+        DaemonSettings,
+        HealthSettings,
+        DashboardSettings,
+        StoreSettings,
+        PerformanceSettings,
+        LinksSettings,
+    )
+}
+
+_T = TypeVar("_T")
+_adapters: dict[type, Any] = {}
 
 
-def _environment_model() -> type[Settings]:
-    """:class:`Settings` reading ``SCHEDULER_<SECTION>__<KEY>`` over its init arguments, made
-    on first use: pydantic-settings costs a command's start-up some 20 ms to import, so it is
-    imported only when such a variable is set (with none, both models load the same settings)."""
+def _adapter(cls: type[_T]) -> TypeAdapter[_T]:
+    """pydantic's validator of the dataclass ``cls``, built once (pydantic is imported here)."""
+    if cls not in _adapters:
+        from pydantic import TypeAdapter
+
+        _adapters[cls] = TypeAdapter(cls)
+    adapter: TypeAdapter[_T] = _adapters[cls]
+    return adapter
+
+
+def validated(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """The settings section ``cls`` (or the whole :class:`Settings`) made from ``data`` as a
+    config file's table would hold it, validated; raises pydantic's ``ValidationError``."""
+    return _adapter(cls).validate_python(data)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The types of the dataclass ``cls``'s fields, without their ``Annotated`` metadata."""
+    return typing.get_type_hints(cls)
+
+
+_environment_models: list[Any] = []
+
+
+def _environment_model() -> Any:
+    """A pydantic-settings model reading ``SCHEDULER_<SECTION>__<KEY>`` over its init arguments,
+    made on first use: pydantic-settings costs a command's start-up some 20 ms to import, so it
+    is imported only when such a variable is set. Its sections are pydantic models made from
+    the dataclasses, with the same fields, types and checks (pydantic-settings looks into models
+    only to find a nested variable's type, such as a JSON list); what it returns is validated
+    again as :class:`Settings`, which makes the checks of whole sections."""
     if _environment_models:
         return _environment_models[0]
+    from pydantic import ConfigDict, Field, create_model
     from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-    class EnvironmentSettings(BaseSettings, Settings):
+    def mirror(cls: type) -> Any:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        fields: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):
+            if item.default_factory is not dataclasses.MISSING:
+                fields[item.name] = (hints[item.name], Field(default_factory=item.default_factory))
+            else:
+                fields[item.name] = (hints[item.name], item.default)
+        return create_model(cls.__name__, __config__=ConfigDict(extra="forbid"), **fields)
+
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    sections: dict[str, Any] = {}
+    for item in dataclasses.fields(Settings):
+        hint = hints[item.name]
+        extras: tuple[Any, ...] = ()
+        if typing.get_origin(hint) is Annotated:
+            hint, *rest = typing.get_args(hint)
+            extras = tuple(rest)
+        model = mirror(hint)
+        annotation = Annotated[(model, *extras)] if extras else model  # type: ignore[valid-type]
+        sections[item.name] = (annotation, Field(default_factory=model))
+
+    class EnvironmentSettings(BaseSettings):
         model_config = SettingsConfigDict(
             env_prefix=ENV_PREFIX,
             env_nested_delimiter="__",
@@ -561,9 +641,20 @@ def _environment_model() -> type[Settings]:
             # The file's contents arrive as init arguments; the environment overrides them.
             return (env_settings, init_settings)
 
-    EnvironmentSettings.__name__ = EnvironmentSettings.__qualname__ = "Settings"
-    _environment_models.append(EnvironmentSettings)
-    return EnvironmentSettings
+    model = create_model("Settings", __base__=EnvironmentSettings, **sections)
+    _environment_models.append(model)
+    return model
+
+
+def _from_environment(data: dict[str, Any]) -> Settings:
+    """The settings from the file's ``data`` with the environment variables over it."""
+    model = _environment_model()
+    loaded = model(**data)
+    raw = {
+        name: {key: getattr(section, key) for key in type(section).model_fields}
+        for name, section in ((name, getattr(loaded, name)) for name in model.model_fields)
+    }
+    return validated(Settings, raw)
 
 
 def _uses_environment(environ: Mapping[str, str]) -> bool:
@@ -720,7 +811,52 @@ def load_settings(path: Path | None, cwd: Path | None = None) -> Settings:
 
     A ``pyproject.toml`` is read from its ``[tool.review-scheduler]`` table. Relative paths in
     the file are taken from :func:`config_base`, and held relative to ``cwd`` (default: the
-    current folder) when they lie below it, else absolute."""
+    current folder) when they lie below it, else absolute.
+
+    With no ``SCHEDULER_`` variable set, settings that validated before (the same file, read
+    from the same folder by the same code) come from the validated-settings cache
+    (:mod:`scheduler.settings_cache`), and with no file at all the defaults are used as they
+    are (they validate: tests/test_config.py checks it); neither imports pydantic."""
+    here = Path.cwd() if cwd is None else cwd
+    if _uses_environment(os.environ):
+        return _validate(path, here)
+    if path is None:
+        return Settings()
+    from scheduler import settings_cache
+
+    source = _cache_source(path)
+    if source is None:
+        return _validate(path, here)
+    try:
+        wanted = settings_cache.key(path, source, here)
+    except OSError:
+        return _validate(path, here)
+    where = settings_cache.cache_file(config_base(path))
+    cached = settings_cache.read(where, wanted, SECTION_CLASSES)
+    if isinstance(cached, Settings):
+        return cached
+    settings = _validate(path, here)
+    settings_cache.write(where, wanted, settings)
+    return settings
+
+
+def _cache_source(path: Path) -> bytes | None:
+    """What of the config file at ``path`` its settings depend on, for the settings cache's
+    key: its bytes, or for a ``pyproject.toml`` its table. None when it cannot be read (the
+    validation that follows says why)."""
+    try:
+        if path.name != "pyproject.toml":
+            return path.read_bytes()
+        return json.dumps(_pyproject_table(path), sort_keys=True, default=str).encode()
+    except (OSError, ConfigError, ValueError):
+        return None
+
+
+def _validate(path: Path | None, cwd: Path) -> Settings:
+    """The settings from the file at ``path`` (or the defaults) and the environment,
+    validated by pydantic."""
+    from pydantic import ValidationError
+
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_toml(path)
@@ -737,15 +873,14 @@ def load_settings(path: Path | None, cwd: Path | None = None) -> Settings:
                     f"{path}: [{section}] {key} must not be written in a config file; "
                     f"set the environment variable {env_name} instead"
                 )
-        data = _anchor(data, config_base(path), Path.cwd() if cwd is None else cwd)
+        data = _anchor(data, config_base(path), cwd)
     try:
         if not _uses_environment(os.environ):
-            return Settings(**data)
-        model = _environment_model()
+            return validated(Settings, data)
         from pydantic_settings import SettingsError
 
         try:
-            return model(**data)
+            return _from_environment(data)
         except SettingsError as exc:
             raise ConfigError(_describe_unparsable(exc, os.environ)) from None
     except ValidationError as exc:
@@ -759,9 +894,8 @@ def _describe_unparsable(exc: Exception, environ: Mapping[str, str]) -> str:
     is not JSON), named, with what to write instead."""
     match = re.search(r'field "(\w+)"', str(exc))
     section = match.group(1) if match else ""
-    model: Any = getattr(Settings.model_fields.get(section), "annotation", None)
-    is_section = isinstance(model, type) and issubclass(model, BaseModel)
-    subfields: dict[str, Any] = model.model_fields if is_section else {}
+    model: Any = _hints(Settings).get(section)
+    subfields: dict[str, Any] = _hints(model) if dataclasses.is_dataclass(model) else {}
     whole, prefix = f"{ENV_PREFIX}{section.upper()}", f"{ENV_PREFIX}{section.upper()}__"
     unparsable = []
     for name, value in sorted(environ.items()):
@@ -772,7 +906,7 @@ def _describe_unparsable(exc: Exception, environ: Mapping[str, str]) -> str:
             json.loads(value)
         except ValueError:
             sub = subfields.get(upper.removeprefix(prefix).lower())
-            simple = sub is not None and sub.annotation in (str, int, float, bool, Path)
+            simple = sub in (str, int, float, bool, Path)
             unparsable.append((simple, name, value))
     if not unparsable:
         return f"an environment variable {prefix}...: {exc}; check its value"
@@ -804,7 +938,7 @@ def _describe_error(err: Mapping[str, Any], where: str, environ: Mapping[str, st
     loc = tuple(str(part) for part in err["loc"])
     key = _format_key(loc)
     source = _env_source(loc, where, environ)
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         message = f"unknown key {key}"
         suggestion = _suggest_key(loc)
         if suggestion:
@@ -818,17 +952,16 @@ def _format_key(loc: tuple[str, ...]) -> str:
     if not loc:
         return "(top level)"
     if len(loc) == 1:
-        return f"[{loc[0]}]" if loc[0] in Settings.model_fields else repr(loc[0])
+        return f"[{loc[0]}]" if loc[0] in _hints(Settings) else repr(loc[0])
     return f"[{loc[0]}] " + ".".join(loc[1:])
 
 
 def _suggest_key(loc: tuple[str, ...]) -> str | None:
     model: Any = Settings
     for part in loc[:-1]:
-        field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        annotation = _hints(model).get(part)
+        if not dataclasses.is_dataclass(annotation):
             return None
         model = annotation
-    matches = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    matches = difflib.get_close_matches(loc[-1], list(_hints(model)), n=1, cutoff=0.6)
     return matches[0] if matches else None

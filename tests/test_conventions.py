@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic_core import PydanticCustomError
 
-from scheduler.config import FieldNames, MetadataRules, ReviewSettings, load_settings
+from scheduler.config import FieldNames, MetadataRules, ReviewSettings, load_settings, validated
 from scheduler.content.cadence import Cadence
 from scheduler.content.facts import establish
 from scheduler.content.fields import calendar_date, day_in_zone, timestamp
@@ -269,14 +269,15 @@ def test_the_disagreement_warning_can_be_switched_off(
 
 # --------------------------------------------------------------------------- default frequency
 
-DEFAULTS = ReviewSettings.model_validate(
+DEFAULTS = validated(
+    ReviewSettings,
     {
         "default_frequency": "1 year",
         "frequencies": [
             {"paths": ["guides/**"], "frequency": "6 months"},
             {"paths": ["guides/urgent/**", "alerts/*.md"], "frequency": "monthly"},
         ],
-    }
+    },
 )
 
 
@@ -305,8 +306,8 @@ def test_a_page_frequency_beats_the_default(tmp_path: Path) -> None:
 
 
 def test_without_a_default_the_frequency_is_required(tmp_path: Path) -> None:
-    only_guides = ReviewSettings.model_validate(
-        {"frequencies": [{"paths": ["guides/**"], "frequency": "6 months"}]}
+    only_guides = validated(
+        ReviewSettings, {"frequencies": [{"paths": ["guides/**"], "frequency": "6 months"}]}
     )
     doc = check(tmp_path, frontmatter(reviewFrequency=None), review=only_guides, rel="news/a.md")
     assert [(p.code, p.field) for p in doc.problems] == [("RS201", "reviewFrequency")]

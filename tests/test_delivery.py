@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import trustme
-from pydantic import SecretStr
 
 from scheduler.config import DeliverySettings, SmtpSettings, StoreSettings
+from scheduler.config_schema import Secret
 from scheduler.notify.channel import Channel, Notification, compose
 from scheduler.notify.delivery import DeliveryReport, deliver_pending
 from scheduler.notify.email import FileChannel, SmtpChannel, build_message
@@ -75,7 +75,7 @@ def queue(outbox: Outbox, *recipients: str | tuple[str, ...]) -> list[Notificati
 
 
 def smtp_channel(server: SmtpServer, **overrides: Any) -> SmtpChannel:
-    return SmtpChannel(SmtpSettings(**server.settings(**overrides), password=SecretStr(PASSWORD)))
+    return SmtpChannel(SmtpSettings(**server.settings(**overrides), password=Secret(PASSWORD)))
 
 
 def deliver(
@@ -285,9 +285,7 @@ def test_certificates_are_verified(tmp_path: Path, outbox: Outbox) -> None:
         # trust a different CA than the one that signed the server's certificate
         trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
         settings = impostor.settings(ca_file=str(tmp_path / "other-ca.pem"))
-        report = deliver(
-            outbox, SmtpChannel(SmtpSettings(**settings, password=SecretStr(PASSWORD)))
-        )
+        report = deliver(outbox, SmtpChannel(SmtpSettings(**settings, password=Secret(PASSWORD))))
         assert (report.delivered, report.retrying) == (0, 1)
         assert "CERTIFICATE_VERIFY_FAILED" in (outbox.rows()[0].recipients[0][3] or "")
         assert impostor.handler.received == []
@@ -325,7 +323,7 @@ def test_password_never_appears_even_when_the_server_echoes_it(
         db.execute("PRAGMA wal_checkpoint(FULL)")
     for path in tmp_path.glob("state.sqlite3*"):
         assert PASSWORD.encode() not in path.read_bytes()
-    assert PASSWORD not in repr(SmtpSettings(**server.settings(), password=SecretStr(PASSWORD)))
+    assert PASSWORD not in repr(SmtpSettings(**server.settings(), password=Secret(PASSWORD)))
 
 
 def test_file_channel_writes_each_message_once(tmp_path: Path, outbox: Outbox) -> None:

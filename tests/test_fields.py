@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from datetime import date
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import ConfigError, FieldNames, MetadataRules, load_settings
+from scheduler.config import ConfigError, FieldNames, MetadataRules, load_settings, validated
 from scheduler.content.facts import DocumentFacts, FactsDecoder, encode_facts
 from scheduler.content.fields import FIELDS, NAMES, REPORTED
-from scheduler.content.metadata import Metadata
+from scheduler.content.metadata_model import Metadata
 from scheduler.content.reading import ReadingSettings
 from scheduler.render.check import document_json
 from scheduler.results import DocumentReport, State
@@ -22,7 +23,7 @@ from .conftest import write_doc
 
 
 def test_config_field_names_come_from_the_registry() -> None:
-    assert FieldNames().model_dump() == {field.name: field.key for field in FIELDS}
+    assert dataclasses.asdict(FieldNames()) == {field.name: field.key for field in FIELDS}
     assert FieldNames().key("last_reviewed") == "lastReviewed"
 
 
@@ -40,7 +41,7 @@ def test_an_unknown_field_is_refused_with_a_suggestion(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="did you mean 'last_reviewed'"):
         load_settings(config)
     with pytest.raises(ValueError, match="'titel' \\(did you mean 'title'\\?\\)"):
-        MetadataRules(recommended=("titel",))
+        validated(MetadataRules, {"recommended": ["titel"]})
 
 
 def test_the_metadata_model_has_one_field_per_entry() -> None:

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from scheduler.config import RoutingRule, RoutingSettings
-from scheduler.content.metadata import Metadata, ValidatedDocument
+from scheduler.content.metadata import ValidatedDocument
+from scheduler.content.metadata_model import Metadata
 from scheduler.review.routing import Router
 
 ROUTING = RoutingSettings(

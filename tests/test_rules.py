@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.config import ConfigError, MetadataRules, load_settings
+from scheduler.config import ConfigError, MetadataRules, load_settings, validated
 from scheduler.content.fields import FIELDS
 from scheduler.rules import INVALID, RULES, find
 
@@ -122,7 +122,7 @@ def test_ignore_switches_warnings_off_by_code_or_name(hazards: Path, run: Any) -
 )
 def test_only_warnings_can_be_switched_off(ignore: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        MetadataRules(ignore=tuple(ignore))
+        validated(MetadataRules, {"ignore": ignore})
 
 
 def test_an_unknown_rule_in_the_config_names_the_key(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import StoreSettings, load_settings
+from scheduler.config import Settings, StoreSettings, load_settings, validated
 from scheduler.errors import ConfigError, StoreError
 from scheduler.notify.email import FileChannel
 from scheduler.store import location, open_store, store_exists
@@ -132,7 +132,7 @@ def test_a_store_of_version_0_1_is_upgraded_and_its_messages_still_go(tmp_path: 
     ],
 )
 def test_store_url_and_the_older_path(given: dict[str, str], url: str, where: str) -> None:
-    settings = StoreSettings.model_validate(given)
+    settings = validated(Settings, {"store": given}).store
     assert (settings.url, location(settings)) == (url, where)
 
 

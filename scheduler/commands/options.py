@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -14,10 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from pydantic_core import PydanticCustomError
 
 from scheduler.config import Settings, find_config, load_settings
-from scheduler.content.fields import iso_date
+from scheduler.content.fields import explained, iso_date
 from scheduler.render import Registry, RenderOptions
 from scheduler.text import shown
 
@@ -32,9 +32,12 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
         return None
     try:
         return iso_date(value)  # the form frontmatter dates are read in, and no other
-    except PydanticCustomError as exc:
-        hint = (exc.context or {}).get("hint")
-        raise click.BadParameter(exc.message() + (f" ({hint})" if hint else "")) from None
+    except ValueError as exc:
+        problem = explained(exc)
+        if problem is None:
+            raise
+        message, hint = problem
+        raise click.BadParameter(message + (f" ({hint})" if hint else "")) from None
 
 
 config_option = click.option(
@@ -99,8 +102,8 @@ def with_discovery(settings: Settings, no_gitignore: bool, no_force_exclude: boo
         changes["force_exclude"] = False
     if not changes:
         return settings
-    content = settings.content.model_copy(update=changes)
-    return settings.model_copy(update={"content": content})
+    content = dataclasses.replace(settings.content, **changes)
+    return dataclasses.replace(settings, content=content)
 
 
 def format_option(registry: Registry[Any], *, what: str = "") -> Callable[[F], F]:

@@ -25,6 +25,7 @@ the rules for using them live here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,15 +35,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pydantic_core
-import yaml
-
 from scheduler import __version__
 from scheduler.config import Settings, StoreSettings
 from scheduler.content.facts import FORMAT_VERSION, FactsRecord
 from scheduler.content.loader import SourceFile
 from scheduler.errors import StoreError
 from scheduler.rules import RULES
+from scheduler.settings_cache import library_stamps
 from scheduler.store import CacheEntry, Retimed, StateStore, open_store, store_exists
 
 __all__ = ["RACY_NS", "CacheEntry", "ParseCache", "clear", "fingerprint", "opened"]
@@ -61,16 +60,18 @@ def fingerprint(settings: Settings, cwd: Path) -> str:
     shaping = {
         "tool": __version__,
         "format": FORMAT_VERSION,
-        # the modules' own versions: asking the installed metadata costs a scan of sys.path
-        "libraries": [yaml.__version__, pydantic_core.__version__],
+        # the libraries that read and check documents, as installed (without importing them)
+        "libraries": library_stamps(("yaml", "pydantic_core")),
         "max_file_bytes": settings.content.max_file_bytes,
-        "fields": settings.fields.model_dump(mode="json"),
-        "metadata": settings.metadata.model_dump(mode="json"),
-        "routing": settings.routing.model_dump(mode="json"),
+        "fields": dataclasses.asdict(settings.fields),  # type: ignore[call-overload]
+        "metadata": dataclasses.asdict(settings.metadata),
+        "routing": dataclasses.asdict(settings.routing),
         # the time zone timestamps' dates are taken in, and the default frequencies
-        "review": settings.review.model_dump(
-            mode="json", include={"timezone", "default_frequency", "frequencies"}
-        ),
+        "review": {
+            "timezone": settings.review.timezone,
+            "default_frequency": settings.review.default_frequency,
+            "frequencies": [dataclasses.asdict(f) for f in settings.review.frequencies],
+        },
         "allowed_domains": settings.mail.allowed_domains,
         "rules": sorted(RULES),  # a new rule may find problems in files read before
         # routing globs are relative to the content root

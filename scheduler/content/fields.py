@@ -18,12 +18,13 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic_core import PydanticCustomError
-
 from scheduler.content.cadence import Cadence, CadenceError, parse_cadence
+
+if TYPE_CHECKING:
+    from pydantic_core import PydanticCustomError
 
 
 class Rules(Protocol):
@@ -37,8 +38,24 @@ class Rules(Protocol):
 
 
 def invalid(message: str, hint: str | None = None) -> PydanticCustomError:
-    """The error a parser raises: shown as the problem's message and hint."""
+    """The error a parser raises: shown as the problem's message and hint. (pydantic-core is
+    imported here, when a value is wrong, not by every command that imports the registry.)"""
+    from pydantic_core import PydanticCustomError
+
     return PydanticCustomError("metadata", "{message}", {"message": message, "hint": hint})
+
+
+def explained(exc: ValueError) -> tuple[str, str | None] | None:
+    """The message and hint of an error a parser raised with :func:`invalid`; None for any
+    other ValueError (a ``PydanticCustomError`` is one)."""
+    if type(exc).__name__ != "PydanticCustomError":  # if it is one, pydantic-core is loaded
+        return None
+    from pydantic_core import PydanticCustomError
+
+    if not isinstance(exc, PydanticCustomError) or exc.type != "metadata":
+        return None
+    context = exc.context or {}
+    return str(context.get("message", exc.message())), context.get("hint")
 
 
 def describe(value: object) -> str:

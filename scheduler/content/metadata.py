@@ -1,7 +1,8 @@
 """The metadata model: what a document's frontmatter means, and every way it can be wrong.
 
 ``validate`` maps the frontmatter keys a team uses (``[fields]``) onto canonical names, checks
-them with a pydantic model built from the field registry (:mod:`scheduler.content.fields`),
+them with a pydantic model built from the field registry (:mod:`scheduler.content.fields`;
+the model is in :mod:`scheduler.content.metadata_model`, imported when a document is read),
 and returns the metadata that could be read together with every problem found. Checks that
 depend on the date (a review recorded in the future) are separate, in
 :func:`future_review_problem`, so the rest can be cached.
@@ -17,18 +18,18 @@ from datetime import date, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, create_model
-from pydantic import field_validator as _field_validator
-
 from scheduler import rules as rule
 from scheduler.config import FieldNames, MetadataRules, ReviewSettings
 from scheduler.content.cadence import Cadence
 from scheduler.content.fields import BY_NAME as _BY_NAME
-from scheduler.content.fields import FIELDS, NAMES, Field, describe
+from scheduler.content.fields import NAMES, describe
 from scheduler.content.loader import UNREAD, Frontmatter, LoadedDocument
 from scheduler.content.schedule import DefaultFrequency, Frequencies
 from scheduler.results import Problem
 from scheduler.rule_selection import FILE_IGNORE_KEY, file_ignores
+
+if TYPE_CHECKING:
+    from scheduler.content.metadata_model import MetadataBase
 
 _DEFAULT_RULES = MetadataRules()
 _DEFAULT_REVIEW = ReviewSettings()
@@ -42,44 +43,6 @@ class ParsingRules:
     statuses: Sequence[str]
     licenses: Sequence[str]
     zone: tzinfo
-
-
-class MetadataBase(BaseModel):
-    """A document's metadata under canonical names. Every field is optional here: which ones
-    are required is a setting, checked by :func:`validate`. The fields themselves come from the
-    registry; read them with :meth:`value`."""
-
-    # Built when the first document is validated: a run whose documents all come from the
-    # parse cache never needs it.
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
-    )
-
-    if TYPE_CHECKING:  # the fields come from the registry: type checkers accept any of them
-
-        def __init__(self, **data: Any) -> None: ...
-
-        def __getattr__(self, name: str) -> Any: ...
-
-    def value(self, name: str) -> Any:
-        return getattr(self, name)
-
-
-def _validator(field: Field) -> Any:
-    def check(cls: type[BaseModel], value: object, info: ValidationInfo) -> Any:
-        return field.parse(value, (info.context or {}).get("rules", _DEFAULT_RULES))
-
-    check.__name__ = f"_check_{field.name}"
-    return _field_validator(field.name, mode="before")(classmethod(check))
-
-
-_FIELDS: dict[str, Any] = {f.name: (f.type | None, None) for f in FIELDS}
-Metadata: type[MetadataBase] = create_model(
-    "Metadata",
-    __base__=MetadataBase,
-    __validators__={f"_check_{f.name}": _validator(f) for f in FIELDS},
-    **_FIELDS,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +152,12 @@ def validate(
                     severity=None if name in rules.required else rule.WARNING,
                 )
             )
+
+    # pydantic is imported with the model, when the first document is read: a run whose
+    # documents all come from the parse cache never needs it.
+    from pydantic import ValidationError
+
+    from scheduler.content.metadata_model import Metadata
 
     context = {"rules": settings.parsing}
     try:

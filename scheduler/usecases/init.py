@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scheduler.config import Settings
+from scheduler.config import Settings, validated
 from scheduler.content.editing import write_atomically
 from scheduler.content.fields import FIELDS
 from scheduler.content.loader import Discovery, SourceFile, load_document
@@ -343,4 +343,4 @@ def _render(
 
 def _check(text: str) -> None:
     """The config must load as any run would load it: a failure here is a bug."""
-    Settings(**tomllib.loads(text))
+    validated(Settings, tomllib.loads(text))

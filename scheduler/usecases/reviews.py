@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from pydantic_core import PydanticCustomError
-
 from scheduler.config import Settings
 from scheduler.content.cadence import Cadence
 from scheduler.content.editing import (
@@ -31,7 +29,7 @@ from scheduler.content.editing import (
     set_date,
     write_atomically,
 )
-from scheduler.content.fields import cadence, calendar_date, iso_date
+from scheduler.content.fields import cadence, calendar_date, explained, iso_date
 from scheduler.content.loader import UNREAD, display_path
 from scheduler.content.metadata import ParsingRules
 from scheduler.content.schedule import Frequencies
@@ -361,7 +359,9 @@ def _next_review(
     if written and value is not UNREAD and value is not None:
         try:
             every = cadence(value)
-        except PydanticCustomError:
+        except ValueError as exc:
+            if explained(exc) is None:
+                raise
             return Refused(
                 f"its {freq_key} value cannot be read, so its next review ({due_key}) cannot "
                 "be worked out; correct it first"
@@ -392,7 +392,9 @@ def _as_date(value: str | None, settings: Settings | None = None) -> date | None
             return iso_date(value.strip())
         zone = ParsingRules((), (), settings.review.zone)
         return calendar_date(value, zone)  # a timestamp too, as its date in the time zone
-    except PydanticCustomError:
+    except ValueError as exc:
+        if explained(exc) is None:
+            raise
         return None  # an unreadable date is what the review puts right
 
 
