@@ -30,7 +30,6 @@ import ipaddress
 import json
 import os
 import re
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -731,6 +730,8 @@ def config_base(path: Path) -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # here: a run whose settings come from the settings cache parses no TOML
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -115,7 +115,9 @@ def read(path: Path, wanted: str, classes: dict[str, type]) -> Any:
 
 def write(path: Path, written: str, settings: object) -> None:
     """Keep ``settings`` at ``path`` under the key ``written``: atomically (a reader sees the
-    old file or the new one), and only if it can; a failure is not an error."""
+    old file or the new one), and only if it can; a failure is not an error. The folder is not
+    made here: it is the state store's, made by a run that uses the store (one with
+    ``--no-cache``, or ``validate``, leaves no folder behind)."""
     try:
         encoded = encode(settings)
     except ValueError:
@@ -123,7 +125,6 @@ def write(path: Path, written: str, settings: object) -> None:
     text = json.dumps({"format": FORMAT, "key": written, "settings": encoded}, sort_keys=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        path.parent.mkdir(exist_ok=True)
         with temporary.open("x", encoding="utf-8") as handle:
             handle.write(text)
         temporary.replace(path)

@@ -15,17 +15,16 @@ from scheduler.config import Settings
 from scheduler.content.facts import FactsDecoder
 from scheduler.content.fields import FIELDS
 from scheduler.content.loader import (
-    MAX_DEPTH,
+    FM_BOUNDARY,
     Discovery,
     LoadedDocument,
     SourceFile,
-    _Loader,
-    _needs_scan,
     display_path,
     load_document,
     parse_frontmatter,
 )
 from scheduler.content.reading import ReadingSettings, _Context
+from scheduler.content.yaml_block import MAX_DEPTH, _Loader, _needs_scan
 from scheduler.results import Problem, Severity
 
 from .conftest import GOOD_FRONTMATTER, SEED
@@ -542,3 +541,11 @@ def _depth(node: Any) -> int:
         return 0
     children = [n for item in node.value for n in (item if isinstance(item, tuple) else (item,))]
     return 1 + max((_depth(child) for child in children), default=0)
+
+
+def test_the_fence_is_python_frontmatters() -> None:
+    # Written out in the loader so that finding a fence imports no PyYAML: the same pattern.
+    from frontmatter.default_handlers import YAMLHandler
+
+    assert FM_BOUNDARY.pattern == YAMLHandler.FM_BOUNDARY.pattern
+    assert FM_BOUNDARY.flags == YAMLHandler.FM_BOUNDARY.flags

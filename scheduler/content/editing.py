@@ -15,10 +15,12 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from scheduler.content.loader import FM_BOUNDARY, Frontmatter, parse_frontmatter, value_at
+
+if TYPE_CHECKING:
+    import yaml
 
 BOM = b"\xef\xbb\xbf"
 _PLAIN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -76,6 +78,8 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
     if before is None or problems:
         reason = problems[0].message if problems else "its frontmatter cannot be read"
         return Refused(f"its frontmatter cannot be read safely: {reason}")
+    import yaml  # here, not for every command that imports this module
+
     node = yaml.compose(block, Loader=yaml.SafeLoader)
     assert isinstance(node, yaml.MappingNode)  # parse_frontmatter refuses anything else
     iso = day.isoformat()
@@ -112,6 +116,8 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
 
 def _value_node(node: yaml.MappingNode, key: str) -> yaml.Node | None:
     """The node of ``key``'s value: written as it is, else (with dots) a path into mappings."""
+    import yaml
+
     for k, v in node.value:
         if isinstance(k, yaml.ScalarNode) and k.value == key:
             return v  # type: ignore[no-any-return]
