@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from scheduler import settings_cache
 from scheduler.commands import main as cli
 
 from .pg_server import PgCluster
@@ -31,6 +32,14 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # A test that loads a config of this repository leaves no settings cache in it.
+    write = settings_cache.write
+
+    def write_under_tmp(path: Path, key: str, settings: object) -> None:
+        if path.is_relative_to(tmp_path):
+            write(path, key, settings)
+
+    monkeypatch.setattr(settings_cache, "write", write_under_tmp)
 
 
 @pytest.fixture(scope="session")

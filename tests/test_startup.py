@@ -79,3 +79,27 @@ def test_an_environment_variable_still_overrides_the_file(tmp_path: Path) -> Non
     code, out, modules = _modules_after(tmp_path, *args, SCHEDULER_CONTENT__ROOT="elsewhere")
     assert code == 0 and "other.txt" in out and "page.txt" not in out
     assert "pydantic_settings" in modules
+
+
+# What a warm check (settings from the settings cache, documents from the parse cache) never
+# needs: the validation and YAML libraries, and the TOML parser.
+WARM_ONLY = ("pydantic", "pydantic_core", "yaml", "frontmatter", "tomllib", "annotated_types")
+
+
+def test_a_warm_check_imports_no_validation_or_yaml(tmp_path: Path) -> None:
+    write_doc(tmp_path / "config" / "scheduler.toml", '[content]\nroot = "docs"\n')
+    for n in range(3):
+        write_doc(tmp_path / "docs" / f"page-{n}.txt", SEED.read_text(encoding="utf-8"))
+    args = ("--as-of", "2026-01-01", "--format", "json")
+    # the first run reads the documents (and makes the state folder), the second keeps the
+    # validated settings, the third takes both from their caches
+    seen = [_modules_after(tmp_path, *args) for _ in range(3)]
+    assert len({(code, out) for code, out, _ in seen}) == 1  # the same report every time
+    code, out, cold = seen[0]
+    assert code == 0 and "Metastatic Cancer Research" in out
+    assert {"pydantic", "yaml"} <= cold  # the probe sees these imports when they happen
+    assert (tmp_path / ".review-scheduler" / "settings-cache.json").is_file()
+    warm = seen[2]
+    loaded = {m for m in warm[2] if m.split(".")[0] in WARM_ONLY}
+    assert not loaded, sorted(loaded)
+    assert "scheduler.content.reading" in warm[2]
