@@ -617,7 +617,7 @@ def _environment_model() -> Any:
             hint, *rest = typing.get_args(hint)
             extras = tuple(rest)
         model = mirror(hint)
-        annotation = Annotated[(model, *extras)] if extras else model  # type: ignore[valid-type]
+        annotation = Annotated[(model, *extras)] if extras else model
         sections[item.name] = (annotation, Field(default_factory=model))
 
     class EnvironmentSettings(BaseSettings):
@@ -896,7 +896,8 @@ def _describe_unparsable(exc: Exception, environ: Mapping[str, str]) -> str:
     match = re.search(r'field "(\w+)"', str(exc))
     section = match.group(1) if match else ""
     model: Any = _hints(Settings).get(section)
-    subfields: dict[str, Any] = _hints(model) if dataclasses.is_dataclass(model) else {}
+    is_section = isinstance(model, type) and dataclasses.is_dataclass(model)
+    subfields: dict[str, Any] = _hints(model) if is_section else {}
     whole, prefix = f"{ENV_PREFIX}{section.upper()}", f"{ENV_PREFIX}{section.upper()}__"
     unparsable = []
     for name, value in sorted(environ.items()):

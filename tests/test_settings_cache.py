@@ -212,7 +212,9 @@ def test_a_cache_that_cannot_be_written_or_read_is_skipped(tmp_path: Path) -> No
     where.mkdir()  # a folder in the file's place: neither readable nor replaceable as a file
     first = load_settings(path, cwd=tmp_path)
     assert load_settings(path, cwd=tmp_path) == first
-    assert where.is_dir() and os.listdir(where.parent) == [where.name]  # no temporary left
+    assert where.is_dir() and [p.name for p in where.parent.iterdir()] == [
+        where.name
+    ]  # no temporary left
 
 
 def test_a_read_only_folder_works(tmp_path: Path) -> None:
@@ -264,7 +266,7 @@ def test_settings_holding_a_password_are_never_written(tmp_path: Path) -> None:
     secret = Secret("hunter2-never-on-disk")
     settings = validated(Settings, {"smtp": {"host": "localhost", "password": secret}})
     settings_cache.write(where, "k", settings)
-    assert os.listdir(tmp_path / "state") == []
+    assert list((tmp_path / "state").iterdir()) == []
 
 
 WRITER = """
@@ -300,7 +302,9 @@ def test_two_processes_writing_at_once_leave_a_valid_file(tmp_path: Path) -> Non
     where = settings_cache.cache_file(folder)
     key = settings_cache.key(path, path.read_bytes(), folder)
     assert settings_cache.read(where, key, SECTION_CLASSES) == config._validate(path, folder)
-    assert os.listdir(where.parent) == [settings_cache.FILE_NAME]  # no temporary left
+    assert [p.name for p in where.parent.iterdir()] == [
+        settings_cache.FILE_NAME
+    ]  # no temporary left
 
 
 def test_the_file_holds_values_not_code(tmp_path: Path) -> None:

@@ -95,14 +95,13 @@ def discovery_options(func: F) -> F:
 
 def with_discovery(settings: Settings, no_gitignore: bool, no_force_exclude: bool) -> Settings:
     """``settings`` with what ``--no-gitignore`` and ``--no-force-exclude`` turn off."""
-    changes: dict[str, bool] = {}
-    if no_gitignore:
-        changes["respect_gitignore"] = False
-    if no_force_exclude:
-        changes["force_exclude"] = False
-    if not changes:
+    if not (no_gitignore or no_force_exclude):
         return settings
-    content = dataclasses.replace(settings.content, **changes)
+    content = dataclasses.replace(
+        settings.content,
+        respect_gitignore=settings.content.respect_gitignore and not no_gitignore,
+        force_exclude=settings.content.force_exclude and not no_force_exclude,
+    )
     return dataclasses.replace(settings, content=content)
 
 
