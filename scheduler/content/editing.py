@@ -18,7 +18,13 @@ from pathlib import Path
 
 import yaml
 
-from scheduler.content.loader import FM_BOUNDARY, Frontmatter, parse_frontmatter, value_at
+from scheduler.content.loader import (
+    FM_BOUNDARY,
+    Frontmatter,
+    SafeLoader,
+    parse_frontmatter,
+    value_at,
+)
 
 BOM = b"\xef\xbb\xbf"
 _PLAIN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -76,7 +82,9 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
     if before is None or problems:
         reason = problems[0].message if problems else "its frontmatter cannot be read"
         return Refused(f"its frontmatter cannot be read safely: {reason}")
-    node = yaml.compose(block, Loader=yaml.SafeLoader)
+    # libyaml's composer (where PyYAML has it) gives the same character offsets as PyYAML's own,
+    # some 20 times faster; an offset that did not point at the value is refused just below.
+    node = yaml.compose(block, Loader=SafeLoader)
     assert isinstance(node, yaml.MappingNode)  # parse_frontmatter refuses anything else
     iso = day.isoformat()
     value = _value_node(node, key)
