@@ -379,3 +379,59 @@ def test_edit_and_view_links_beside_each_document_http_only() -> None:
         "  review-scheduler mark-reviewed 'a b.md' --by ed@example.org --outcome"
         " no-change|minor|major\n" in rendered.text
     )
+
+
+def _long_digest(overdue: int, soon: int, escalation: bool = False) -> Digest:
+    items = [
+        DigestItem(report(f"over-{n:04}.md", f"Overdue {n}", State.OVERDUE, -n - 1), False, False)
+        for n in range(overdue)
+    ] + [
+        DigestItem(report(f"soon-{n:04}.md", f"Soon {n}", State.DUE_SOON, n), False, False)
+        for n in range(soon)
+    ]
+    return Digest("ed@example.org", date(2026, 5, 1), tuple(items), escalation=escalation)
+
+
+def test_a_long_digest_lists_the_most_urgent_and_says_how_to_list_the_rest() -> None:
+    """Thousands of outstanding documents for one editor make one readable message (mail
+    clients clip long ones), not a template over its size limit that queues no digest at all."""
+    digest = _long_digest(overdue=2950, soon=50)
+    context = digest_context(digest, escalate_after_days=30, last_reviewed_key="lastReviewed")
+    assert context["total"] == 3000 and context["more"] == 2900
+    overdue, soon = context["groups"]
+    assert (overdue["total"], len(overdue["documents"]), overdue["more"]) == (2950, 100, 2850)
+    assert (soon["total"], soon["documents"], soon["more"]) == (50, [], 50)
+    # The most urgent first: the digest's own order.
+    assert overdue["documents"][0]["path"] == "over-0000.md"
+    rendered = DigestRenderer(None).render(context)
+    for part in (rendered.text, rendered.html):
+        listed = part.count("over-0") - part.count("mark-reviewed over-0")  # less the example
+        assert listed == 100 and "soon-0" not in part
+        assert "2850 more, not listed here" in part and "50 more, not listed here" in part
+        assert "100 most urgent of these 3000 documents" in part
+        assert "check-reviews --editor ed@example.org --state overdue,invalid,due_soon" in part
+    assert "OVERDUE (2950)" in rendered.text and "Overdue (2950)" in rendered.html
+    assert rendered.subject == "Review reminder: 2950 overdue, 50 due soon"
+    assert len(rendered.html) < 102_000  # under the size at which Gmail clips a message
+
+
+def test_a_short_digest_lists_everything_and_mentions_no_rest() -> None:
+    digest = _long_digest(overdue=60, soon=40)
+    rendered = DigestRenderer(None).render(
+        digest_context(digest, escalate_after_days=30, last_reviewed_key="lastReviewed")
+    )
+    for part in (rendered.text, rendered.html):
+        listed = part.count("over-00") - part.count("mark-reviewed over-00")
+        assert listed == 60 and part.count("soon-00") == 40
+        assert "not listed here" not in part and "most urgent" not in part
+
+
+def test_a_long_escalation_digest_points_at_the_overdue_list() -> None:
+    digest = _long_digest(overdue=150, soon=0, escalation=True)
+    context = digest_context(
+        digest, escalate_after_days=30, last_reviewed_key="lastReviewed", max_items=20
+    )
+    (group,) = context["groups"]
+    assert (group["total"], len(group["documents"]), group["more"]) == (150, 20, 130)
+    rendered = DigestRenderer(None).render(context)
+    assert "check-reviews --state overdue" in rendered.text

@@ -134,3 +134,38 @@ def test_write_atomically_replaces_the_file_not_its_contents(tmp_path: Path) -> 
         write_atomically(path, b"new")
         assert reader.read() == b"old"
     assert path.read_bytes() == b"new"
+
+
+def _every_sample_document() -> list[tuple[str, bytes]]:
+    tests = Path(__file__).parent
+    files = [SEED, *sorted((tests / "corpora").rglob("*.md")), *sorted(tests.rglob("*.txt"))]
+    samples = [(str(f.relative_to(tests.parent)), f.read_bytes()) for f in files if f.is_file()]
+    samples += [(f"in-place {name}", data) for name, data, _, _ in IN_PLACE]
+    # Characters outside the basic plane, line separators, a byte-order mark, CR line ends.
+    samples += [
+        ("astral", "---\ntitle: '😀 𝔘 page'\nlastReviewed: 2025-01-02\n---\nx\n".encode()),
+        ("separator", "---\ntitle: 'a\u2028b'\nlastReviewed: \"2025-01-02\"\n---\n".encode()),
+        ("bom crlf", b"\xef\xbb\xbf---\r\ntitle: \xc3\xa9\r\nlastReviewed: 2025-01-02\r\n---\r\n"),
+        ("nested", b"---\nlast_update:\n  date: 2025-01-02\n  author: x\n---\n"),
+    ]
+    return samples
+
+
+@pytest.mark.parametrize("key", [KEY, "last_update.date", "last_modified_at", "lastmod"])
+def test_libyaml_and_pyyaml_composers_edit_every_sample_alike(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edits find the value by libyaml's offsets (fast); PyYAML's own composer must find the
+    same characters in every sample document, so either gives the same bytes or refusal."""
+    import yaml
+
+    from scheduler.content import yaml_block  # where the editor takes its loader from
+
+    assert yaml_block.SafeLoader is not yaml.SafeLoader  # libyaml's, here
+    samples = _every_sample_document()
+    assert len(samples) > 20
+    fast = [set_date(data, key, NEW, name) for name, data in samples]
+    monkeypatch.setattr(yaml_block, "SafeLoader", yaml.SafeLoader)
+    slow = [set_date(data, key, NEW, name) for name, data in samples]
+    assert fast == slow
+    assert any(isinstance(edit, Edited) for edit in fast)

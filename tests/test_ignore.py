@@ -112,6 +112,21 @@ def test_a_folder_searched_is_never_itself_ignored(repo: Path) -> None:
     assert discovered(repo, "docs/site", repo) == ["docs/site/index.md"]
 
 
+def test_a_folder_searched_inside_an_ignored_one_is_read_with_its_own_ignore_files(
+    repo: Path,
+) -> None:
+    """A library kept in a folder the repository ignores (generated, or downloaded) used to
+    lose every subfolder to the pattern that ignores its parent: 0 documents, silently."""
+    for rel in ("docs/site/sub/page.md", "docs/site/sub/tmp/scratch.md", "docs/site/x/y/z.md"):
+        write_doc(repo / rel, frontmatter())
+    write_doc(repo / "docs" / "site" / ".gitignore", "tmp/\n")
+    expected = ["docs/site/index.md", "docs/site/sub/page.md", "docs/site/x/y/z.md"]
+    assert discovered(repo, "docs/site", repo) == expected
+    assert discovered(repo, "docs/site/sub", repo) == ["docs/site/sub/page.md"]
+    # Searched from above, the ignored folder stays ignored.
+    assert "docs/site/index.md" not in discovered(repo, "docs", repo)
+
+
 def test_opting_out_reads_everything(repo: Path) -> None:
     every = discovered(repo, "docs", repo, gitignore=False)
     assert "docs/node_modules/pkg/readme.md" in every and "docs/top.md" in every

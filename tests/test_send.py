@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +307,32 @@ def test_one_config_used_from_two_folders_shares_one_store_and_sends_once(
     assert not (project / "docs" / ".review-scheduler").exists()
     assert not (tmp_path / "elsewhere" / ".review-scheduler").exists()
     assert not (tmp_path / ".review-scheduler").exists()
+
+
+def test_an_editor_with_thousands_of_outstanding_pages_gets_one_readable_digest(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large library used to make the digest of its default editor outgrow the template
+    size limit: the cycle then queued no digest for anyone, every day."""
+    write_doc(tmp_path / "config" / "scheduler.toml", CONFIG)
+    for n in range(3000):
+        write_doc(
+            tmp_path / "docs" / f"section-{n % 30:02}" / f"page-{n:04}.md",
+            frontmatter(title=f"Page {n} " + "about a long topic " * 5, lastReviewed="2025-06-01"),
+        )
+    monkeypatch.chdir(tmp_path)
+    result = run("send", "--as-of", "2026-05-01")
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[:2] == [
+        "Reminder cycle for 2026-05-01: 3000 documents, 3000 outstanding.",
+        "Queued 2 digests.",  # the team's, and the escalation contact's
+    ]
+    for path in outbox_files(tmp_path):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        text = message.get_body(("plain",))
+        assert text is not None
+        content = text.get_content()
+        assert "3000 overdue" in message["Subject"] or "3000 overdue" in content
+        assert "most urgent of these 3000 documents" in content
+        assert len(path.read_bytes()) < 400_000

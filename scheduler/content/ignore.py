@@ -6,7 +6,8 @@ its top down to the folder, and those met on the way down from there) and its
 against the path relative to the folder of its ``.gitignore``; a deeper file's patterns win over
 a shallower one's, and a later pattern over an earlier one. An ignored folder is not entered, so
 nothing below it can be taken back (as in git). The folder being searched is never itself tested:
-naming it is asking for it.
+naming it is asking for it, and when it lies in an ignored folder, only the ignore files from that
+folder down apply.
 
 Checking costs a regular-expression match per file and per ``.gitignore`` that holds patterns
 for files; patterns for folders only (``node_modules/``, ``build/``) are tried on folders only,
@@ -130,7 +131,12 @@ def repository_of(folder: str) -> str | None:
 
 def layers_for(folder: str) -> Layers | None:
     """The layers that apply in ``folder`` (absolute, normalised): None outside a repository.
-    Folders between the repository's top and ``folder`` are not tested."""
+
+    Folders between the repository's top and ``folder`` are not tested. When one of them (or
+    ``folder``) is one the repository ignores, as a generated or downloaded library often is,
+    the files above would hide everything below it: searching it anyway is asking for it, so
+    the ignore files from the outermost such folder down apply, as if it were a repository's
+    top."""
     top = repository_of(folder)
     if top is None:
         return None
@@ -144,8 +150,13 @@ def layers_for(folder: str) -> Layers | None:
     if folder != top:
         current = top
         for name in os.path.relpath(folder, top).split(os.sep):
+            ignored = folder_ignored(layers, name)
             current = os.path.join(current, name)
-            layers = enter(layers, current, name)
+            if ignored:  # start again from here, as from a repository's top
+                mine = _read(os.path.join(current, ".gitignore"))
+                layers = () if mine is None else (mine,)
+            else:
+                layers = enter(layers, current, name)
     return layers
 
 

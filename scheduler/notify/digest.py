@@ -77,6 +77,19 @@ def record_command(path: str, editor: str) -> str:
     )
 
 
+# A digest lists this many documents at most: mail clients cut long messages short (Gmail
+# clips a message past 102 KB, about a hundred documents), and a list of thousands is no help.
+DIGEST_MAX_ITEMS = 100
+
+
+def list_command(digest: Digest) -> str:
+    """The command that lists every document of ``digest``, ready to paste."""
+    if digest.escalation:
+        return "check-reviews --state overdue"
+    states = ",".join(state.value for state, _, _ in _GROUPS)
+    return f"check-reviews --editor {shlex.quote(digest.recipient)} --state {states}"
+
+
 def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
     doc = item.document
     links = dict(doc.links)
@@ -111,31 +124,44 @@ def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
     }
 
 
-def _groups(digest: Digest) -> list[dict[str, Any]]:
-    """An editor's digest by state; an escalation digest by editor, in the digest's order."""
+def _groups(digest: Digest, listed: int) -> list[dict[str, Any]]:
+    """An editor's digest by state; an escalation digest by editor, in the digest's order. Each
+    group lists those of its documents among the first ``listed`` of the digest, and gives its
+    ``total`` and how many ``more`` it has."""
+    shown_items = set(map(id, digest.items[:listed]))
     if digest.escalation:
-        by_editor: dict[str, list[dict[str, Any]]] = {}
+        by_editor: dict[str, list[DigestItem]] = {}
         for item in digest.items:
-            editors = ", ".join(item.document.editors)
-            by_editor.setdefault(editors, []).append(_item_context(item, digest.recipient))
-        return [
-            {
-                "state": State.OVERDUE.value,
-                "heading": one_line(f"Editor{'s' if ', ' in editors else ''}: {editors}"),
-                "colour": _GROUPS[0][2],
-                "documents": items,
-            }
+            by_editor.setdefault(", ".join(item.document.editors), []).append(item)
+        parts = [
+            (
+                State.OVERDUE.value,
+                one_line(f"Editor{'s' if ', ' in editors else ''}: {editors}"),
+                _GROUPS[0][2],
+                items,
+            )
             for editors, items in sorted(by_editor.items())
         ]
-    groups = []
-    for state, heading, colour in _GROUPS:
-        items = [
-            _item_context(i, digest.recipient) for i in digest.items if i.document.state is state
+    else:
+        parts = [
+            (state.value, heading, colour, [i for i in digest.items if i.document.state is state])
+            for state, heading, colour in _GROUPS
         ]
-        if items:
-            groups.append(
-                {"state": state.value, "heading": heading, "colour": colour, "documents": items}
-            )
+    groups = []
+    for state_value, heading, colour, items in parts:
+        if not items:
+            continue
+        documents = [_item_context(i, digest.recipient) for i in items if id(i) in shown_items]
+        groups.append(
+            {
+                "state": state_value,
+                "heading": heading,
+                "colour": colour,
+                "documents": documents,
+                "total": len(items),
+                "more": len(items) - len(documents),
+            }
+        )
     return groups
 
 
@@ -145,15 +171,22 @@ def digest_context(
     escalate_after_days: int,
     last_reviewed_key: str,
     escalate_to: Sequence[str] = (),
+    max_items: int | None = DIGEST_MAX_ITEMS,
 ) -> dict[str, Any]:
     """What the templates see. ``escalate_to``: the escalation contacts, who are told of the
-    escalated documents in an escalation digest of their own."""
+    escalated documents in an escalation digest of their own. Only the first ``max_items``
+    documents (the most urgent: the digest's own order) are listed; the counts, the summary and
+    each group's ``total`` still cover them all, and ``list_command`` lists the rest."""
+    listed = digest.items[:max_items]
     return {
         "recipient": digest.recipient,
         "as_of": digest.cycle.isoformat(),
         "summary": digest.summary,
         "counts": {s.value: digest.count(s) for s, _, _ in _GROUPS},
-        "groups": _groups(digest),
+        "groups": _groups(digest, len(listed)),
+        "total": len(digest.items),
+        "more": len(digest.items) - len(listed),
+        "list_command": shown(list_command(digest)),
         "escalation": digest.escalation,
         "escalated": any(i.escalated for i in digest.items),
         "escalate_after_days": escalate_after_days,

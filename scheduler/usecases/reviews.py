@@ -222,7 +222,9 @@ def content_digest(data: bytes, key: str, path: str, due_key: str | None = None)
     value ``due_key``, where it has one): what changes when a review changes anything but the
     dates. None when the value cannot be found safely."""
     masked = set_date(data, key, _MASK, path)
-    if isinstance(masked, Edited) and due_key is not None:
+    # Most pages have no next-review value: only those whose bytes name its key are parsed.
+    named = due_key is not None and due_key.partition(".")[0].encode() in data
+    if isinstance(masked, Edited) and due_key is not None and named:
         frontmatter = read_frontmatter(data, path)
         if frontmatter is not None and frontmatter.find(due_key)[0]:
             masked = set_date(masked.data, due_key, _MASK, path)
