@@ -19,7 +19,10 @@ A config that validated is kept, validated, in ``.review-scheduler/settings-cach
 it (:mod:`scheduler.settings_cache`); a later run with the same file, folder and code reads that
 instead, unless a ``SCHEDULER_`` variable is set. Checks that depend on the machine rather than
 on the file (the time zone existing in tzdata) are also made in ``__post_init__``, which runs
-when the cached settings are rebuilt, so they hold on a cache hit too.
+when the cached settings are rebuilt, so they hold on a cache hit too. Every other check depends
+only on the file and on code the cache's key covers: e-mail addresses and host names (no DNS
+lookup: "loopback" means a loopback name or address as written), store URLs (the backends'
+schemes), cron schedules (APScheduler's parser), review frequencies, rule codes and field names.
 """
 
 from __future__ import annotations
@@ -217,7 +220,7 @@ class FrequencyRule(_Section):
 def _known_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "America", a folder
         raise ValueError(f"unknown IANA time zone {value!r}") from exc
     return value
 
@@ -830,7 +833,7 @@ def load_settings(path: Path | None, cwd: Path | None = None) -> Settings:
         return _validate(path, here)
     try:
         wanted = settings_cache.key(path, source, here)
-    except OSError:
+    except (OSError, ValueError, ImportError):  # a file gone, a library with no usable spec
         return _validate(path, here)
     where = settings_cache.cache_file(config_base(path))
     cached = settings_cache.read(where, wanted, SECTION_CLASSES)

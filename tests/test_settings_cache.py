@@ -316,3 +316,9 @@ def test_the_file_holds_values_not_code(tmp_path: Path) -> None:
         settings_cache.encode(object())
     with pytest.raises(KeyError):  # only the settings' own dataclasses are made
         settings_cache.decode({"section": "Popen", "fields": {}}, SECTION_CLASSES)
+
+
+def test_a_time_zone_that_is_a_folder_of_tzdata_is_a_config_error(tmp_path: Path) -> None:
+    path = project(tmp_path, '[review]\ntimezone = "America"\n')
+    with pytest.raises(ConfigError, match="timezone: unknown IANA time zone 'America'"):
+        load_settings(path, cwd=tmp_path)
