@@ -322,3 +322,26 @@ def test_a_time_zone_that_is_a_folder_of_tzdata_is_a_config_error(tmp_path: Path
     path = project(tmp_path, '[review]\ntimezone = "America"\n')
     with pytest.raises(ConfigError, match="timezone: unknown IANA time zone 'America'"):
         load_settings(path, cwd=tmp_path)
+
+
+def test_a_pyproject_table_is_cached_by_its_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".review-scheduler").mkdir()
+    path = write_doc(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "docs"\n[tool.review-scheduler.review]\ndue_soon_days = 12\n',
+    )
+    fresh = load_settings(path, cwd=tmp_path)
+    assert fresh.review.due_soon_days == 12 and cache_of(path).is_file()
+    table = json.dumps({"review": {"due_soon_days": 12}}, sort_keys=True).encode()
+    stored = json.loads(cache_of(path).read_text(encoding="utf-8"))
+    assert stored["key"] == settings_cache.key(path, table, tmp_path)
+    with monkeypatch.context() as patched:
+        no_validation(patched)
+        assert load_settings(path, cwd=tmp_path) == fresh
+    path.write_text(
+        '[project]\nname = "docs"\n[tool.review-scheduler.review]\ndue_soon_days = 13\n',
+        encoding="utf-8",
+    )
+    assert load_settings(path, cwd=tmp_path).review.due_soon_days == 13
