@@ -293,6 +293,8 @@ class RemindersSettings(_Section):
     escalate_to: tuple[str, ...] = ()
     # How far ahead `snooze --until` may postpone a document's reminders.
     max_snooze_days: Annotated[int, Limits(ge=1)] = 90
+    # A digest lists this many of its documents, the most urgent first; its counts cover all.
+    max_documents_per_digest: Annotated[int, Limits(ge=1, le=10_000)] = 100
 
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -500,6 +502,9 @@ class LinksSettings(_Section):
     edit_url: Annotated[str | None, Check(_template)] = None
     # e.g. https://github.com/org/repo/blob/main/{path}
     view_url: Annotated[str | None, Check(_template)] = None
+    # The folder {path} is relative to, as the repository's URLs name files: with a config file,
+    # the file's folder unless set (relative to it); with none, the current folder.
+    base: Path = Path()
 
 
 @dataclass(frozen=True)
@@ -740,6 +745,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib lets the decoding error through
+        line = exc.object[: exc.start].count(b"\n") + 1
+        byte = exc.object[exc.start]
+        raise ConfigError(
+            f"{path}: not valid TOML: line {line} is not UTF-8 (byte 0x{byte:02x}); "
+            "save the file as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
 
@@ -753,6 +765,7 @@ PATH_KEYS = (
     ("smtp", "ca_file"),
     ("dashboard", "out"),
     ("store", "path"),
+    ("links", "base"),
 )
 _SQLITE_PREFIX = "sqlite:///"
 
@@ -800,6 +813,7 @@ def _anchor(data: dict[str, Any], folder: Path, cwd: Path) -> dict[str, Any]:
     defaults = (
         ("content", "root", base(".")),
         ("mail", "outbox_dir", base(DEFAULT_OUTBOX_DIR)),
+        ("links", "base", base(".")),
     )
     for name, key, value in defaults:
         table = section(name)

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +130,16 @@ def test_bad_config_names_the_key_and_the_file(tmp_path: Path, toml: str, messag
         load_settings(path)
     assert message in str(caught.value)
     assert str(path) in str(caught.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, run: Any) -> None:
+    """Not a crash (exit 3): the line and the byte are named."""
+    (tmp_path / "review-scheduler.toml").write_bytes(b'[content]\nroot = "docs"\n# caf\xe9\n')
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(ConfigError, match=r"not valid TOML: line 3 is not UTF-8 \(byte 0xe9\)"):
+        load_settings(tmp_path / "review-scheduler.toml")
+    result = run("--config", str(tmp_path / "review-scheduler.toml"), prog="check-reviews")
+    assert result.code == 2 and "line 3 is not UTF-8" in result.err
 
 
 def test_bad_environment_value_names_the_variable(

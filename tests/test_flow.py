@@ -194,3 +194,24 @@ def test_reminded_reviewed_snoozed_escalated_over_days(library: Path, run: Any) 
         ("reminded", "ann@example.org", "overdue"),
         ("reminded", "lead@example.org", "escalation digest: overdue"),
     ]
+
+
+def test_edit_links_name_the_same_file_from_any_folder(
+    library: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``{path}`` is relative to the config file's folder (``[links] base``), not to wherever
+    the command runs: run from docs/, links used to lose the docs/ part."""
+    expected = "https://git.example.org/library/edit/main/docs/old-ed.md"
+    assert by_path(report(run, "2026-05-01"))["docs/old-ed.md"]["edit_url"] == expected
+    config = library / "config" / "scheduler.toml"
+    monkeypatch.setenv("SCHEDULER_CONFIG", str(config))  # config/scheduler.toml is not searched
+    monkeypatch.chdir(library / "docs")
+    assert by_path(report(run, "2026-05-01"))["old-ed.md"]["edit_url"] == expected
+    # A base of its own, relative to the config's folder (for config/scheduler.toml, the
+    # folder holding config/).
+    config.write_text(CONFIG.replace("[links]\n", '[links]\nbase = "docs"\n'))
+    (library / "docs" / "sub").mkdir()
+    monkeypatch.chdir(library / "docs" / "sub")
+    entries = by_path(report(run, "2026-05-01"))  # above the current folder: absolute paths
+    entry = entries[str(library / "docs" / "old-ed.md")]
+    assert entry["edit_url"] == "https://git.example.org/library/edit/main/old-ed.md"

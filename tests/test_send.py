@@ -336,3 +336,22 @@ def test_an_editor_with_thousands_of_outstanding_pages_gets_one_readable_digest(
         assert "3000 overdue" in message["Subject"] or "3000 overdue" in content
         assert "most urgent of these 3000 documents" in content
         assert len(path.read_bytes()) < 400_000
+
+
+def test_the_number_of_documents_a_digest_lists_is_a_setting(library: Path, run: Any) -> None:
+    config = library / "config" / "scheduler.toml"
+    config.write_text(
+        CONFIG.replace("[reminders]\n", "[reminders]\nmax_documents_per_digest = 1\n")
+    )
+    result = run("send", "--as-of", "2026-05-01")
+    assert result.code == 0, result.err
+    messages = [
+        message_from_bytes(f.read_bytes(), policy=policy.default) for f in outbox_files(library)
+    ]
+    (ed,) = [m for m in messages if m["To"] == "ed@example.org"]
+    assert isinstance(ed, EmailMessage)
+    text = ed.get_body(("plain",))
+    assert text is not None
+    body = text.get_content()
+    assert "1 most urgent of these 2 documents" in body
+    assert "Late page" in body and "Soon page" not in body

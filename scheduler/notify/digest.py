@@ -77,8 +77,9 @@ def record_command(path: str, editor: str) -> str:
     )
 
 
-# A digest lists this many documents at most: mail clients cut long messages short (Gmail
-# clips a message past 102 KB, about a hundred documents), and a list of thousands is no help.
+# A digest lists this many documents at most by default ([reminders] max_documents_per_digest):
+# mail clients cut long messages short (Gmail clips a message past 102 KB, about a hundred
+# documents), and a list of thousands is no help.
 DIGEST_MAX_ITEMS = 100
 
 

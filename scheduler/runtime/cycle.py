@@ -57,6 +57,7 @@ def render(settings: Settings, renderer: DigestRenderer, digest: Digest) -> Rend
             escalate_after_days=settings.reminders.escalate_after_days,
             last_reviewed_key=settings.fields.key("last_reviewed"),
             escalate_to=reminder_policy(settings).escalate_to,
+            max_items=settings.reminders.max_documents_per_digest,
         )
     )
 

@@ -600,7 +600,7 @@ def check(
             if evidence is not None:
                 report = with_evidence(report, evidence)
             if linked:
-                report = replace(report, links=document_links(settings.links, report.path))
+                report = replace(report, links=document_links(settings.links, report.path, cwd))
             if report in selection:
                 reports.append(report)
             elif declared_only and selection.counts_unlisted(report):
