@@ -113,8 +113,13 @@ async def _mirror(stop: asyncio.Event, halt: threading.Event) -> None:
     halt.set()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class CycleReport:
+    """What a cycle did. Its repr is its summary: Python 3.11's asyncio.run writes out the
+    repr of its coroutine's result twice on the way out (restoring the SIGINT handler), and
+    the default repr of a cycle over 100,000 documents is hundreds of megabytes, built for
+    nothing."""
+
     as_of: date
     documents: int
     outstanding: int
@@ -125,6 +130,9 @@ class CycleReport:
     skipped: tuple[str, ...] = ()
     delivery: DeliveryReport | None = None
     destination: str = ""
+
+    def __repr__(self) -> str:
+        return f"CycleReport(as_of={self.as_of.isoformat()}, {self.summary()})"
 
     def summary(self) -> dict[str, int]:
         delivery = self.delivery or DeliveryReport()
