@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 from wcmatch import glob as wcglob
 
@@ -591,18 +591,29 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
     Undecodable bytes are kept as lone surrogates so they can be reported with their line.
     A UTF-8 byte-order mark is dropped.
     """
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
     hasher = hashlib.sha256()
+    decoder: codecs.IncrementalDecoder | None = None
     text = ""
     read = 0
     search_from = 0
-    with _open_regular(path, follow) as handle:
+    fd = _open_regular(path, follow)
+    try:
         while True:
-            chunk = handle.read(_CHUNK if read == 0 else max(_CHUNK, read))
+            chunk = _read_up_to(fd, _CHUNK if read == 0 else max(_CHUNK, read))
             hasher.update(chunk)
             read += len(chunk)
             eof = not chunk or read >= max_bytes
-            text += decoder.decode(chunk, final=eof)
+            if decoder is None and read == len(chunk) >= 3 and chunk[-1] < 0x80:
+                # The first piece, ending in ASCII, so no character is cut in two: decoded in
+                # one step as the incremental decoder would, which then goes on as plain UTF-8.
+                text = chunk.decode("utf-8", "surrogateescape")
+                if text.startswith("\ufeff"):
+                    text = text[1:]
+                decoder = _UTF8("surrogateescape")
+            else:
+                if decoder is None:
+                    decoder = _UTF8_SIG("surrogateescape")
+                text += decoder.decode(chunk, final=eof)
             if read <= len(chunk) and not FM_BOUNDARY.match(text):
                 return _Head(text, None, hasher.digest())
             if search_from == 0:
@@ -616,6 +627,28 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
                 search_from = max(search_from, text.rfind("\n", 0, len(text) - 1) + 1)
             if eof:
                 return _Head(text, None, hasher.digest())
+    finally:
+        os.close(fd)
+
+
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+_UTF8_SIG = codecs.getincrementaldecoder("utf-8-sig")
+
+
+def _read_up_to(fd: int, size: int) -> bytes:
+    """``size`` bytes from ``fd``, fewer only at the end of the file (as a buffered read)."""
+    chunk = os.read(fd, size)
+    if len(chunk) == size or not chunk:
+        return chunk
+    pieces = [chunk]
+    got = len(chunk)
+    while got < size:
+        more = os.read(fd, size - got)
+        if not more:
+            break
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
 
 
 # Never wait on open: a FIFO put where a document was would block for ever. (A regular file
@@ -633,11 +666,11 @@ class _NotRegular(OSError):
         self.mode = mode
 
 
-def _open_regular(path: str, follow: bool) -> BinaryIO:
+def _open_regular(path: str, follow: bool) -> int:
     """Open ``path`` for reading if it is a regular file (checked on the opened file, so a
     file replaced after it was found is judged as it is now), else raise :class:`_NotRegular`.
     Unless ``follow``, a symbolic link put in the file's place is not followed (ELOOP): it could
-    lead out of the content root, past the check discovery made."""
+    lead out of the content root, past the check discovery made. Returns the descriptor."""
     fd = os.open(path, _OPEN_FLAGS if follow else _OPEN_FLAGS | _NO_FOLLOW)
     try:
         mode = os.fstat(fd).st_mode
@@ -646,7 +679,7 @@ def _open_regular(path: str, follow: bool) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
-    return os.fdopen(fd, "rb")
+    return fd
 
 
 def _size(n: int) -> str:

@@ -157,11 +157,11 @@ def validate(
     # documents all come from the parse cache never needs it.
     from pydantic import ValidationError
 
-    from scheduler.content.metadata_model import Metadata
+    from scheduler.content.metadata_model import model_for
 
-    context = {"rules": settings.parsing}
+    model = model_for(settings.parsing)
     try:
-        metadata = Metadata.model_validate(present, context=context)
+        metadata = model.model_validate(present)
     except ValidationError as exc:
         failed: set[str] = set()
         for err in exc.errors():
@@ -176,9 +176,7 @@ def validate(
                     f"'{fm.raw[key]}'"
                 )
             problems.append(rule.INVALID[name](path, lines.get(name), key, message, hint))
-        metadata = Metadata.model_validate(
-            {k: v for k, v in present.items() if k not in failed}, context=context
-        )
+        metadata = model.model_validate({k: v for k, v in present.items() if k not in failed})
 
     title = data.get("title")
     if isinstance(title, str) and _NOT_ONE_LINE.search(title.strip()):
