@@ -22,7 +22,7 @@ _VALUES = st.one_of(
 )
 _FIELDS = st.fixed_dictionaries(
     {},
-    optional={key: _VALUES for key in ("source", "cancerTypes", "sourceType", "tags", "language")},
+    optional=dict.fromkeys(("source", "cancerTypes", "sourceType", "tags", "language"), _VALUES),
 )
 _PATHS = st.sampled_from(["pages/a.md", "es/page.md", "news/x.md", "a/b-news.md"])
 SEASONED = Router(ROUTING, "owner")
