@@ -511,7 +511,7 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
     ) -> LoadedDocument:
         return LoadedDocument(file, None, (*named, rule(path, line, None, message, hint)), digest)
 
-    if head.text.strip() == "":
+    if not head.text or head.text.isspace():  # what strip() would leave empty, without a copy
         return fail(
             rules.EMPTY_FILE, None, "is empty", "start the file with a '---' frontmatter block"
         )
