@@ -79,9 +79,18 @@ def _remembering(field: Field, rules: Rules) -> Callable[[object], Any]:
     """
     parse = field.parse
     memo: dict[Any, Any] = {}
+    by_text: dict[str, Any] = {}  # the same for text, the common case, keyed by the text alone
 
     def check(value: object) -> Any:
         kind = value.__class__
+        if kind is str:
+            known = by_text.get(value)  # type: ignore[call-overload]
+            if known is None:  # no parser returns None
+                known = parse(value, rules)
+                if len(by_text) >= _MEMO_MAX:
+                    by_text.clear()
+                by_text[value] = known  # type: ignore[index]
+            return known
         try:
             key = (kind, tuple(value)) if isinstance(value, list) else (kind, value)
             known = memo.get(key, _MISS)
