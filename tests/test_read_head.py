@@ -1,7 +1,7 @@
 """Reading a file's head with plain descriptor reads must give what reading it through a
-buffered file and an incremental UTF-8 decoder gives: the same text, closing fence and digest,
-wherever the reads cut the bytes (the first piece is decoded in one step when it ends in ASCII).
-"""
+buffered file and an incremental UTF-8 decoder gives: the same text and closing fence, wherever
+the reads cut the bytes (the first piece is decoded in one step when it ends in ASCII), and the
+digest of exactly the bytes the head depends on."""
 
 from __future__ import annotations
 
@@ -18,21 +18,22 @@ from scheduler.content.loader import _CHUNK, FM_BOUNDARY, _Head, _read_head
 
 
 def _reference(path: str, max_bytes: int) -> _Head:
-    """The head as read before: a buffered file and the incremental utf-8-sig decoder."""
+    """The head as a buffered file and the incremental utf-8-sig decoder read it, and its
+    digest as documented: of the bytes up to the end of the closing fence's line, when that
+    line ends in what was read, else of every byte read."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
-    hasher = hashlib.sha256()
+    data = b""
     text = ""
-    read = 0
     search_from = 0
+    closing = None
     with Path(path).open("rb") as handle:
         while True:
-            chunk = handle.read(_CHUNK if read == 0 else max(_CHUNK, read))
-            hasher.update(chunk)
-            read += len(chunk)
-            eof = not chunk or read >= max_bytes
+            chunk = handle.read(_CHUNK if not data else max(_CHUNK, len(data)))
+            data += chunk
+            eof = not chunk or len(data) >= max_bytes
             text += decoder.decode(chunk, final=eof)
-            if read <= len(chunk) and not FM_BOUNDARY.match(text):
-                return _Head(text, None, hasher.digest())
+            if len(data) <= len(chunk) and not FM_BOUNDARY.match(text):
+                break
             if search_from == 0:
                 first_break = text.find("\n")
                 if first_break >= 0:
@@ -40,10 +41,22 @@ def _reference(path: str, max_bytes: int) -> _Head:
             if search_from:
                 found = FM_BOUNDARY.search(text, search_from)
                 if found is not None:
-                    return _Head(text, found.start(), hasher.digest())
+                    closing = found.start()
+                    break
                 search_from = max(search_from, text.rfind("\n", 0, len(text) - 1) + 1)
             if eof:
-                return _Head(text, None, hasher.digest())
+                break
+    line_end = -1 if closing is None else text.find("\n", closing)
+    if line_end < 0:
+        return _Head(text, closing, hashlib.sha256(data).digest())
+    # The bytes that decode to the text up to the end of that line, found one byte at a time.
+    counting = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
+    decoded = 0
+    for end in range(1, len(data) + 1):
+        decoded += len(counting.decode(data[end - 1 : end]))
+        if decoded == line_end + 1:
+            return _Head(text, closing, hashlib.sha256(data[:end]).digest())
+    raise AssertionError("the text is not the decoding of the bytes")
 
 
 _PIECES = st.sampled_from(
@@ -115,3 +128,15 @@ def test_short_reads_are_read_on_to_the_full_piece(
 
     monkeypatch.setattr(loader.os, "read", short_read)
     assert _read_head(str(path), 1 << 20) == whole == _reference(str(path), 1 << 20)
+
+
+def test_the_digest_covers_the_head_and_not_the_body(tmp_path: Path) -> None:
+    path = tmp_path / "doc.md"
+    path.write_bytes("---\ntitle: é\n---\nbody one\n".encode())
+    first = _read_head(str(path), 1 << 20).digest
+    path.write_bytes("---\ntitle: é\n---\nbody two\n".encode())
+    assert _read_head(str(path), 1 << 20).digest == first  # only the body changed
+    path.write_bytes("---\ntitle: è\n---\nbody two\n".encode())
+    assert _read_head(str(path), 1 << 20).digest != first
+    path.write_bytes("---\ntitle: é\n--- \nbody two\n".encode())  # the fence's own line
+    assert _read_head(str(path), 1 << 20).digest != first

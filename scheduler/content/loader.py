@@ -582,7 +582,9 @@ _OVERSIZED = b"oversized"  # the digest of a file too large to read: its size de
 class _Head:
     text: str
     closing: int | None  # offset of the closing fence in ``text``
-    digest: bytes  # SHA-256 of every byte read: all that the result can depend on
+    # SHA-256 of every byte the result can depend on: those read, or (when the first read holds
+    # the whole head) those up to the end of the closing fence's line.
+    digest: bytes
 
 
 def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
@@ -591,8 +593,8 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
     Undecodable bytes are kept as lone surrogates so they can be reported with their line.
     A UTF-8 byte-order mark is dropped.
     """
-    hasher = hashlib.sha256()
     decoder: codecs.IncrementalDecoder | None = None
+    pieces: list[bytes] = []
     text = ""
     read = 0
     search_from = 0
@@ -600,7 +602,7 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
     try:
         while True:
             chunk = _read_up_to(fd, _CHUNK if read == 0 else max(_CHUNK, read))
-            hasher.update(chunk)
+            pieces.append(chunk)
             read += len(chunk)
             eof = not chunk or read >= max_bytes
             if decoder is None and read == len(chunk) >= 3 and chunk[-1] < 0x80:
@@ -615,7 +617,7 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
                     decoder = _UTF8_SIG("surrogateescape")
                 text += decoder.decode(chunk, final=eof)
             if read <= len(chunk) and not FM_BOUNDARY.match(text):
-                return _Head(text, None, hasher.digest())
+                return _Head(text, None, _digest(pieces, text, None))
             if search_from == 0:
                 first_break = text.find("\n")
                 if first_break >= 0:
@@ -623,12 +625,29 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
             if search_from:
                 found = FM_BOUNDARY.search(text, search_from)
                 if found is not None:
-                    return _Head(text, found.start(), hasher.digest())
+                    return _Head(text, found.start(), _digest(pieces, text, found.start()))
                 search_from = max(search_from, text.rfind("\n", 0, len(text) - 1) + 1)
             if eof:
-                return _Head(text, None, hasher.digest())
+                return _Head(text, None, _digest(pieces, text, None))
     finally:
         os.close(fd)
+
+
+def _digest(pieces: list[bytes], text: str, closing: int | None) -> bytes:
+    """The SHA-256 of the bytes read (``pieces``, decoded so far as ``text``) that reading the
+    head depends on: up to the end of the line of the closing fence at ``closing``, when that
+    line ends in them (the body after it never counts), else all of them."""
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    line_end = -1 if closing is None else text.find("\n", closing)
+    if line_end < 0:
+        return hashlib.sha256(data).digest()
+    end = line_end + 1  # in characters of ``text``; in bytes:
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if len(data) - bom == len(text):  # one byte per character (undecodable bytes too)
+        end += bom
+    else:  # surrogateescape gives back the very bytes decoded
+        end = bom + len(text[:end].encode("utf-8", "surrogateescape"))
+    return hashlib.sha256(data[:end]).digest()
 
 
 _UTF8 = codecs.getincrementaldecoder("utf-8")
