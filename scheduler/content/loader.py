@@ -757,6 +757,12 @@ def parse_frontmatter(
     """Parse the YAML between the fences; ``first_line`` is the line of the opening fence
     (see :func:`scheduler.content.yaml_block.parse_frontmatter`). PyYAML is imported here, when
     a document is read, not by a run whose documents all come from the parse cache."""
-    from scheduler.content.yaml_block import parse_frontmatter as parse
+    global _PARSE
+    if _PARSE is None:
+        from scheduler.content.yaml_block import parse_frontmatter as parse
 
-    return parse(block, path, first_line)
+        _PARSE = parse
+    return _PARSE(block, path, first_line)
+
+
+_PARSE: Callable[[str, str, int], tuple[Frontmatter | None, list[Problem]]] | None = None
