@@ -182,8 +182,9 @@ class DocumentReport:
 
 class EncodedReport(NamedTuple):
     """One document's line in the freshness report, already written as the JSON report's
-    entry (``check(..., encoder=...)``): its state, for the summary and the exit code, and the
-    marks the summary counts. (A named tuple: one is made per document on large reports.)"""
+    entry (``check(..., encoder=...)``), as strict UTF-8 (:func:`scheduler.text.json_safe`): its
+    state, for the summary and the exit code, and the marks the summary counts. (A named tuple:
+    one is made per document on large reports.)"""
 
     state: State
     json: str

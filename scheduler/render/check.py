@@ -293,6 +293,8 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
     if not (result.documents or result.encoded):
         yield json_safe(encode(head)[:-1] + ', "documents": []}\n')
         return
+    # Encoded entries are strict UTF-8 already (EncodedReport.json).
+    safe = json_safe if result.encoded is None else str
     entries = (
         map(document_json, result.documents)
         if result.encoded is None
@@ -304,10 +306,10 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
         piece.append(separator + entry)
         separator = ",\n  "
         if len(piece) >= _PIECE:
-            yield json_safe("".join(piece))
+            yield safe("".join(piece))
             piece = []
     piece.append("\n]}\n")
-    yield json_safe("".join(piece))
+    yield safe("".join(piece))
 
 
 _PIECE = 500  # documents per piece of a streamed report
@@ -331,9 +333,19 @@ class JsonEntries:
         return document_parts(doc)
 
     @staticmethod
-    def entry(path: str, head: str, state: str, middle: str, days: int | None, tail: str) -> str:
-        shown_days = "null" if days is None else days
-        return f'{{"path": {encode_basestring(path)}{head}{state}{middle}{shown_days}{tail}'
+    def lead(path: str, head: str) -> str:
+        """What comes before the state: the path, then ``head`` (strict UTF-8, as the parts
+        the cache keeps are: see :func:`scheduler.text.json_safe`)."""
+        return f'{{"path": {json_safe(encode_basestring(path))}{head}'
+
+    @staticmethod
+    def compose(lead: str, state: str, middle: str, days: int | None, tail: str) -> str:
+        return f"{lead}{state}{middle}{'null' if days is None else days}{tail}"
+
+    def entry(
+        self, path: str, head: str, state: str, middle: str, days: int | None, tail: str
+    ) -> str:
+        return self.compose(self.lead(path, head), state, middle, days, tail)
 
 
 def document_parts(doc: DocumentReport) -> tuple[str, str, str]:

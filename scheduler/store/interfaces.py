@@ -360,8 +360,9 @@ class CacheStore(Protocol):
         entries made under any but ``fingerprint`` and return True."""
         ...
 
-    def folder(self, folder: bytes) -> list[CacheEntry]:
-        """The entries of ``folder``, each field of the type :class:`CacheEntry` declares."""
+    def folder(self, folder: bytes, name: bytes | None = None) -> list[CacheEntry]:
+        """The entries of ``folder`` (only that of the file ``name``, if given), each field of
+        the type :class:`CacheEntry` declares."""
         ...
 
     def write(

@@ -1085,6 +1085,20 @@ class SqliteSnoozes:
 _FS_CODEC = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
+_CACHE_FOLDER = (
+    "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
+    " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
+    " CAST(fingerprint AS TEXT), CAST(rel AS BLOB), CAST(route AS TEXT),"
+    " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ?"
+)
+_CACHE_FILE = (
+    "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
+    " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
+    " CAST(fingerprint AS TEXT), CAST(rel AS BLOB), CAST(route AS TEXT),"
+    " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ? AND name = ?"
+)
+
+
 class SqliteCache:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
@@ -1102,7 +1116,7 @@ class SqliteCache:
             )
             return row is not None
 
-    def folder(self, folder: bytes) -> list[CacheEntry]:
+    def folder(self, folder: bytes, name: bytes | None = None) -> list[CacheEntry]:
         # SQLite keeps whatever a column is given: the casts hand back the declared types even
         # from a damaged file.
         # The routing path is kept as the bytes of a file name (any name the file system allows,
@@ -1111,12 +1125,10 @@ class SqliteCache:
         make, encoding, errors = CacheEntry._make, *_FS_CODEC
         return [
             make((*row[:7], row[7].decode(encoding, errors), *row[8:]))
-            for row in self._store.query(
-                "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
-                " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
-                " CAST(fingerprint AS TEXT), CAST(rel AS BLOB), CAST(route AS TEXT),"
-                " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ?",
-                (folder,),
+            for row in (
+                self._store.query(_CACHE_FOLDER, (folder,))
+                if name is None
+                else self._store.query(_CACHE_FILE, (folder, name))
             )
         ]
 

@@ -5,25 +5,34 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast
 
 from scheduler.config import FieldNames, Settings
-from scheduler.content.cache import CacheEntry, ParseCache
+from scheduler.content.cache import RACY_NS, CacheEntry, ParseCache
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord, MalformedRecord
 from scheduler.content.loader import Discovery, SourceFile, display_path, missing
 from scheduler.content.metadata import future_review_problem
 from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
+from scheduler.content.snapshot import (
+    NEEDS_FACTS,
+    Kept,
+    Snapshot,
+    key_of,
+    snapshot_file,
+    snapshot_key,
+)
 from scheduler.errors import ConfigError, UsageError
 from scheduler.results import (
     CheckResult,
@@ -40,6 +49,7 @@ from scheduler.review.links import document_links
 from scheduler.review.routing import Router, responsibility_problems
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.rule_selection import RuleSelection
+from scheduler.settings_cache import code_fingerprint
 from scheduler.store import location
 from scheduler.text import json_safe, shown, without_surrogates
 
@@ -94,10 +104,16 @@ class Preencoded(NamedTuple):
 
 class EntryEncoder(Protocol):
     """Writes report entries (the JSON renderer's :class:`~scheduler.render.check.JsonEntries`):
-    an entry's parts that do not depend on the day, kept in the parse cache, and a whole entry
-    from its path, parts, state and day count."""
+    an entry's parts that do not depend on the day, kept in the parse cache; what comes before
+    the state, from the path and the first part, kept in the report snapshot; and a whole entry
+    from those, the state and the day count. Entries and leads are strict UTF-8
+    (:func:`scheduler.text.json_safe`) when the parts are."""
 
     def parts(self, doc: DocumentReport) -> tuple[str, str, str]: ...
+
+    def lead(self, path: str, head: str) -> str: ...
+
+    def compose(self, lead: str, state: str, middle: str, days: int | None, tail: str) -> str: ...
 
     def entry(
         self, path: str, head: str, state: str, middle: str, days: int | None, tail: str
@@ -109,7 +125,13 @@ class EntryEncoder(Protocol):
 # (Not NUL, which PostgreSQL's text refuses.)
 _PARTS = "\n"
 _PART = "\x1f"
-_KINDS = frozenset({"E", "I", "D"})
+# "E" exempt, "I" invalid whatever the day, "D" as the due date says; "e" exempt and "i" invalid
+# for a review recorded after the day: until that day, with today's date where _DAY stands (the
+# date in the error's message).
+_KINDS = frozenset({"E", "I", "D", "e", "i"})
+_ANY_DAY = frozenset({"E", "I", "D"})
+_BEFORE_REVIEW = frozenset({"e", "i"})
+_DAY = "\x1d"  # no JSON text holds it
 
 
 def _seal(record: FactsRecord, parts: str, token: int) -> str:
@@ -147,28 +169,49 @@ class _Encoding:
     ) -> None:
         self.encoder = encoder
         self._args = (policy, names, today, rules)
-        self._today = today.toordinal()
+        self.today = today.toordinal()
         self._token = zlib.crc32(_PART.join(encoder.parts(_SAMPLE)).encode())
-        self._marked = (
+        self.marked = (
             set(evidence.snoozes) | set(evidence.rubber_stamped) if evidence is not None else set()
         )
 
     def parts(self, record: FactsRecord, doc: Examined) -> str | None:
         """What to keep after ``doc``'s facts record; None when its entry depends on the day
-        beyond its state and day count (a review recorded after today is a problem)."""
+        beyond its state and day count in another way than a review recorded after today
+        (an error whose message names today's date, and which ends on the day of the review)."""
         last = doc.facts.last_reviewed
         policy, names, today, rules = self._args
-        if last is not None and last > today:
-            return None
         report = build_report(doc, policy, names, today, rules)
         state = report.state
         kind = "E" if state is State.EXEMPT else "I" if state is State.INVALID else "D"
+        written = _PART.join(self.encoder.parts(report))
+        if last is not None and last > today:
+            written_or_none = self._before_review(doc, report, written)
+            if written_or_none is None:
+                return None
+            written, kind = written_or_none, kind.lower()
         due = report.due.toordinal() if report.due is not None else 0
         last_ordinal = last.toordinal() if last is not None else 0
-        parts = json_safe(
-            _PART.join((kind, str(due), str(last_ordinal), *self.encoder.parts(report)))
-        )
+        parts = json_safe(_PART.join((kind, str(due), str(last_ordinal), written)))
         return _seal(record, parts, self._token) + _PART + parts
+
+    def _before_review(self, doc: Examined, report: DocumentReport, written: str) -> str | None:
+        """``written`` (the parts of ``report``, of a review recorded after today) with _DAY
+        where today's date stands, if the parts on the day before differ by that date alone."""
+        policy, names, today, rules = self._args
+        if today == date.min or report.state not in _FIXED.values():
+            return None
+        before = today - timedelta(days=1)
+        other = build_report(doc, policy, names, before, rules)
+        shown, shown_before = today.isoformat(), before.isoformat()
+        if (
+            other.state is not report.state
+            or other.due != report.due
+            or written.count(shown) != 1
+            or written.replace(shown, shown_before) != _PART.join(self.encoder.parts(other))
+        ):
+            return None
+        return written.replace(shown, _DAY)
 
     def ready(
         self, path: str, record: FactsRecord, kept: str, sealed: bool = False
@@ -189,11 +232,36 @@ class _Encoding:
             raise MalformedRecord("a report entry's parts that do not match their checksum")
         if kind not in _KINDS or (kind == "D" and not due_ordinal):
             raise MalformedRecord("not a report entry's parts")
-        if last_ordinal > self._today:
+        if (last_ordinal > self.today) is (kind in _ANY_DAY):
             return None
-        if self._marked and without_surrogates(path) in self._marked:
+        if self.marked and without_surrogates(path) in self.marked:
             return None
         return Preencoded(path, kind, due_ordinal, head, middle, tail)
+
+    def kept(self, file: SourceFile, path: str, parts: str | None) -> Kept:
+        """What the report snapshot keeps of the document at ``path`` (in ``file``), from the
+        ``parts`` :meth:`parts` wrote (less their checksum); None: its entry needs its facts."""
+        if parts is None:
+            return Kept(key_of(file), path, NEEDS_FACTS, 0, 0, 0, "", "", "")
+        kind, due, last, head, middle, tail = parts.split(_PART)
+        due_ordinal = int(due)
+        rank = _urgency(_FIXED.get(kind, _OK), due_ordinal)
+        lead = self.encoder.lead(path, head)
+        return Kept(key_of(file), path, kind, due_ordinal, int(last), rank, lead, middle, tail)
+
+    def snapshot(self, cache: ParseCache, cwd: Path, targets: Sequence[Path]) -> Snapshot | None:
+        """The report snapshot for this run, beside the parse cache (none without one)."""
+        if not cache.active or cache.file is None:
+            return None
+        key = snapshot_key(
+            "check",
+            cache.fingerprint,
+            self._token,
+            os.path.abspath(cwd),  # noqa: PTH100 (not resolved: as the walk names files)
+            [os.fspath(target) for target in targets],
+            code_fingerprint(),
+        )
+        return Snapshot.open(snapshot_file(cache.file), key, cache.stamp_ns, RACY_NS)
 
 
 @contextmanager
@@ -255,9 +323,12 @@ def _examined(
     cache: ParseCache | None,
     progress: Progress | None,
     encoding: _Encoding | None,
+    snapshot: Snapshot | None = None,
 ) -> Iterator[Examined | Preencoded]:
     """:func:`examine`; with ``encoding``, documents whose cache entry holds their report
-    entry's parts come as those, and the parts of others are kept."""
+    entry's parts come as those, and the parts of others are kept. With ``snapshot`` (and
+    ``encoding``), those it answers for come from it, and it is written anew at the end if
+    anything changed."""
     found = resolve_targets(settings, targets, cwd)
     content = settings.content
     discovery = Discovery(
@@ -292,13 +363,21 @@ def _examined(
         return record if parts is None else record + _PARTS + parts
 
     def preencoded(
-        doc: Examined, record: FactsRecord, stored: FactsRecord
+        file: SourceFile | None, doc: Examined, record: FactsRecord, stored: FactsRecord
     ) -> Examined | Preencoded:
         """``doc`` as its entry's parts just kept give it, so that its report is not built a
-        second time; as it is when there are none."""
-        if stored is record or encoding is None:
+        second time; as it is when there are none. What is kept goes in the report snapshot
+        too, for ``file`` (None: it is there already)."""
+        if encoding is None:
             return doc
-        return encoding.ready(doc.path, record, stored[len(record) + 1 :], sealed=True) or doc
+        if stored is record:
+            if snapshot is not None and file is not None:  # see _Encoding.parts
+                snapshot.keep(file, encoding.kept(file, doc.path, None))
+            return doc
+        parts = stored[len(record) + 1 :]
+        if snapshot is not None and file is not None:
+            snapshot.keep(file, encoding.kept(file, doc.path, parts.partition(_PART)[2]))
+        return encoding.ready(doc.path, record, parts, sealed=True) or doc
 
     def outcome(file: SourceFile, cached: Examined | None, read: Outcome) -> Examined | Preencoded:
         if read.facts is None:  # the contents are those cached
@@ -311,10 +390,21 @@ def _examined(
             return doc
         stored = kept(read.facts, doc)
         cache.store(file, read.digest, stored, read.route)
-        return preencoded(doc, read.facts, stored)
+        return preencoded(file, doc, read.facts, stored)
 
     lookup, holds = cache.lookup, cache.holds
     debug = log.isEnabledFor(logging.DEBUG)
+    if snapshot is not None:
+        assert encoding is not None
+        # Documents the snapshot does not answer for are then few: looked up one at a time.
+        cache.sparse = snapshot.loaded > 0
+        take, kinds = snapshot.index.pop, snapshot.kinds
+        listed, needed = snapshot.listed.append, snapshot.needed.append
+        # A review recorded after the day of the run, or a snoozed or rubber-stamped document,
+        # needs its facts: checked only when there can be one.
+        today = encoding.today
+        lasts = snapshot.lasts if snapshot.latest_review > today else None
+        marked = encoding.marked
     found_count = unreadable = to_read = 0
     with Reader[_Task](ReadingSettings.of(settings), workers, threshold, progress) as reader:
         for item in discovery.iter_files(found):  # the hot loop of every run
@@ -327,6 +417,20 @@ def _examined(
                     item.path, DocumentFacts(problems=(item,)), editors, problems, item.path
                 )
                 continue
+            in_snapshot = False
+            if snapshot is not None:
+                if (i := take(key_of(item), None)) is None:
+                    snapshot.changed = True
+                elif (
+                    (kinds[i] in _BEFORE_REVIEW)
+                    if lasts is not None and lasts[i] > today
+                    else (kinds[i] in _ANY_DAY)
+                ) and not (marked and without_surrogates(item.display) in marked):
+                    listed(i)  # its entry comes from the snapshot: see _entries
+                    continue
+                else:
+                    needed(i)
+                    in_snapshot = True  # its entry holds, but is built from its facts
             entry = lookup(item)
             cached: Examined | None = None
             expect = None
@@ -338,6 +442,9 @@ def _examined(
                         ready = encoding.ready(item.display, record, parts)
                     except MalformedRecord:
                         ready, parts = None, ""  # its facts still answer: kept again below
+                    if snapshot is not None and parts and not in_snapshot:
+                        kept_parts = parts.partition(_PART)[2]
+                        snapshot.keep(item, encoding.kept(item, item.display, kept_parts))
                     if ready is not None:
                         if debug:
                             log.debug("from the parse cache: %s", shown(item.display))
@@ -351,7 +458,7 @@ def _examined(
                         stored = kept(record, cached)
                         if stored is not record:
                             cache.store(item, entry.digest, stored, entry.route)
-                        yield preencoded(cached, record, stored)
+                        yield preencoded(None if in_snapshot else item, cached, record, stored)
                         continue
                     yield cached
                     continue
@@ -366,6 +473,12 @@ def _examined(
                     yield outcome(file, known, read)
         for (file, known), read in reader.finish():
             yield outcome(file, known, read)
+    if snapshot is not None:
+        cache.sparse = False
+        if snapshot.index:  # files it held that this run did not meet: changed, or gone
+            for path in snapshot.gone():
+                cache.forget(path)
+        snapshot.save()
     log.info(
         "documents: %d found, %d read, %d from the parse cache%s%s",
         found_count,
@@ -579,13 +692,21 @@ def check(
             )
         encoding = _Encoding(encoder, policy, settings.fields, today, rules, evidence)
         with scanning(settings, cwd, use_cache, cache) as cache:
+            snapshot = encoding.snapshot(cache, cwd, targets) if cache is not None else None
             entries = _entries(
                 _examined(
-                    settings, targets, cwd, cache=cache, progress=progress, encoding=encoding
+                    settings,
+                    targets,
+                    cwd,
+                    cache=cache,
+                    progress=progress,
+                    encoding=encoding,
+                    snapshot=snapshot,
                 ),
                 encoding,
                 selection,
                 evidence,
+                snapshot,
             )
         return CheckResult(
             today, settings.review.timezone, settings.review.due_soon_days, [], None, entries
@@ -619,7 +740,7 @@ _LAST = date.max.toordinal()
 _ORDINALS = _LAST + 1
 _VALUES = {state: state.value for state in State}
 _OVERDUE, _DUE_SOON, _OK = State.OVERDUE, State.DUE_SOON, State.OK
-_FIXED = {"E": State.EXEMPT, "I": State.INVALID}
+_FIXED = {"E": State.EXEMPT, "I": State.INVALID, "e": State.EXEMPT, "i": State.INVALID}
 _RANK = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}  # DocumentReport.urgency
 
 
@@ -627,7 +748,7 @@ def _encoded(encoder: EntryEncoder, report: DocumentReport) -> EncodedReport:
     head, middle, tail = encoder.parts(report)
     state = report.state
     entry = encoder.entry(report.path, head, state.value, middle, report.days_until_due, tail)
-    return EncodedReport(state, entry, report.snoozed is not None, report.rubber_stamped)
+    return EncodedReport(state, json_safe(entry), report.snoozed is not None, report.rubber_stamped)
 
 
 def _entries(
@@ -635,11 +756,13 @@ def _entries(
     encoding: _Encoding,
     selection: Selection,
     evidence: Evidence | None,
+    snapshot: Snapshot | None = None,
 ) -> list[EncodedReport]:
-    """The report's entries in report order (``DocumentReport.urgency``)."""
+    """The report's entries in report order (``DocumentReport.urgency``): those of
+    ``documents``, then merged with those the snapshot answered for (as ``documents`` ran)."""
     encoder = encoding.encoder
     policy, names, today, rules = encoding._args
-    today_ordinal = today.toordinal()
+    today_ordinal, today_shown = today.toordinal(), today.isoformat()
     window = policy.due_soon_days
     states = selection.states
     entry = encoder.entry
@@ -659,6 +782,8 @@ def _entries(
             if states and state not in states:
                 continue
             line = entry(path, head, _VALUES[state], middle, days, tail)
+            if kind in _BEFORE_REVIEW:
+                line = line.replace(_DAY, today_shown)
             add((_urgency(state, due), path, EncodedReport(state, line)))
             continue
         assert isinstance(doc, Examined)
@@ -669,7 +794,44 @@ def _entries(
             due_ordinal = report.due.toordinal() if report.due is not None else 0
             add((_urgency(report.state, due_ordinal), report.path, _encoded(encoder, report)))
     ranked.sort()  # still with few collections: see scanning()
-    return [item[2] for item in ranked]
+    if snapshot is None or not snapshot.listed:
+        return [item[2] for item in ranked]
+    listed = snapshot.listed
+    listed.sort()  # the snapshot's entries are in report order
+    kinds, dues, leads, middles, tails = (
+        snapshot.kinds,
+        snapshot.dues,
+        snapshot.leads,
+        snapshot.middles,
+        snapshot.tails,
+    )
+    compose = encoder.compose
+    entries: list[EncodedReport] = []
+    out = entries.append
+    ranks, paths = snapshot.ranks, snapshot.paths
+    pending = iter(ranked)
+    following = next(pending, None)
+    for i in listed:
+        while following is not None and (following[0], following[1]) < (ranks[i], paths[i]):
+            out(following[2])
+            following = next(pending, None)
+        due = dues[i]
+        if (kind := kinds[i]) == "D":
+            days = due - today_ordinal
+            state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
+        else:
+            state = _FIXED[kind]
+            days = due - today_ordinal if due else None
+        if states and state not in states:
+            continue
+        line = compose(leads[i], _VALUES[state], middles[i], days, tails[i])
+        if kind in _BEFORE_REVIEW:
+            line = line.replace(_DAY, today_shown)
+        out(EncodedReport(state, line))
+    if following is not None:
+        out(following[2])
+        entries.extend(item[2] for item in pending)
+    return entries
 
 
 def _urgency(state: State, due: int) -> int:

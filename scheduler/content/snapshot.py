@@ -1,0 +1,237 @@
+"""The report snapshot: the JSON report's entries of every document a run listed, less their
+state and day count, with the file each came from and what stat said of it, in report order,
+in one file read in one go.
+
+A warm run of ``check-reviews --format json`` that finds a file as the snapshot recorded it
+(the same path, size, modification and status-change times) takes the document's entry from
+here, without a query to the parse cache: one read and a few splits, done in C, in place of a
+query, a row object and a checksum per document; and as the entries are kept in report order,
+an unchanged library needs no sorting either. The parse cache stays the record of every
+document's facts; the snapshot is derived from it, for one way of running (the same settings,
+code, current folder, files and folders named and report format, all in its key), and is
+rewritten by a run that found anything changed.
+
+An entry is written only for a file whose times were more than :data:`~scheduler.content.cache.
+RACY_NS` old when the run began (older files do not change without their times changing; newer
+ones are looked up in the parse cache, which checks their digest). The file is replaced
+atomically, so a reader sees a whole snapshot, an older one, or none; one that is damaged or
+was written for another key is not used.
+
+Layout: a first line of JSON (format, key, number of entries, the length of each section, and
+the CRC-32 and length of what follows), then the sections, one after another, encoded as UTF-8
+with undecodable bytes of file names escaped as Python escapes them: the files' keys (see
+:func:`key_of`) separated by two NULs (no path holds one); the paths shown, separated by NUL;
+the kinds (one letter each: see :class:`Kept`); the due dates, last reviews and ranks, as
+numbers separated by spaces; and the three parts of each entry, separated by U+001E (JSON text
+holds no control characters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+from scheduler.content.loader import SourceFile
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+SUFFIX = "-reports"  # beside the parse cache's SQLite file, as SQLite's own -wal and -shm
+NEEDS_FACTS = "N"  # the kind of a document whose entry cannot be kept (see Kept)
+_ENCODING, _ERRORS = "utf-8", "surrogateescape"
+
+
+def key_of(file: SourceFile) -> str:
+    """What identifies ``file`` as it is now: its path, size, modification and status-change
+    times, and whether it was reached through a link."""
+    return f"{file.path}\0{file.size}\0{file.mtime_ns}\0{file.ctime_ns}\0{file.followed:d}"
+
+
+def snapshot_key(*parts: object) -> str:
+    """The key of a snapshot for a run shaped by ``parts`` (JSON-encodable)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+class Kept(NamedTuple):
+    """What the snapshot keeps of one document: its file's key, its path as shown, its kind
+    ("E" exempt or "I" invalid whatever the day, "D" as its due date says, or
+    :data:`NEEDS_FACTS`: its entry depends on the day beyond its state and day count, so a run
+    builds it from its facts), its due date's and last review's ordinals (0 for none), its
+    rank in the report before its path (``DocumentReport.urgency``), and its entry: what comes
+    before its state, between its state and its day count, and after that."""
+
+    key: str
+    path: str
+    kind: str
+    due: int
+    last: int
+    rank: int
+    lead: str
+    middle: str
+    tail: str
+
+
+_SEPARATORS = ("\0\0", "\0", "", " ", " ", " ", "\x1e", "\x1e", "\x1e")
+_NUMBERS = (3, 4, 5)  # the sections of numbers
+_KIND = 2
+
+
+class Snapshot:
+    """One run's view of the snapshot file at ``path``: its entries as columns, in report
+    order; which the run met unchanged (:attr:`listed`, :attr:`needed`); and what it adds
+    (:meth:`keep`). An unusable file is an empty snapshot."""
+
+    def __init__(self, path: Path, key: str, stamp_ns: int, racy_ns: int) -> None:
+        self.path = path
+        self.key = key
+        self._newer_than = stamp_ns - racy_ns  # files changed since may change unseen
+        columns: list[list[str]] = [[] for _ in _SEPARATORS]
+        self.keys, self.paths = columns[:2]
+        self.kinds = ""
+        self.dues: list[int] = []
+        self.lasts: list[int] = []
+        self.ranks: list[int] = []
+        self.leads, self.middles, self.tails = columns[6:]
+        self.index: dict[str, int] = {}  # by file key; a run takes out the files it meets
+        self.latest_review = 0  # the latest last review's ordinal
+        self.listed: list[int] = []  # met unchanged, their entries used as kept
+        self.needed: list[int] = []  # met unchanged, their entries built from their facts
+        self.added: dict[str, Kept] = {}  # by file key
+        self.changed = False  # whether the run met a file the snapshot did not answer for
+
+    @property
+    def loaded(self) -> int:
+        return len(self.paths)
+
+    @classmethod
+    def open(cls, path: Path, key: str, stamp_ns: int, racy_ns: int) -> Snapshot:
+        snapshot = cls(path, key, stamp_ns, racy_ns)
+        columns = _read(path, key)
+        if columns is not None:
+            keys, snapshot.paths, kinds, dues, lasts, ranks, *parts = columns
+            snapshot.keys = keys
+            snapshot.leads, snapshot.middles, snapshot.tails = parts
+            snapshot.kinds = kinds[0] if kinds else ""
+            snapshot.dues, snapshot.lasts, snapshot.ranks = (
+                list(map(int, column)) for column in (dues, lasts, ranks)
+            )
+            snapshot.index = dict(zip(keys, range(len(keys)), strict=True))
+            snapshot.latest_review = max(snapshot.lasts, default=0)
+        return snapshot
+
+    def keep(self, file: SourceFile, kept: Kept) -> None:
+        """Add ``kept`` to the next snapshot, if ``file``'s times are old enough to be trusted."""
+        if max(file.mtime_ns, file.ctime_ns) < self._newer_than:
+            self.added[kept.key] = kept
+
+    def gone(self) -> list[str]:
+        """The paths of files the snapshot held that this run did not meet (after the walk):
+        changed, or removed."""
+        return [key[: key.index("\0")] for key in self.index]
+
+    def save(self) -> None:
+        """Write the snapshot for the next run, unless nothing changed; a failure is not an
+        error (the next run looks its documents up in the parse cache)."""
+        if not self.changed and not self.index:
+            return
+        kept = sorted(
+            [*map(self._kept, self.listed), *map(self._kept, self.needed), *self.added.values()],
+            key=lambda entry: (entry.rank, entry.path),
+        )
+        columns: list[list[str]] = [list(column) for column in zip(*kept, strict=True)]
+        if not columns:
+            columns = [[] for _ in _SEPARATORS]
+        for number in _NUMBERS:
+            columns[number] = list(map(str, columns[number]))
+        sections = [
+            separator.join(column).encode(_ENCODING, _ERRORS)
+            for separator, column in zip(_SEPARATORS, columns, strict=True)
+        ]
+        body = b"".join(sections)
+        head = {
+            "format": FORMAT,
+            "key": self.key,
+            "entries": len(kept),
+            "sections": [len(section) for section in sections],
+            "crc": zlib.crc32(body),
+        }
+        path = self.path
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            with temporary.open("xb") as handle:
+                handle.write(json.dumps(head).encode() + b"\n")
+                handle.write(body)
+            temporary.replace(path)
+        except OSError as exc:
+            log.debug("the report snapshot was not written: %s", exc)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+
+    def _kept(self, i: int) -> Kept:
+        return Kept(
+            self.keys[i],
+            self.paths[i],
+            self.kinds[i],
+            self.dues[i],
+            self.lasts[i],
+            self.ranks[i],
+            self.leads[i],
+            self.middles[i],
+            self.tails[i],
+        )
+
+
+def _read(path: Path, key: str) -> list[list[str]] | None:
+    """The columns of the snapshot at ``path``, if it was written for ``key`` and is whole."""
+    try:
+        with path.open("rb") as handle:
+            head = json.loads(handle.readline())
+            if not isinstance(head, dict) or head.get("format") != FORMAT:
+                return None
+            if head.get("key") != key:
+                return None
+            body = handle.read()
+        lengths = head["sections"]
+        count = head["entries"]
+        if (
+            not isinstance(count, int)
+            or count <= 0
+            or len(lengths) != len(_SEPARATORS)
+            or sum(lengths) != len(body)
+            or zlib.crc32(body) != head["crc"]
+        ):
+            return None
+        columns: list[list[str]] = []
+        start = 0
+        for separator, length in zip(_SEPARATORS, lengths, strict=True):
+            text = body[start : start + length].decode(_ENCODING, _ERRORS)
+            start += length
+            column = [text] if separator == "" else text.split(separator)
+            columns.append(column)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # missing, unreadable, damaged, or not written by this version
+    if columns[_KIND] != [columns[_KIND][0]] or len(columns[_KIND][0]) != count:
+        return None
+    if any(len(column) != count for i, column in enumerate(columns) if i != _KIND):
+        return None
+    return columns
+
+
+def remove(cache_file: Path) -> bool:
+    """Remove the snapshot kept beside ``cache_file``; whether there was one."""
+    try:
+        snapshot_file(cache_file).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def snapshot_file(cache_file: Path) -> Path:
+    """Where the snapshot of the parse cache in the SQLite file ``cache_file`` is kept."""
+    return cache_file.with_name(cache_file.name + SUFFIX)
