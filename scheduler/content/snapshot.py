@@ -34,8 +34,11 @@ import json
 import logging
 import os
 import zlib
+from bisect import bisect_left
+from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from scheduler.content.loader import SourceFile
 
@@ -60,11 +63,11 @@ def snapshot_key(*parts: object) -> str:
 
 class Kept(NamedTuple):
     """What the snapshot keeps of one document: its file's key, its path as shown, its kind
-    ("E" exempt or "I" invalid whatever the day, "D" as its due date says, or
-    :data:`NEEDS_FACTS`: its entry depends on the day beyond its state and day count, so a run
-    builds it from its facts), its due date's and last review's ordinals (0 for none), its
-    rank in the report before its path (``DocumentReport.urgency``), and its entry: what comes
-    before its state, between its state and its day count, and after that."""
+    (see :func:`scheduler.usecases.check._Encoding.parts`, or :data:`NEEDS_FACTS`: its entry
+    depends on the day beyond its state and day count, so a run builds it from its facts), its
+    due date's and last review's ordinals (0 for none), its rank in the report before its path
+    (``DocumentReport.urgency``), and its entry, as a template for ``%`` with two fields (its
+    state, then its day count)."""
 
     key: str
     path: str
@@ -72,32 +75,38 @@ class Kept(NamedTuple):
     due: int
     last: int
     rank: int
-    lead: str
-    middle: str
-    tail: str
+    template: str
 
 
-_SEPARATORS = ("\0\0", "\0", "", " ", " ", " ", "\x1e", "\x1e", "\x1e")
-_NUMBERS = (3, 4, 5)  # the sections of numbers
-_KIND = 2
+# The sections: keys, paths, kinds, due dates, last reviews, ranks, template lengths, templates
+# (joined by the report's separator between entries, written in its place).
+_SEPARATORS = ("\0\0", "\0", "", " ", " ", " ", " ")
+_PATHS, _KINDS, _NUMBERS = 1, 2, (3, 4, 5, 6)
 
 
 class Snapshot:
     """One run's view of the snapshot file at ``path``: its entries as columns, in report
     order; which the run met unchanged (:attr:`listed`, :attr:`needed`); and what it adds
-    (:meth:`keep`). An unusable file is an empty snapshot."""
+    (:meth:`keep`). An unusable file is an empty snapshot.
 
-    def __init__(self, path: Path, key: str, stamp_ns: int, racy_ns: int) -> None:
+    ``separator`` is what the report writes between entries: the templates are kept joined by
+    it, so that a run that lists every entry as kept fills them all in one ``%``
+    (:attr:`text`)."""
+
+    def __init__(self, path: Path, key: str, stamp_ns: int, racy_ns: int, separator: str) -> None:
         self.path = path
         self.key = key
+        self.separator = separator
         self._newer_than = stamp_ns - racy_ns  # files changed since may change unseen
-        columns: list[list[str]] = [[] for _ in _SEPARATORS]
-        self.keys, self.paths = columns[:2]
+        self.keys: list[str] = []
+        self._paths: list[str] | str = []  # split when first needed
         self.kinds = ""
         self.dues: list[int] = []
         self.lasts: list[int] = []
         self.ranks: list[int] = []
-        self.leads, self.middles, self.tails = columns[6:]
+        self.starts: list[int] = []  # where each template starts in the text
+        self.lengths: list[int] = []
+        self.text = ""  # the templates, joined by the separator
         self.index: dict[str, int] = {}  # by file key; a run takes out the files it meets
         self.latest_review = 0  # the latest last review's ordinal
         self.listed: list[int] = []  # met unchanged, their entries used as kept
@@ -107,20 +116,28 @@ class Snapshot:
 
     @property
     def loaded(self) -> int:
-        return len(self.paths)
+        return len(self.keys)
+
+    @property
+    def paths(self) -> list[str]:
+        if isinstance(self._paths, str):
+            self._paths = self._paths.split("\0")
+        return self._paths
+
+    def template(self, i: int) -> str:
+        start = self.starts[i]
+        return self.text[start : start + self.lengths[i]]
 
     @classmethod
-    def open(cls, path: Path, key: str, stamp_ns: int, racy_ns: int) -> Snapshot:
-        snapshot = cls(path, key, stamp_ns, racy_ns)
-        columns = _read(path, key)
-        if columns is not None:
-            keys, snapshot.paths, kinds, dues, lasts, ranks, *parts = columns
-            snapshot.keys = keys
-            snapshot.leads, snapshot.middles, snapshot.tails = parts
-            snapshot.kinds = kinds[0] if kinds else ""
-            snapshot.dues, snapshot.lasts, snapshot.ranks = (
-                list(map(int, column)) for column in (dues, lasts, ranks)
-            )
+    def open(cls, path: Path, key: str, stamp_ns: int, racy_ns: int, separator: str) -> Snapshot:
+        snapshot = cls(path, key, stamp_ns, racy_ns, separator)
+        read = _read(path, key, separator)
+        if read is not None:
+            keys, paths, snapshot.kinds, numbers, snapshot.text = read
+            snapshot.keys, snapshot._paths = keys, paths
+            snapshot.dues, snapshot.lasts, snapshot.ranks, snapshot.lengths = numbers
+            step = len(separator)
+            snapshot.starts = list(accumulate((n + step for n in snapshot.lengths), initial=0))
             snapshot.index = dict(zip(keys, range(len(keys)), strict=True))
             snapshot.latest_review = max(snapshot.lasts, default=0)
         return snapshot
@@ -140,24 +157,42 @@ class Snapshot:
         error (the next run looks its documents up in the parse cache)."""
         if not self.changed and not self.index:
             return
-        kept = sorted(
-            [*map(self._kept, self.listed), *map(self._kept, self.needed), *self.added.values()],
-            key=lambda entry: (entry.rank, entry.path),
-        )
-        columns: list[list[str]] = [list(column) for column in zip(*kept, strict=True)]
-        if not columns:
-            columns = [[] for _ in _SEPARATORS]
-        for number in _NUMBERS:
-            columns[number] = list(map(str, columns[number]))
-        sections = [
-            separator.join(column).encode(_ENCODING, _ERRORS)
-            for separator, column in zip(_SEPARATORS, columns, strict=True)
+        # The entries kept from this snapshot, in its order, and where each new one goes
+        # among them: whole columns are taken in C, not entry by entry.
+        retained = sorted(self.listed + self.needed)
+        added = sorted(self.added.values(), key=lambda entry: (entry.rank, entry.path))
+        ranks, paths = self.ranks, self.paths
+        cuts = [
+            bisect_left(retained, (entry.rank, entry.path), key=lambda i: (ranks[i], paths[i]))
+            for entry in added
         ]
+        text, starts, lengths = self.text, self.starts, self.lengths
+        old_templates = [text[starts[i] : starts[i] + lengths[i]] for i in retained]
+        olds = [
+            *(list(map(column.__getitem__, retained)) for column in self._columns()),
+            old_templates,
+        ]
+        news = list(zip(*added, strict=True)) if added else [()] * len(Kept._fields)
+        keys, paths, kinds, dues, lasts, ranks_, templates = (
+            _merged(old, new, cuts) for old, new in zip(olds, news, strict=True)
+        )
+        columns = [keys, paths, kinds, dues, lasts, ranks_, [len(t) for t in templates]]
+        sections = [
+            separator.join(map(str, column) if i in _NUMBERS else column).encode(_ENCODING, _ERRORS)
+            for i, (separator, column) in enumerate(zip(_SEPARATORS, columns, strict=True))
+        ]
+        sections.append(self.separator.join(templates).encode(_ENCODING, _ERRORS))
+        self._write(len(keys), sections)
+
+    def _columns(self) -> tuple[Sequence[Any], ...]:
+        return (self.keys, self.paths, self.kinds, self.dues, self.lasts, self.ranks)
+
+    def _write(self, count: int, sections: list[bytes]) -> None:
         body = b"".join(sections)
         head = {
             "format": FORMAT,
             "key": self.key,
-            "entries": len(kept),
+            "entries": count,
             "sections": [len(section) for section in sections],
             "crc": zlib.crc32(body),
         }
@@ -173,22 +208,27 @@ class Snapshot:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
 
-    def _kept(self, i: int) -> Kept:
-        return Kept(
-            self.keys[i],
-            self.paths[i],
-            self.kinds[i],
-            self.dues[i],
-            self.lasts[i],
-            self.ranks[i],
-            self.leads[i],
-            self.middles[i],
-            self.tails[i],
-        )
+
+def _merged(old: list[Any], new: Sequence[Any], cuts: list[int]) -> list[Any]:
+    """``old`` with each item of ``new`` inserted before the item of ``old`` its cut names."""
+    if not new:
+        return old
+    merged: list[Any] = []
+    previous = 0
+    for cut, item in zip(cuts, new, strict=True):
+        merged.extend(old[previous:cut])
+        merged.append(item)
+        previous = cut
+    merged.extend(old[previous:])
+    return merged
 
 
-def _read(path: Path, key: str) -> list[list[str]] | None:
-    """The columns of the snapshot at ``path``, if it was written for ``key`` and is whole."""
+_Read = tuple[list[str], str, str, list[list[int]], str]
+
+
+def _read(path: Path, key: str, separator: str) -> _Read | None:
+    """The keys, paths (unsplit), kinds, numbers and templates of the snapshot at ``path``,
+    if it was written for ``key`` and is whole."""
     try:
         with path.open("rb") as handle:
             head = json.loads(handle.readline())
@@ -202,25 +242,29 @@ def _read(path: Path, key: str) -> list[list[str]] | None:
         if (
             not isinstance(count, int)
             or count <= 0
-            or len(lengths) != len(_SEPARATORS)
+            or len(lengths) != len(_SEPARATORS) + 1
             or sum(lengths) != len(body)
             or zlib.crc32(body) != head["crc"]
         ):
             return None
-        columns: list[list[str]] = []
+        texts: list[str] = []
         start = 0
-        for separator, length in zip(_SEPARATORS, lengths, strict=True):
-            text = body[start : start + length].decode(_ENCODING, _ERRORS)
+        for length in lengths:
+            texts.append(body[start : start + length].decode(_ENCODING, _ERRORS))
             start += length
-            column = [text] if separator == "" else text.split(separator)
-            columns.append(column)
+        del body
+        keys = texts[0].split(_SEPARATORS[0])
+        numbers = [list(map(int, texts[i].split(" "))) for i in _NUMBERS]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None  # missing, unreadable, damaged, or not written by this version
-    if columns[_KIND] != [columns[_KIND][0]] or len(columns[_KIND][0]) != count:
+    kinds, text = texts[_KINDS], texts[-1]
+    if len(keys) != count or len(kinds) != count or any(len(n) != count for n in numbers):
         return None
-    if any(len(column) != count for i, column in enumerate(columns) if i != _KIND):
+    if texts[_PATHS].count("\0") != count - 1:
         return None
-    return columns
+    if sum(numbers[-1]) + len(separator) * (count - 1) != len(text):
+        return None
+    return keys, texts[_PATHS], kinds, numbers, text
 
 
 def remove(cache_file: Path) -> bool:

@@ -37,7 +37,7 @@ from scheduler.errors import ConfigError, UsageError
 from scheduler.results import (
     CheckResult,
     DocumentReport,
-    EncodedReport,
+    EncodedEntries,
     Evidence,
     FileProblems,
     Problem,
@@ -104,16 +104,17 @@ class Preencoded(NamedTuple):
 
 class EntryEncoder(Protocol):
     """Writes report entries (the JSON renderer's :class:`~scheduler.render.check.JsonEntries`):
-    an entry's parts that do not depend on the day, kept in the parse cache; what comes before
-    the state, from the path and the first part, kept in the report snapshot; and a whole entry
-    from those, the state and the day count. Entries and leads are strict UTF-8
-    (:func:`scheduler.text.json_safe`) when the parts are."""
+    an entry's parts that do not depend on the day, kept in the parse cache; an entry from its
+    path and parts as a template for ``%`` with two fields (the state's name, then the day
+    count or ``null``), kept in the report snapshot; a whole entry; and what goes between
+    entries. Entries and templates are strict UTF-8 (:func:`scheduler.text.json_safe`) when
+    the parts are."""
+
+    separator: str
 
     def parts(self, doc: DocumentReport) -> tuple[str, str, str]: ...
 
-    def lead(self, path: str, head: str) -> str: ...
-
-    def compose(self, lead: str, state: str, middle: str, days: int | None, tail: str) -> str: ...
+    def template(self, path: str, head: str, middle: str, tail: str) -> str: ...
 
     def entry(
         self, path: str, head: str, state: str, middle: str, days: int | None, tail: str
@@ -242,12 +243,12 @@ class _Encoding:
         """What the report snapshot keeps of the document at ``path`` (in ``file``), from the
         ``parts`` :meth:`parts` wrote (less their checksum); None: its entry needs its facts."""
         if parts is None:
-            return Kept(key_of(file), path, NEEDS_FACTS, 0, 0, 0, "", "", "")
+            return Kept(key_of(file), path, NEEDS_FACTS, 0, 0, 0, "")
         kind, due, last, head, middle, tail = parts.split(_PART)
         due_ordinal = int(due)
         rank = _urgency(_FIXED.get(kind, _OK), due_ordinal)
-        lead = self.encoder.lead(path, head)
-        return Kept(key_of(file), path, kind, due_ordinal, int(last), rank, lead, middle, tail)
+        template = self.encoder.template(path, head, middle, tail)
+        return Kept(key_of(file), path, kind, due_ordinal, int(last), rank, template)
 
     def snapshot(self, cache: ParseCache, cwd: Path, targets: Sequence[Path]) -> Snapshot | None:
         """The report snapshot for this run, beside the parse cache (none without one)."""
@@ -261,7 +262,8 @@ class _Encoding:
             [os.fspath(target) for target in targets],
             code_fingerprint(),
         )
-        return Snapshot.open(snapshot_file(cache.file), key, cache.stamp_ns, RACY_NS)
+        file = snapshot_file(cache.file)
+        return Snapshot.open(file, key, cache.stamp_ns, RACY_NS, self.encoder.separator)
 
 
 @contextmanager
@@ -688,7 +690,7 @@ def check(
             return replace(
                 result,
                 documents=[],
-                encoded=[_encoded(encoder, report) for report in result.documents],
+                encoded=_collected([_encoded(encoder, report) for report in result.documents]),
             )
         encoding = _Encoding(encoder, policy, settings.fields, today, rules, evidence)
         with scanning(settings, cwd, use_cache, cache) as cache:
@@ -744,11 +746,29 @@ _FIXED = {"E": State.EXEMPT, "I": State.INVALID, "e": State.EXEMPT, "i": State.I
 _RANK = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}  # DocumentReport.urgency
 
 
-def _encoded(encoder: EntryEncoder, report: DocumentReport) -> EncodedReport:
+class _Written(NamedTuple):
+    """One document's report entry, written out."""
+
+    state: State
+    text: str
+    snoozed: bool = False
+    rubber_stamped: bool = False
+
+
+def _encoded(encoder: EntryEncoder, report: DocumentReport) -> _Written:
     head, middle, tail = encoder.parts(report)
     state = report.state
     entry = encoder.entry(report.path, head, state.value, middle, report.days_until_due, tail)
-    return EncodedReport(state, json_safe(entry), report.snoozed is not None, report.rubber_stamped)
+    return _Written(state, json_safe(entry), report.snoozed is not None, report.rubber_stamped)
+
+
+def _collected(written: Sequence[_Written]) -> EncodedEntries:
+    return EncodedEntries(
+        [entry.state for entry in written],
+        [entry.text for entry in written],
+        sum(entry.snoozed for entry in written),
+        sum(entry.rubber_stamped for entry in written),
+    )
 
 
 def _entries(
@@ -757,9 +777,9 @@ def _entries(
     selection: Selection,
     evidence: Evidence | None,
     snapshot: Snapshot | None = None,
-) -> list[EncodedReport]:
+) -> EncodedEntries:
     """The report's entries in report order (``DocumentReport.urgency``): those of
-    ``documents``, then merged with those the snapshot answered for (as ``documents`` ran)."""
+    ``documents``, merged with those the snapshot answered for (as ``documents`` ran)."""
     encoder = encoding.encoder
     policy, names, today, rules = encoding._args
     today_ordinal, today_shown = today.toordinal(), today.isoformat()
@@ -768,7 +788,7 @@ def _entries(
     entry = encoder.entry
     # DocumentReport.urgency as one number (rank, then dated first, then the due date's
     # ordinal), and the path: cheaper to build and compare than the four-item key.
-    ranked: list[tuple[int, str, EncodedReport]] = []
+    ranked: list[tuple[int, str, _Written]] = []
     add = ranked.append
     for doc in documents:
         if type(doc) is Preencoded:
@@ -784,7 +804,7 @@ def _entries(
             line = entry(path, head, _VALUES[state], middle, days, tail)
             if kind in _BEFORE_REVIEW:
                 line = line.replace(_DAY, today_shown)
-            add((_urgency(state, due), path, EncodedReport(state, line)))
+            add((_urgency(state, due), path, _Written(state, line)))
             continue
         assert isinstance(doc, Examined)
         report = build_report(doc, policy, names, today, rules)
@@ -795,20 +815,15 @@ def _entries(
             add((_urgency(report.state, due_ordinal), report.path, _encoded(encoder, report)))
     ranked.sort()  # still with few collections: see scanning()
     if snapshot is None or not snapshot.listed:
-        return [item[2] for item in ranked]
+        return _collected([item[2] for item in ranked])
+    if not ranked and not states and len(snapshot.listed) == snapshot.loaded:
+        return _every_kept_entry(snapshot, today_ordinal, today_shown, window)
     listed = snapshot.listed
     listed.sort()  # the snapshot's entries are in report order
-    kinds, dues, leads, middles, tails = (
-        snapshot.kinds,
-        snapshot.dues,
-        snapshot.leads,
-        snapshot.middles,
-        snapshot.tails,
-    )
-    compose = encoder.compose
-    entries: list[EncodedReport] = []
-    out = entries.append
+    kinds, dues, template = snapshot.kinds, snapshot.dues, snapshot.template
     ranks, paths = snapshot.ranks, snapshot.paths
+    written: list[_Written] = []
+    out = written.append
     pending = iter(ranked)
     following = next(pending, None)
     for i in listed:
@@ -824,14 +839,37 @@ def _entries(
             days = due - today_ordinal if due else None
         if states and state not in states:
             continue
-        line = compose(leads[i], _VALUES[state], middles[i], days, tails[i])
+        line = template(i) % (_VALUES[state], "null" if days is None else days)
         if kind in _BEFORE_REVIEW:
             line = line.replace(_DAY, today_shown)
-        out(EncodedReport(state, line))
+        out(_Written(state, line))
     if following is not None:
         out(following[2])
-        entries.extend(item[2] for item in pending)
-    return entries
+        written.extend(item[2] for item in pending)
+    return _collected(written)
+
+
+def _every_kept_entry(
+    snapshot: Snapshot, today: int, today_shown: str, window: int
+) -> EncodedEntries:
+    """Every entry of ``snapshot``, in its order, on the day of ordinal ``today``: its templates
+    filled in one go."""
+    states: list[State] = []
+    values: list[str | int] = []
+    state_of, add_values = states.append, values.extend
+    for kind, due in zip(snapshot.kinds, snapshot.dues, strict=True):
+        if kind == "D":
+            days = due - today
+            state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
+            add_values((_VALUES[state], days))
+        else:
+            state = _FIXED[kind]
+            add_values((_VALUES[state], due - today if due else "null"))
+        state_of(state)
+    text = snapshot.text % tuple(values)
+    if any(kind in snapshot.kinds for kind in _BEFORE_REVIEW):
+        text = text.replace(_DAY, today_shown)
+    return EncodedEntries(states, [text])
 
 
 def _urgency(state: State, due: int) -> int:

@@ -1,0 +1,236 @@
+"""The report snapshot beside the parse cache: warm JSON reports taken from one file, the same
+bytes as reports built document by document, whatever changed, broke or was removed. Real SQLite
+files and snapshot files in tmp_path; runs are dated after the files changed (``later``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scheduler.content.cache as cache_module
+from scheduler.config import Settings, load_settings
+from scheduler.content.cache import RACY_NS, ParseCache
+from scheduler.content.snapshot import SUFFIX
+from scheduler.results import CheckResult, State
+from scheduler.usecases.check import Selection, check, clear_cache
+
+from .conftest import frontmatter, write_doc
+from .test_cache import STORE, library, reads
+from .test_encoded_report import encoded_run, report
+
+__all__ = ["library", "reads"]
+
+DAY = date(2026, 5, 1)
+SNAPSHOT = STORE.with_name(STORE.name + SUFFIX)
+
+
+@pytest.fixture
+def settings(library: Path) -> Settings:
+    return load_settings(library / "config" / "scheduler.toml")
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the documents looked up in the parse cache."""
+    paths: list[str] = []
+    real = ParseCache.lookup
+
+    def counting(self: ParseCache, file: Any) -> Any:
+        paths.append(file.display)
+        return real(self, file)
+
+    monkeypatch.setattr(ParseCache, "lookup", counting)
+    return paths
+
+
+def fresh(settings: Settings, library: Path, today: date = DAY, **options: Any) -> str:
+    """The report of a run without any cache, built document by document."""
+    return report(check(settings, [], library, today, **options))
+
+
+def head(path: Path = SNAPSHOT) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        loaded: dict[str, Any] = json.loads(handle.readline())
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "today", [DAY, date(2026, 4, 10), date(2026, 12, 31), date(2024, 1, 1), date(2030, 1, 1)]
+)
+def test_a_warm_run_takes_every_entry_from_the_snapshot(
+    library: Path,
+    settings: Settings,
+    reads: dict[str, int],
+    lookups: list[str],
+    today: date,
+) -> None:
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)  # reads every document, writes the snapshot
+    written = head()
+    assert written["entries"] == 11  # every document, the unreadable ones too
+    reads["parsed"] = reads["digested"] = 0
+    lookups.clear()
+    warm = encoded_run(settings, library, today, later + RACY_NS)
+    looked = sorted(lookups)
+    assert reads == {"parsed": 0, "digested": 0}
+    assert report(warm) == fresh(settings, library, today)
+    # Looked up in the parse cache: only documents whose review falls between the two days.
+    facts_needed = {
+        doc.path
+        for doc in check(settings, [], library, today).documents
+        if doc.last_reviewed and min(DAY, today) < doc.last_reviewed <= max(DAY, today)
+    }
+    assert looked == sorted(facts_needed)
+    assert head() == written  # nothing changed: not written again
+
+
+def test_an_edited_document_is_read_again_and_kept(
+    library: Path, settings: Settings, reads: dict[str, int], lookups: list[str]
+) -> None:
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    write_doc(library / "docs" / "good.md", frontmatter(source="NCI", title="Edited title"))
+    reads["parsed"] = 0
+    lookups.clear()
+    edited = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert reads["parsed"] == 1 and lookups == ["docs/good.md"]
+    assert report(edited) == fresh(settings, library)
+    assert '"Edited title"' in report(edited)
+    lookups.clear()
+    again = encoded_run(settings, library, DAY, later + 2 * RACY_NS)
+    assert report(again) == report(edited) and lookups == []  # the new entry was kept
+
+
+def test_new_and_removed_documents(library: Path, settings: Settings, lookups: list[str]) -> None:
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    (library / "docs" / "warn.md").unlink()
+    write_doc(library / "docs" / "zz-new.md", frontmatter(title="A new page"))
+    lookups.clear()
+    changed = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert lookups == ["docs/zz-new.md"]
+    assert report(changed) == fresh(settings, library)
+    assert "docs/warn.md" not in report(changed) and "A new page" in report(changed)
+    with sqlite3.connect(library / STORE) as db:
+        names = {name for (name,) in db.execute("SELECT name FROM parse_cache")}
+    assert b"warn.md" not in names and b"zz-new.md" in names  # the removed one is forgotten
+    assert head()["entries"] == 11
+
+
+def test_a_file_changed_just_before_the_run_is_not_kept(
+    library: Path, settings: Settings, lookups: list[str]
+) -> None:
+    """A file whose times are within RACY_NS of the run could change again unseen: the
+    snapshot leaves it to the parse cache, which checks its digest."""
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    write_doc(library / "docs" / "good.md", frontmatter(source="NCI", title="Just written"))
+    just_now = (library / "docs" / "good.md").stat().st_mtime_ns + RACY_NS // 2
+    encoded_run(settings, library, DAY, just_now)
+    lookups.clear()
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert lookups == ["docs/good.md"]
+    assert report(warm) == fresh(settings, library)
+
+
+DAMAGE = {
+    "a flipped byte": lambda data: data[:-40] + bytes([data[-40] ^ 1]) + data[-39:],
+    "cut short": lambda data: data[: len(data) // 2],
+    "no head": lambda data: data.partition(b"\n")[2],
+    "not JSON": lambda data: b"{nope\n" + data.partition(b"\n")[2],
+    "an older format": lambda data: data.replace(b'"format": 1', b'"format": 0', 1),
+    "another key": lambda data: data.replace(b'"key": "', b'"key": "0', 1),
+    "empty": lambda data: b"",
+    "a count that does not add up": lambda data: data.replace(
+        b'"entries": 11', b'"entries": 12', 1
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_a_damaged_snapshot_is_not_used_and_is_written_again(
+    library: Path, settings: Settings, reads: dict[str, int], lookups: list[str], kind: str
+) -> None:
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    whole = SNAPSHOT.read_bytes()
+    SNAPSHOT.write_bytes(DAMAGE[kind](whole))
+    reads["parsed"] = reads["digested"] = 0
+    lookups.clear()
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert reads == {"parsed": 0, "digested": 0}  # the parse cache answered
+    assert len(lookups) == 11
+    assert report(warm) == fresh(settings, library)
+    assert SNAPSHOT.read_bytes() == whole  # written again as it was
+
+
+def test_a_snapshot_belongs_to_one_folder_and_one_set_of_paths(
+    library: Path, settings: Settings, lookups: list[str]
+) -> None:
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    lookups.clear()
+    with cache_module.opened(settings, library, later + RACY_NS) as cache:
+        named = check(
+            settings, [Path("docs/sub")], library, DAY, cache=cache, encoder=encoded_encoder()
+        )
+    assert len(lookups) == 4  # not taken from the snapshot of the whole library
+    lookups.clear()
+    assert report(named) == report(check(settings, [Path("docs/sub")], library, DAY))
+
+
+def encoded_encoder() -> Any:
+    from scheduler.render.check import JsonEntries
+
+    return JsonEntries()
+
+
+def test_a_state_filter_and_a_changed_document_merge_with_kept_entries(
+    library: Path, settings: Settings
+) -> None:
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    write_doc(library / "docs" / "aa-first.md", frontmatter(lastReviewed="2020-01-01"))
+    for chosen in (Selection(), Selection(frozenset({State.OVERDUE, State.INVALID}))):
+        warm = encoded_run(settings, library, DAY, later + RACY_NS, selection=chosen)
+        assert report(warm) == fresh(settings, library, selection=chosen)
+
+
+def test_names_that_are_not_utf8_come_back_as_written(
+    library: Path, settings: Settings, lookups: list[str]
+) -> None:
+    odd = os.fsencode(library / "docs") + b"/caf\xe9 %s 100%.md"
+    fd = os.open(odd, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    os.write(fd, frontmatter(title="100% of %s and %d").encode())
+    os.close(fd)
+    later = time.time_ns() + 10 * RACY_NS
+    cold = encoded_run(settings, library, DAY, later)
+    lookups.clear()
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert lookups == []
+    assert report(warm) == report(cold) == fresh(settings, library)
+    assert "caf\\\\xe9 %s 100%.md" in report(warm) and "100% of %s and %d" in report(warm)
+
+
+def test_clearing_the_cache_removes_the_snapshot(library: Path, settings: Settings) -> None:
+    encoded_run(settings, library, DAY, time.time_ns() + 10 * RACY_NS)
+    assert SNAPSHOT.is_file()
+    clear_cache(settings, library)
+    assert not SNAPSHOT.exists()
+
+
+def test_two_runs_leave_a_whole_snapshot(library: Path, settings: Settings) -> None:
+    """Runs that write at the same time replace the file whole: the survivor is one of them."""
+    later = time.time_ns() + 10 * RACY_NS
+    first: CheckResult = encoded_run(settings, library, DAY, later)
+    whole = SNAPSHOT.read_bytes()
+    leftovers = [p for p in SNAPSHOT.parent.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == [] and whole.count(b"\n") >= 1
+    assert report(encoded_run(settings, library, DAY, later + RACY_NS)) == report(first)
