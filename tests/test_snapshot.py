@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,40 @@ def test_two_runs_leave_a_whole_snapshot(library: Path, settings: Settings) -> N
     leftovers = [p for p in SNAPSHOT.parent.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == [] and whole.count(b"\n") >= 1
     assert report(encoded_run(settings, library, DAY, later + RACY_NS)) == report(first)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rounds_of_random_edits_give_the_reports_of_a_fresh_read(
+    library: Path, settings: Settings, seed: int
+) -> None:
+    """Documents edited, added and removed at random between warm runs, on days before and
+    after the reviews: every report equals the one built document by document."""
+    rng = random.Random(seed)
+    docs = library / "docs" / "many"
+    frequencies = ["monthly", "quarterly", "P30D", "annually", "weekly"]
+
+    def page(number: int) -> str:
+        reviewed = date(2026, 1, 1) + timedelta(days=rng.randrange(-400, 400))
+        return frontmatter(
+            title=f"Page {number} {'%s' if number % 7 == 0 else ''}",
+            lastReviewed=reviewed.isoformat(),
+            reviewFrequency=rng.choice(frequencies),
+            status=rng.choice(["active", "active", "active", "draft"]),
+        )
+
+    for number in range(60):
+        write_doc(docs / f"p{number:03}.md", page(number))
+    stamp = time.time_ns() + 10 * RACY_NS
+    for round_ in range(6):
+        for name in rng.sample(sorted(p.name for p in docs.iterdir()), 5):
+            if rng.random() < 0.3:
+                (docs / name).unlink()
+            else:
+                write_doc(docs / name, page(rng.randrange(1000)))
+        write_doc(docs / f"new-{round_}.md", page(round_))
+        today = date(2026, 1, 1) + timedelta(days=rng.randrange(-500, 500))
+        stamp += RACY_NS
+        for _ in range(2):  # with the edits, then warm
+            stamp += RACY_NS
+            warm = encoded_run(settings, library, today, stamp)
+            assert report(warm) == fresh(settings, library, today)

@@ -1,29 +1,30 @@
-"""The report snapshot: the JSON report's entries of every document a run listed, less their
-state and day count, with the file each came from and what stat said of it, in report order,
-in one file read in one go.
+"""The report snapshot: the JSON report's entry of every document a run listed, written out but
+for its state and day count, with the file each came from and what stat said of it, in report
+order, in one file read in one go.
 
 A warm run of ``check-reviews --format json`` that finds a file as the snapshot recorded it
 (the same path, size, modification and status-change times) takes the document's entry from
 here, without a query to the parse cache: one read and a few splits, done in C, in place of a
-query, a row object and a checksum per document; and as the entries are kept in report order,
-an unchanged library needs no sorting either. The parse cache stays the record of every
+query, a row object and a checksum per document. As the entries are kept in report order, and
+as templates for ``%`` joined as the report joins entries, a run that finds nothing changed
+fills them all in one ``%`` and sorts nothing. The parse cache stays the record of every
 document's facts; the snapshot is derived from it, for one way of running (the same settings,
-code, current folder, files and folders named and report format, all in its key), and is
+code, current folder, files and folders named, and report format, all in its key), and is
 rewritten by a run that found anything changed.
 
 An entry is written only for a file whose times were more than :data:`~scheduler.content.cache.
 RACY_NS` old when the run began (older files do not change without their times changing; newer
 ones are looked up in the parse cache, which checks their digest). The file is replaced
-atomically, so a reader sees a whole snapshot, an older one, or none; one that is damaged or
-was written for another key is not used.
+atomically, so a reader sees a whole snapshot, an older one, or none; one that is damaged (its
+CRC-32 does not match) or was written for another key is not used.
 
-Layout: a first line of JSON (format, key, number of entries, the length of each section, and
-the CRC-32 and length of what follows), then the sections, one after another, encoded as UTF-8
-with undecodable bytes of file names escaped as Python escapes them: the files' keys (see
-:func:`key_of`) separated by two NULs (no path holds one); the paths shown, separated by NUL;
-the kinds (one letter each: see :class:`Kept`); the due dates, last reviews and ranks, as
-numbers separated by spaces; and the three parts of each entry, separated by U+001E (JSON text
-holds no control characters).
+Layout: a first line of JSON (format, key, number of entries, the length of each section, the
+CRC-32 of what follows), then the sections, one after another, encoded as UTF-8 with
+undecodable bytes of file names escaped as Python escapes them: the files' keys (see
+:func:`key_of`) separated by two NULs (no path holds a NUL); the paths shown, separated by NUL;
+the kinds, one letter each; the due dates' and last reviews' ordinals, the ranks and the
+lengths of the templates, as numbers separated by spaces; and the templates, joined by what
+the report writes between entries.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import zlib
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -816,28 +817,114 @@ def _entries(
     ranked.sort()  # still with few collections: see scanning()
     if snapshot is None or not snapshot.listed:
         return _collected([item[2] for item in ranked])
-    if not ranked and not states and len(snapshot.listed) == snapshot.loaded:
-        return _every_kept_entry(snapshot, today_ordinal, today_shown, window)
     listed = snapshot.listed
     listed.sort()  # the snapshot's entries are in report order
+    if states:
+        return _selected(snapshot, ranked, selection, today, window)
+    return _filled(snapshot, ranked, today_ordinal, today_shown, window)
+
+
+def _filled(
+    snapshot: Snapshot,
+    ranked: list[tuple[int, str, _Written]],
+    today: int,
+    today_shown: str,
+    window: int,
+) -> EncodedEntries:
+    """The entries the snapshot answered for (:attr:`Snapshot.listed`, sorted), with those of
+    ``ranked`` (sorted) where they belong, on the day of ordinal ``today``. The templates of
+    consecutive kept entries are filled together, in one ``%``: every one of them at once when
+    nothing changed."""
+    listed = snapshot.listed
+    kinds, dues, starts, lengths = snapshot.kinds, snapshot.dues, snapshot.starts, snapshot.lengths
+    text = snapshot.text
+    states: list[State] = []
+    pieces: list[str] = []
+    snoozed = stamped = 0
+
+    def fill(low: int, high: int) -> None:
+        """The kept entries ``low`` to ``high`` (excluded), which are consecutive."""
+        values: list[str | int] = []
+        state_of, add_values = states.append, values.extend
+        for kind, due in zip(kinds[low:high], dues[low:high], strict=True):
+            if kind == "D":
+                days = due - today
+                state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
+                add_values((_VALUES[state], days))
+            else:
+                state = _FIXED[kind]
+                add_values((_VALUES[state], due - today if due else "null"))
+            state_of(state)
+        whole = low == 0 and high == len(kinds)
+        filled = (text if whole else text[starts[low] : starts[high - 1] + lengths[high - 1]]) % (
+            tuple(values)
+        )
+        if any(kind in kinds[low:high] for kind in _BEFORE_REVIEW):
+            filled = filled.replace(_DAY, today_shown)
+        pieces.append(filled)
+
+    def add(entry: _Written) -> None:
+        nonlocal snoozed, stamped
+        states.append(entry.state)
+        pieces.append(entry.text)
+        snoozed += entry.snoozed
+        stamped += entry.rubber_stamped
+
+    # Where each entry of ``ranked`` goes: before the kept entry at that position of ``listed``.
+    ranks = snapshot.ranks
+    paths = snapshot.paths if ranked else []
+    cuts = [
+        bisect_left(listed, (rank, path), key=lambda i: (ranks[i], paths[i]))
+        for rank, path, _ in ranked
+    ]
+    following = 0  # the next entry of ranked
+    first = 0  # where the current run of consecutive kept entries starts in listed
+    for position in range(len(listed)):
+        if following < len(cuts) and cuts[following] == position:
+            if first < position:
+                fill(listed[first], listed[position - 1] + 1)
+            while following < len(cuts) and cuts[following] == position:
+                add(ranked[following][2])
+                following += 1
+            first = position
+        elif position > first and listed[position] != listed[position - 1] + 1:
+            fill(listed[first], listed[position - 1] + 1)
+            first = position
+    if first < len(listed):
+        fill(listed[first], listed[-1] + 1)
+    for _, _, entry in ranked[following:]:
+        add(entry)
+    return EncodedEntries(states, pieces, snoozed, stamped)
+
+
+def _selected(
+    snapshot: Snapshot,
+    ranked: list[tuple[int, str, _Written]],
+    selection: Selection,
+    today: date,
+    window: int,
+) -> EncodedEntries:
+    """:func:`_filled` for a report of some states only: entry by entry."""
+    today_ordinal, today_shown = today.toordinal(), today.isoformat()
     kinds, dues, template = snapshot.kinds, snapshot.dues, snapshot.template
     ranks, paths = snapshot.ranks, snapshot.paths
+    states = selection.states
     written: list[_Written] = []
     out = written.append
     pending = iter(ranked)
     following = next(pending, None)
-    for i in listed:
+    for i in snapshot.listed:
         while following is not None and (following[0], following[1]) < (ranks[i], paths[i]):
             out(following[2])
             following = next(pending, None)
         due = dues[i]
+        days: int | None = due - today_ordinal if due else None
         if (kind := kinds[i]) == "D":
-            days = due - today_ordinal
+            assert days is not None
             state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
         else:
             state = _FIXED[kind]
-            days = due - today_ordinal if due else None
-        if states and state not in states:
+        if state not in states:
             continue
         line = template(i) % (_VALUES[state], "null" if days is None else days)
         if kind in _BEFORE_REVIEW:
@@ -847,29 +934,6 @@ def _entries(
         out(following[2])
         written.extend(item[2] for item in pending)
     return _collected(written)
-
-
-def _every_kept_entry(
-    snapshot: Snapshot, today: int, today_shown: str, window: int
-) -> EncodedEntries:
-    """Every entry of ``snapshot``, in its order, on the day of ordinal ``today``: its templates
-    filled in one go."""
-    states: list[State] = []
-    values: list[str | int] = []
-    state_of, add_values = states.append, values.extend
-    for kind, due in zip(snapshot.kinds, snapshot.dues, strict=True):
-        if kind == "D":
-            days = due - today
-            state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
-            add_values((_VALUES[state], days))
-        else:
-            state = _FIXED[kind]
-            add_values((_VALUES[state], due - today if due else "null"))
-        state_of(state)
-    text = snapshot.text % tuple(values)
-    if any(kind in snapshot.kinds for kind in _BEFORE_REVIEW):
-        text = text.replace(_DAY, today_shown)
-    return EncodedEntries(states, [text])
 
 
 def _urgency(state: State, due: int) -> int:
