@@ -57,8 +57,8 @@ def fresh(settings: Settings, library: Path, today: date = DAY, **options: Any) 
 
 
 def head(path: Path = SNAPSHOT) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        loaded: dict[str, Any] = json.loads(handle.readline())
+    """What the snapshot's last line says of it."""
+    loaded: dict[str, Any] = json.loads(path.read_bytes().rpartition(b"\n")[2])
     return loaded
 
 
@@ -141,11 +141,16 @@ def test_a_file_changed_just_before_the_run_is_not_kept(
     assert report(warm) == fresh(settings, library)
 
 
+def flipped(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+
+
 DAMAGE = {
-    "a flipped byte": lambda data: data[:-40] + bytes([data[-40] ^ 1]) + data[-39:],
+    "a flipped byte": lambda data: flipped(data, len(data) // 2),
+    "a flipped byte in a template": lambda data: flipped(data, data.rfind(b"Example page")),
     "cut short": lambda data: data[: len(data) // 2],
-    "no head": lambda data: data.partition(b"\n")[2],
-    "not JSON": lambda data: b"{nope\n" + data.partition(b"\n")[2],
+    "no last line": lambda data: data.rpartition(b"\n")[0],
+    "not JSON": lambda data: data.rpartition(b"\n")[0] + b"\n{nope",
     "an older format": lambda data: data.replace(b'"format": 1', b'"format": 0', 1),
     "another key": lambda data: data.replace(b'"key": "', b'"key": "0', 1),
     "empty": lambda data: b"",

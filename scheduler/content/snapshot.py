@@ -18,13 +18,13 @@ ones are looked up in the parse cache, which checks their digest). The file is r
 atomically, so a reader sees a whole snapshot, an older one, or none; one that is damaged (its
 CRC-32 does not match) or was written for another key is not used.
 
-Layout: a first line of JSON (format, key, number of entries, the length of each section, the
-CRC-32 of what follows), then the sections, one after another, encoded as UTF-8 with
-undecodable bytes of file names escaped as Python escapes them: the files' keys (see
-:func:`key_of`) separated by two NULs (no path holds a NUL); the paths shown, separated by NUL;
-the kinds, one letter each; the due dates' and last reviews' ordinals, the ranks and the
-lengths of the templates, as numbers separated by spaces; and the templates, joined by what
-the report writes between entries.
+Layout: the sections, one after another, then a line break and a last line of JSON (format,
+key, number of entries, the length of each section, the CRC-32 of the sections). The sections,
+in UTF-8 with undecodable bytes of file names escaped as Python escapes them: the files' keys
+(see :func:`key_of`) separated by two NULs (no path holds a NUL); the paths shown, separated by
+NUL; the kinds, one letter each; the due dates' and last reviews' ordinals, the ranks and the
+lengths of the templates, as numbers separated by spaces; and the templates, joined by what the
+report writes between entries.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class Kept(NamedTuple):
 # (joined by the report's separator between entries, written in its place).
 _SEPARATORS = ("\0\0", "\0", "", " ", " ", " ", " ")
 _PATHS, _KINDS, _NUMBERS = 1, 2, (3, 4, 5, 6)
+_CHUNK = 1_000  # templates encoded at a time
 
 
 class Snapshot:
@@ -182,27 +183,40 @@ class Snapshot:
             separator.join(map(str, column) if i in _NUMBERS else column).encode(_ENCODING, _ERRORS)
             for i, (separator, column) in enumerate(zip(_SEPARATORS, columns, strict=True))
         ]
-        sections.append(self.separator.join(templates).encode(_ENCODING, _ERRORS))
-        self._write(len(keys), sections)
+        self._write(len(keys), sections, templates)
 
     def _columns(self) -> tuple[Sequence[Any], ...]:
         return (self.keys, self.paths, self.kinds, self.dues, self.lasts, self.ranks)
 
-    def _write(self, count: int, sections: list[bytes]) -> None:
-        body = b"".join(sections)
-        head = {
-            "format": FORMAT,
-            "key": self.key,
-            "entries": count,
-            "sections": [len(section) for section in sections],
-            "crc": zlib.crc32(body),
-        }
+    def _write(self, count: int, sections: list[bytes], templates: list[str]) -> None:
+        """Write ``sections``, then the templates (a few at a time, to hold little in memory),
+        then the line that describes them, to a new file that then replaces the snapshot."""
         path = self.path
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        lengths: list[int] = []
+        crc = 0
         try:
             with temporary.open("xb") as handle:
-                handle.write(json.dumps(head).encode() + b"\n")
-                handle.write(body)
+                for section in sections:
+                    handle.write(section)
+                    crc = zlib.crc32(section, crc)
+                    lengths.append(len(section))
+                written = 0
+                for first in range(0, len(templates), _CHUNK):
+                    chunk = self.separator.join(templates[first : first + _CHUNK])
+                    data = (self.separator + chunk if first else chunk).encode(_ENCODING, _ERRORS)
+                    handle.write(data)
+                    crc = zlib.crc32(data, crc)
+                    written += len(data)
+                lengths.append(written)
+                described = {
+                    "format": FORMAT,
+                    "key": self.key,
+                    "entries": count,
+                    "sections": lengths,
+                    "crc": crc,
+                }
+                handle.write(b"\n" + json.dumps(described).encode())
             temporary.replace(path)
         except OSError as exc:
             log.debug("the report snapshot was not written: %s", exc)
@@ -231,15 +245,16 @@ def _read(path: Path, key: str, separator: str) -> _Read | None:
     """The keys, paths (unsplit), kinds, numbers and templates of the snapshot at ``path``,
     if it was written for ``key`` and is whole."""
     try:
-        with path.open("rb") as handle:
-            head = json.loads(handle.readline())
-            if not isinstance(head, dict) or head.get("format") != FORMAT:
-                return None
-            if head.get("key") != key:
-                return None
-            body = handle.read()
+        data = path.read_bytes()
+        end = data.rfind(b"\n")
+        head = json.loads(data[end + 1 :])
+        if not isinstance(head, dict) or head.get("format") != FORMAT:
+            return None
+        if head.get("key") != key:
+            return None
         lengths = head["sections"]
         count = head["entries"]
+        body = memoryview(data)[: max(end, 0)]
         if (
             not isinstance(count, int)
             or count <= 0
@@ -251,9 +266,10 @@ def _read(path: Path, key: str, separator: str) -> _Read | None:
         texts: list[str] = []
         start = 0
         for length in lengths:
-            texts.append(body[start : start + length].decode(_ENCODING, _ERRORS))
+            texts.append(str(body[start : start + length], _ENCODING, _ERRORS))
             start += length
-        del body
+        body.release()
+        del data
         keys = texts[0].split(_SEPARATORS[0])
         numbers = [list(map(int, texts[i].split(" "))) for i in _NUMBERS]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):

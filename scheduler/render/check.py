@@ -301,7 +301,13 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
     piece = [encode(head)[:-1] + ', "documents": [\n  ']
     separator = ""
     for entry in entries:
-        piece.append(separator + entry)
+        if len(entry) >= _LARGE:  # many entries written together: passed on as they are
+            piece.append(separator)
+            yield safe("".join(piece))
+            yield safe(entry)
+            piece = []
+        else:
+            piece.append(separator + entry)
         separator = JsonEntries.separator
         if len(piece) >= _PIECE:
             yield safe("".join(piece))
@@ -311,6 +317,7 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
 
 
 _PIECE = 500  # documents per piece of a streamed report
+_LARGE = 1 << 16  # characters: a piece of this size is not copied into another
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
