@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import scheduler.content.cache as cache_module
+import scheduler.render.check as render_check
 from scheduler.config import Settings, load_settings
 from scheduler.content.cache import RACY_NS, ParseCache
 from scheduler.content.snapshot import SUFFIX
@@ -277,3 +278,16 @@ def test_rounds_of_random_edits_give_the_reports_of_a_fresh_read(
             stamp += RACY_NS
             warm = encoded_run(settings, library, today, stamp)
             assert report(warm) == fresh(settings, library, today)
+
+
+def test_a_report_too_large_to_copy_is_written_as_one(library: Path, settings: Settings) -> None:
+    """With nothing changed, every kept entry is filled in one piece, larger than the renderer
+    copies into others: the report is still the one built document by document."""
+    for number in range(300):
+        write_doc(library / "docs" / "bulk" / f"page-{number:03}.md", frontmatter(title="x" * 80))
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert warm.encoded is not None and len(warm.encoded.pieces) == 1
+    assert len(warm.encoded.pieces[0]) > render_check._LARGE
+    assert report(warm) == fresh(settings, library)
