@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import scheduler.content.cache as cache_module
+import scheduler.content.snapshot as snapshot_module
 import scheduler.render.check as render_check
 from scheduler.config import Settings, load_settings
 from scheduler.content.cache import RACY_NS, ParseCache
@@ -243,12 +244,19 @@ def test_two_runs_leave_a_whole_snapshot(library: Path, settings: Settings) -> N
     assert report(encoded_run(settings, library, DAY, later + RACY_NS)) == report(first)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("seed", "chunk"), [(1, None), (2, None), (3, 7)])
 def test_rounds_of_random_edits_give_the_reports_of_a_fresh_read(
-    library: Path, settings: Settings, seed: int
+    library: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+    chunk: int | None,
 ) -> None:
     """Documents edited, added and removed at random between warm runs, on days before and
-    after the reviews: every report equals the one built document by document."""
+    after the reviews: every report equals the one built document by document. (``chunk``:
+    the snapshot written a few characters at a time.)"""
+    if chunk is not None:
+        monkeypatch.setattr(snapshot_module, "_CHUNK_CHARACTERS", chunk)
     rng = random.Random(seed)
     docs = library / "docs" / "many"
     frequencies = ["monthly", "quarterly", "P30D", "annually", "weekly"]

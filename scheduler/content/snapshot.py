@@ -36,8 +36,8 @@ import logging
 import os
 import zlib
 from bisect import bisect_left
-from collections.abc import Sequence
-from itertools import accumulate
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -83,7 +83,7 @@ class Kept(NamedTuple):
 # (joined by the report's separator between entries, written in its place).
 _SEPARATORS = ("\0\0", "\0", "", " ", " ", " ", " ")
 _PATHS, _KINDS, _NUMBERS = 1, 2, (3, 4, 5, 6)
-_CHUNK = 1_000  # templates encoded at a time
+_CHUNK_CHARACTERS = 1 << 20  # of templates, encoded and written at a time
 
 
 class Snapshot:
@@ -168,29 +168,54 @@ class Snapshot:
             bisect_left(retained, (entry.rank, entry.path), key=lambda i: (ranks[i], paths[i]))
             for entry in added
         ]
-        text, starts, lengths = self.text, self.starts, self.lengths
-        old_templates = [text[starts[i] : starts[i] + lengths[i]] for i in retained]
-        olds = [
-            *(list(map(column.__getitem__, retained)) for column in self._columns()),
-            old_templates,
-        ]
-        news = list(zip(*added, strict=True)) if added else [()] * len(Kept._fields)
-        keys, paths, kinds, dues, lasts, ranks_, templates = (
-            _merged(old, new, cuts) for old, new in zip(olds, news, strict=True)
+        olds = [list(map(column.__getitem__, retained)) for column in self._columns()]
+        news: list[Sequence[Any]] = (
+            list(zip(*added, strict=True)) if added else [()] * len(Kept._fields)
         )
-        columns = [keys, paths, kinds, dues, lasts, ranks_, [len(t) for t in templates]]
+        templates = news[-1]
+        news[-1] = [len(template) for template in templates]
+        columns = [_merged(old, new, cuts) for old, new in zip(olds, news, strict=True)]
         sections = [
             separator.join(map(str, column) if i in _NUMBERS else column).encode(_ENCODING, _ERRORS)
             for i, (separator, column) in enumerate(zip(_SEPARATORS, columns, strict=True))
         ]
-        self._write(len(keys), sections, templates)
+        self._write(len(columns[0]), sections, self._templates(retained, cuts, templates))
+
+    def _templates(
+        self, retained: list[int], cuts: list[int], added: Sequence[str]
+    ) -> Iterator[str]:
+        """The templates of the next snapshot, joined by the separator, in pieces: runs of
+        consecutive ones kept from this snapshot as parts of its text, each added one where its
+        cut says."""
+        text, starts, lengths, step = self.text, self.starts, self.lengths, len(self.separator)
+        bounds = [0, *cuts, len(retained)]
+        between = [*added, None]
+        written = False
+        for low, high, template in zip(bounds[:-1], bounds[1:], between, strict=True):
+            first = low
+            for position in range(low, high + 1):
+                if position == high or (
+                    position > first and retained[position] != retained[position - 1] + 1
+                ):
+                    if first < position:
+                        begin = starts[retained[first]] - (step if written else 0)
+                        end = starts[retained[position - 1]] + lengths[retained[position - 1]]
+                        for offset in range(begin, end, _CHUNK_CHARACTERS):
+                            yield text[offset : min(end, offset + _CHUNK_CHARACTERS)]
+                        written = True
+                    first = position
+            if template is not None:
+                yield self.separator + template if written else template
+                written = True
 
     def _columns(self) -> tuple[Sequence[Any], ...]:
-        return (self.keys, self.paths, self.kinds, self.dues, self.lasts, self.ranks)
+        """The columns written as sections, but the templates."""
+        return (self.keys, self.paths, self.kinds, self.dues, self.lasts, self.ranks, self.lengths)
 
-    def _write(self, count: int, sections: list[bytes], templates: list[str]) -> None:
-        """Write ``sections``, then the templates (a few at a time, to hold little in memory),
-        then the line that describes them, to a new file that then replaces the snapshot."""
+    def _write(self, count: int, sections: list[bytes], templates: Iterator[str]) -> None:
+        """Write ``sections``, then the text of ``templates`` (a piece at a time, to hold
+        little in memory), then the line that describes them, to a new file that then replaces
+        the snapshot."""
         path = self.path
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         lengths: list[int] = []
@@ -202,12 +227,17 @@ class Snapshot:
                     crc = zlib.crc32(section, crc)
                     lengths.append(len(section))
                 written = 0
-                for first in range(0, len(templates), _CHUNK):
-                    chunk = self.separator.join(templates[first : first + _CHUNK])
-                    data = (self.separator + chunk if first else chunk).encode(_ENCODING, _ERRORS)
-                    handle.write(data)
-                    crc = zlib.crc32(data, crc)
-                    written += len(data)
+                pending: list[str] = []
+                size = 0
+                for piece in chain(templates, [""]):
+                    pending.append(piece)
+                    size += len(piece)
+                    if size >= _CHUNK_CHARACTERS or not piece:
+                        data = "".join(pending).encode(_ENCODING, _ERRORS)
+                        handle.write(data)
+                        crc = zlib.crc32(data, crc)
+                        written += len(data)
+                        pending, size = [], 0
                 lengths.append(written)
                 described = {
                     "format": FORMAT,
