@@ -10,6 +10,7 @@ import random
 import sqlite3
 import time
 from datetime import date, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import scheduler.render.check as render_check
 from scheduler.config import Settings, load_settings
 from scheduler.content.cache import RACY_NS, ParseCache
 from scheduler.content.snapshot import SUFFIX
+from scheduler.render.check import JsonEntries
 from scheduler.results import CheckResult, State
 from scheduler.usecases.check import Selection, check, clear_cache
 
@@ -195,8 +197,6 @@ def test_a_snapshot_belongs_to_one_folder_and_one_set_of_paths(
 
 
 def encoded_encoder() -> Any:
-    from scheduler.render.check import JsonEntries
-
     return JsonEntries()
 
 
@@ -286,6 +286,10 @@ def test_rounds_of_random_edits_give_the_reports_of_a_fresh_read(
             stamp += RACY_NS
             warm = encoded_run(settings, library, today, stamp)
             assert report(warm) == fresh(settings, library, today)
+            written = head()
+            read = snapshot_module._read(SNAPSHOT, written["key"], JsonEntries.separator)
+            assert read is not None and len(read[0]) == written["entries"]
+            assert written["entries"] == len(warm.states)
 
 
 def test_a_report_too_large_to_copy_is_written_as_one(library: Path, settings: Settings) -> None:
@@ -299,3 +303,32 @@ def test_a_report_too_large_to_copy_is_written_as_one(library: Path, settings: S
     assert warm.encoded is not None and len(warm.encoded.pieces) == 1
     assert len(warm.encoded.pieces[0]) > render_check._LARGE
     assert report(warm) == fresh(settings, library)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 20])
+def test_the_templates_written_again_are_those_kept_with_those_added(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Runs of kept templates are copied from the snapshot's text, new ones put where their
+    cuts say, with the separator between every two: checked against joining them one by one,
+    for empty templates (documents that need their facts) too, at the start, end and between."""
+    monkeypatch.setattr(snapshot_module, "_CHUNK_CHARACTERS", chunk)
+    rng = random.Random(chunk)
+    separator = JsonEntries.separator
+    for _ in range(300):
+        kept = [rng.choice(["", f"T{i}-{'x' * i}"]) for i in range(rng.randrange(12))]
+        snapshot = snapshot_module.Snapshot(Path("unused"), "key", 0, 0, separator)
+        snapshot.text = separator.join(kept)
+        snapshot.lengths = [len(template) for template in kept]
+        snapshot.starts = list(
+            accumulate((n + len(separator) for n in snapshot.lengths), initial=0)
+        )
+        retained = sorted(rng.sample(range(len(kept)), rng.randrange(len(kept) + 1)))
+        count = rng.randrange(4)
+        cuts = sorted(rng.randrange(len(retained) + 1) for _ in range(count))
+        added = [rng.choice(["", f"NEW{i}"]) for i in range(count)]
+        expected = [kept[i] for i in retained]
+        for cut, template in reversed(list(zip(cuts, added, strict=True))):
+            expected.insert(cut, template)
+        written = "".join(snapshot._templates(retained, cuts, added))
+        assert written == separator.join(expected)

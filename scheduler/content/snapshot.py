@@ -187,7 +187,7 @@ class Snapshot:
         """The templates of the next snapshot, joined by the separator, in pieces: runs of
         consecutive ones kept from this snapshot as parts of its text, each added one where its
         cut says."""
-        text, starts, lengths, step = self.text, self.starts, self.lengths, len(self.separator)
+        text, starts, lengths = self.text, self.starts, self.lengths
         bounds = [0, *cuts, len(retained)]
         between = [*added, None]
         written = False
@@ -198,7 +198,9 @@ class Snapshot:
                     position > first and retained[position] != retained[position - 1] + 1
                 ):
                     if first < position:
-                        begin = starts[retained[first]] - (step if written else 0)
+                        if written:
+                            yield self.separator
+                        begin = starts[retained[first]]
                         end = starts[retained[position - 1]] + lengths[retained[position - 1]]
                         for offset in range(begin, end, _CHUNK_CHARACTERS):
                             yield text[offset : min(end, offset + _CHUNK_CHARACTERS)]
