@@ -8,7 +8,7 @@ that renderers (:mod:`scheduler.render`) turn into text and reminders turn into 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -189,7 +189,7 @@ class EncodedEntries:
     them are marked snoozed and rubber-stamped, for the summary."""
 
     states: list[State]
-    pieces: list[str]
+    pieces: Iterable[str]  # iterated anew each time the report is written
     snoozed: int = 0
     rubber_stamped: int = 0
 

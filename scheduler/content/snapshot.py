@@ -144,10 +144,13 @@ class Snapshot:
             snapshot.latest_review = max(snapshot.lasts, default=0)
         return snapshot
 
-    def keep(self, file: SourceFile, kept: Kept) -> None:
-        """Add ``kept`` to the next snapshot, if ``file``'s times are old enough to be trusted."""
+    def keep(self, file: SourceFile, kept: Kept) -> bool:
+        """Add ``kept`` to the next snapshot, if ``file``'s times are old enough to be
+        trusted; whether it was."""
         if max(file.mtime_ns, file.ctime_ns) < self._newer_than:
             self.added[kept.key] = kept
+            return True
+        return False
 
     def gone(self) -> list[str]:
         """The paths of files the snapshot held that this run did not meet (after the walk):

@@ -10,10 +10,11 @@ import threading
 import time
 import zlib
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import partial
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast
@@ -101,6 +102,7 @@ class Preencoded(NamedTuple):
     head: str  # the entry's parts, as EntryEncoder.parts gives them
     middle: str
     tail: str
+    template: str = ""  # its entry as the report snapshot keeps it, if it does
 
 
 class EntryEncoder(Protocol):
@@ -378,9 +380,12 @@ def _examined(
                 snapshot.keep(file, encoding.kept(file, doc.path, None))
             return doc
         parts = stored[len(record) + 1 :]
+        ready = encoding.ready(doc.path, record, parts, sealed=True)
         if snapshot is not None and file is not None:
-            snapshot.keep(file, encoding.kept(file, doc.path, parts.partition(_PART)[2]))
-        return encoding.ready(doc.path, record, parts, sealed=True) or doc
+            kept = encoding.kept(file, doc.path, parts.partition(_PART)[2])
+            if snapshot.keep(file, kept) and ready is not None:
+                return ready._replace(template=kept.template)
+        return ready or doc
 
     def outcome(file: SourceFile, cached: Examined | None, read: Outcome) -> Examined | Preencoded:
         if read.facts is None:  # the contents are those cached
@@ -446,8 +451,9 @@ def _examined(
                     except MalformedRecord:
                         ready, parts = None, ""  # its facts still answer: kept again below
                     if snapshot is not None and parts and not in_snapshot:
-                        kept_parts = parts.partition(_PART)[2]
-                        snapshot.keep(item, encoding.kept(item, item.display, kept_parts))
+                        kept_entry = encoding.kept(item, item.display, parts.partition(_PART)[2])
+                        if snapshot.keep(item, kept_entry) and ready is not None:
+                            ready = ready._replace(template=kept_entry.template)
                     if ready is not None:
                         if debug:
                             log.debug("from the parse cache: %s", shown(item.display))
@@ -748,12 +754,35 @@ _RANK = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}  # DocumentRep
 
 
 class _Written(NamedTuple):
-    """One document's report entry, written out."""
+    """One document's report entry, written out, or how to write it (see :class:`_Pieces`)."""
 
     state: State
-    text: str
+    text: str | Callable[[], str]
     snoozed: bool = False
     rubber_stamped: bool = False
+
+
+class _Pieces:
+    """The report's entries in pieces of text, each given as it is or as how to write it: the
+    entries the report snapshot keeps are filled in as the report is written, so that a large
+    report is never held whole beside the snapshot. Iterated anew each time."""
+
+    def __init__(self, pieces: list[str | Callable[[], str]]) -> None:
+        self._pieces = pieces
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            yield piece if isinstance(piece, str) else piece()
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+
+def _fill(template: str, values: tuple[str | int, ...], day: str | None) -> str:
+    """``template`` (of one or more entries) filled with ``values``; ``day`` where _DAY
+    stands, if given."""
+    filled = template % values
+    return filled if day is None else filled.replace(_DAY, day)
 
 
 def _encoded(encoder: EntryEncoder, report: DocumentReport) -> _Written:
@@ -766,7 +795,7 @@ def _encoded(encoder: EntryEncoder, report: DocumentReport) -> _Written:
 def _collected(written: Sequence[_Written]) -> EncodedEntries:
     return EncodedEntries(
         [entry.state for entry in written],
-        [entry.text for entry in written],
+        _Pieces([entry.text for entry in written]),
         sum(entry.snoozed for entry in written),
         sum(entry.rubber_stamped for entry in written),
     )
@@ -793,7 +822,7 @@ def _entries(
     add = ranked.append
     for doc in documents:
         if type(doc) is Preencoded:
-            path, kind, due, head, middle, tail = doc
+            path, kind, due, head, middle, tail, template = doc
             days = due - today_ordinal if due else None
             if kind == "D":
                 assert days is not None
@@ -802,10 +831,15 @@ def _entries(
                 state = _FIXED[kind]
             if states and state not in states:
                 continue
-            line = entry(path, head, _VALUES[state], middle, days, tail)
-            if kind in _BEFORE_REVIEW:
-                line = line.replace(_DAY, today_shown)
-            add((_urgency(state, due), path, _Written(state, line)))
+            day = today_shown if kind in _BEFORE_REVIEW else None
+            text: str | Callable[[], str]
+            if template:  # kept in the snapshot: filled as the report is written
+                values = (_VALUES[state], "null" if days is None else days)
+                text = partial(_fill, template, values, day)
+            else:
+                text = entry(path, head, _VALUES[state], middle, days, tail)
+                text = text if day is None else text.replace(_DAY, day)
+            add((_urgency(state, due), path, _Written(state, text)))
             continue
         assert isinstance(doc, Examined)
         report = build_report(doc, policy, names, today, rules)
@@ -839,11 +873,12 @@ def _filled(
     kinds, dues, starts, lengths = snapshot.kinds, snapshot.dues, snapshot.starts, snapshot.lengths
     text = snapshot.text
     states: list[State] = []
-    pieces: list[str] = []
+    pieces: list[str | Callable[[], str]] = []
     snoozed = stamped = 0
 
     def fill(low: int, high: int) -> None:
-        """The kept entries ``low`` to ``high`` (excluded), which are consecutive."""
+        """The kept entries ``low`` to ``high`` (excluded), which are consecutive: their
+        states now, their text as the report is written."""
         values: list[str | int] = []
         state_of, add_values = states.append, values.extend
         for kind, due in zip(kinds[low:high], dues[low:high], strict=True):
@@ -856,12 +891,9 @@ def _filled(
                 add_values((_VALUES[state], due - today if due else "null"))
             state_of(state)
         whole = low == 0 and high == len(kinds)
-        filled = (text if whole else text[starts[low] : starts[high - 1] + lengths[high - 1]]) % (
-            tuple(values)
-        )
-        if any(kind in kinds[low:high] for kind in _BEFORE_REVIEW):
-            filled = filled.replace(_DAY, today_shown)
-        pieces.append(filled)
+        template = text if whole else text[starts[low] : starts[high - 1] + lengths[high - 1]]
+        future = any(kind in kinds[low:high] for kind in _BEFORE_REVIEW)
+        pieces.append(partial(_fill, template, tuple(values), today_shown if future else None))
 
     def add(entry: _Written) -> None:
         nonlocal snoozed, stamped
@@ -894,7 +926,7 @@ def _filled(
         fill(listed[first], listed[-1] + 1)
     for _, _, entry in ranked[following:]:
         add(entry)
-    return EncodedEntries(states, pieces, snoozed, stamped)
+    return EncodedEntries(states, _Pieces(pieces), snoozed, stamped)
 
 
 def _selected(
@@ -926,10 +958,12 @@ def _selected(
             state = _FIXED[kind]
         if state not in states:
             continue
-        line = template(i) % (_VALUES[state], "null" if days is None else days)
-        if kind in _BEFORE_REVIEW:
-            line = line.replace(_DAY, today_shown)
-        out(_Written(state, line))
+        values = (_VALUES[state], "null" if days is None else days)
+        out(
+            _Written(
+                state, _fill(template(i), values, today_shown if kind in _BEFORE_REVIEW else None)
+            )
+        )
     if following is not None:
         out(following[2])
         written.extend(item[2] for item in pending)
