@@ -36,8 +36,8 @@ import logging
 import os
 import zlib
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate, chain, islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -179,10 +179,11 @@ class Snapshot:
         news[-1] = [len(template) for template in templates]
         columns = [_merged(old, new, cuts) for old, new in zip(olds, news, strict=True)]
         sections = [
-            separator.join(map(str, column) if i in _NUMBERS else column).encode(_ENCODING, _ERRORS)
+            _joined(map(str, column) if i in _NUMBERS else column, separator)
             for i, (separator, column) in enumerate(zip(_SEPARATORS, columns, strict=True))
         ]
-        self._write(len(columns[0]), sections, self._templates(retained, cuts, templates))
+        sections.append(self._templates(retained, cuts, templates))
+        self._write(len(columns[0]), sections)
 
     def _templates(
         self, retained: list[int], cuts: list[int], added: Sequence[str]
@@ -217,10 +218,9 @@ class Snapshot:
         """The columns written as sections, but the templates."""
         return (self.keys, self.paths, self.kinds, self.dues, self.lasts, self.ranks, self.lengths)
 
-    def _write(self, count: int, sections: list[bytes], templates: Iterator[str]) -> None:
-        """Write ``sections``, then the text of ``templates`` (a piece at a time, to hold
-        little in memory), then the line that describes them, to a new file that then replaces
-        the snapshot."""
+    def _write(self, count: int, sections: list[Iterator[str]]) -> None:
+        """Write each section from its pieces (a megabyte at a time, to hold little in memory),
+        then the line that describes them, to a new file that then replaces the snapshot."""
         path = self.path
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         lengths: list[int] = []
@@ -228,22 +228,19 @@ class Snapshot:
         try:
             with temporary.open("xb") as handle:
                 for section in sections:
-                    handle.write(section)
-                    crc = zlib.crc32(section, crc)
-                    lengths.append(len(section))
-                written = 0
-                pending: list[str] = []
-                size = 0
-                for piece in chain(templates, [""]):
-                    pending.append(piece)
-                    size += len(piece)
-                    if size >= _CHUNK_CHARACTERS or not piece:
-                        data = "".join(pending).encode(_ENCODING, _ERRORS)
-                        handle.write(data)
-                        crc = zlib.crc32(data, crc)
-                        written += len(data)
-                        pending, size = [], 0
-                lengths.append(written)
+                    written = 0
+                    pending: list[str] = []
+                    size = 0
+                    for piece in chain(section, [""]):
+                        pending.append(piece)
+                        size += len(piece)
+                        if size >= _CHUNK_CHARACTERS or not piece:
+                            data = "".join(pending).encode(_ENCODING, _ERRORS)
+                            handle.write(data)
+                            crc = zlib.crc32(data, crc)
+                            written += len(data)
+                            pending, size = [], 0
+                    lengths.append(written)
                 described = {
                     "format": FORMAT,
                     "key": self.key,
@@ -257,6 +254,15 @@ class Snapshot:
             log.debug("the report snapshot was not written: %s", exc)
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
+
+
+def _joined(items: Iterable[str], separator: str) -> Iterator[str]:
+    """``separator.join(items)``, in pieces."""
+    iterator = iter(items)
+    first = True
+    while batch := list(islice(iterator, 1_000)):
+        yield separator.join(batch) if first else separator + separator.join(batch)
+        first = False
 
 
 def _merged(old: list[Any], new: Sequence[Any], cuts: list[int]) -> list[Any]:
