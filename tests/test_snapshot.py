@@ -287,9 +287,12 @@ def test_rounds_of_random_edits_give_the_reports_of_a_fresh_read(
             warm = encoded_run(settings, library, today, stamp)
             assert report(warm) == fresh(settings, library, today)
             written = head()
-            read = snapshot_module._read(SNAPSHOT, written["key"], JsonEntries.separator)
-            assert read is not None and len(read[0]) == written["entries"]
-            assert written["entries"] == len(warm.states)
+            opened = snapshot_module.Snapshot.open(
+                SNAPSHOT, written["key"], 0, 0, JsonEntries.separator
+            )
+            assert opened.loaded == written["entries"] == len(warm.states)
+            assert len(opened.lasts) == len(opened.ranks) == len(opened.paths) == opened.loaded
+            assert sum(opened.lengths) + 4 * (opened.loaded - 1) == len(opened.text)
 
 
 def test_a_report_too_large_to_copy_is_written_as_one(library: Path, settings: Settings) -> None:

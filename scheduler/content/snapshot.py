@@ -37,6 +37,7 @@ import os
 import zlib
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 from itertools import accumulate, chain, islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -82,7 +83,8 @@ class Kept(NamedTuple):
 # The sections: keys, paths, kinds, due dates, last reviews, ranks, template lengths, templates
 # (joined by the report's separator between entries, written in its place).
 _SEPARATORS = ("\0\0", "\0", "", " ", " ", " ", " ")
-_PATHS, _KINDS, _NUMBERS = 1, 2, (3, 4, 5, 6)
+_PATHS, _KINDS, _DUES, _LASTS, _RANKS, _LENGTHS = range(1, 7)
+_NUMBERS = (_DUES, _LASTS, _RANKS, _LENGTHS)
 _CHUNK_CHARACTERS = 1 << 20  # of templates, encoded and written at a time
 
 
@@ -101,14 +103,10 @@ class Snapshot:
         self.separator = separator
         self._newer_than = stamp_ns - racy_ns  # files changed since may change unseen
         self.keys: list[str] = []
-        self._paths: list[str] | str = []  # split when first needed
         self.kinds = ""
         self.dues: list[int] = []
-        self.lasts: list[int] = []
-        self.ranks: list[int] = []
-        self.starts: list[int] = []  # where each template starts in the text
-        self.lengths: list[int] = []
         self.text = ""  # the templates, joined by the separator
+        self._unread: dict[int, str] = {}  # sections read when first needed, by number
         self.index: dict[str, int] = {}  # by file key; a run takes out the files it meets
         self.latest_review = 0  # the latest last review's ordinal
         self.listed: list[int] = []  # met unchanged, their entries used as kept
@@ -120,11 +118,32 @@ class Snapshot:
     def loaded(self) -> int:
         return len(self.keys)
 
-    @property
+    @cached_property
     def paths(self) -> list[str]:
-        if isinstance(self._paths, str):
-            self._paths = self._paths.split("\0")
-        return self._paths
+        text = self._unread.pop(_PATHS, "")
+        return text.split(_SEPARATORS[_PATHS]) if text else []
+
+    @cached_property
+    def lasts(self) -> list[int]:
+        return self._numbers(_LASTS)
+
+    @cached_property
+    def ranks(self) -> list[int]:
+        return self._numbers(_RANKS)
+
+    @cached_property
+    def lengths(self) -> list[int]:
+        return self._numbers(_LENGTHS)
+
+    @cached_property
+    def starts(self) -> list[int]:
+        """Where each template starts in :attr:`text`."""
+        step = len(self.separator)
+        return list(accumulate((n + step for n in self.lengths), initial=0))
+
+    def _numbers(self, section: int) -> list[int]:
+        text = self._unread.pop(section, "")
+        return list(map(int, text.split(" "))) if text else []
 
     def template(self, i: int) -> str:
         start = self.starts[i]
@@ -133,15 +152,14 @@ class Snapshot:
     @classmethod
     def open(cls, path: Path, key: str, stamp_ns: int, racy_ns: int, separator: str) -> Snapshot:
         snapshot = cls(path, key, stamp_ns, racy_ns, separator)
-        read = _read(path, key, separator)
+        read = _read(path, key)
         if read is not None:
-            keys, paths, snapshot.kinds, numbers, snapshot.text = read
-            snapshot.keys, snapshot._paths = keys, paths
-            snapshot.dues, snapshot.lasts, snapshot.ranks, snapshot.lengths = numbers
-            step = len(separator)
-            snapshot.starts = list(accumulate((n + step for n in snapshot.lengths), initial=0))
+            texts, snapshot.latest_review = read
+            snapshot.keys = keys = texts[0].split(_SEPARATORS[0])
+            snapshot.kinds, snapshot.text = texts[_KINDS], texts[-1]
+            snapshot.dues = list(map(int, texts[_DUES].split(" ")))
+            snapshot._unread = {i: texts[i] for i in (_PATHS, _LASTS, _RANKS, _LENGTHS)}
             snapshot.index = dict(zip(keys, range(len(keys)), strict=True))
-            snapshot.latest_review = max(snapshot.lasts, default=0)
         return snapshot
 
     def keep(self, file: SourceFile, kept: Kept) -> bool:
@@ -183,7 +201,7 @@ class Snapshot:
             for i, (separator, column) in enumerate(zip(_SEPARATORS, columns, strict=True))
         ]
         sections.append(self._templates(retained, cuts, templates))
-        self._write(len(columns[0]), sections)
+        self._write(len(columns[0]), max(columns[_LASTS], default=0), sections)
 
     def _templates(
         self, retained: list[int], cuts: list[int], added: Sequence[str]
@@ -218,7 +236,7 @@ class Snapshot:
         """The columns written as sections, but the templates."""
         return (self.keys, self.paths, self.kinds, self.dues, self.lasts, self.ranks, self.lengths)
 
-    def _write(self, count: int, sections: list[Iterator[str]]) -> None:
+    def _write(self, count: int, latest_review: int, sections: list[Iterator[str]]) -> None:
         """Write each section from its pieces (a megabyte at a time, to hold little in memory),
         then the line that describes them, to a new file that then replaces the snapshot."""
         path = self.path
@@ -245,6 +263,7 @@ class Snapshot:
                     "format": FORMAT,
                     "key": self.key,
                     "entries": count,
+                    "latest_review": latest_review,
                     "sections": lengths,
                     "crc": crc,
                 }
@@ -279,12 +298,10 @@ def _merged(old: list[Any], new: Sequence[Any], cuts: list[int]) -> list[Any]:
     return merged
 
 
-_Read = tuple[list[str], str, str, list[list[int]], str]
-
-
-def _read(path: Path, key: str, separator: str) -> _Read | None:
-    """The keys, paths (unsplit), kinds, numbers and templates of the snapshot at ``path``,
-    if it was written for ``key`` and is whole."""
+def _read(path: Path, key: str) -> tuple[list[str], int] | None:
+    """The sections of the snapshot at ``path`` and the latest review's ordinal, if it was
+    written for ``key`` and is whole (its CRC-32 matches, and every section holds one item
+    per entry)."""
     try:
         data = path.read_bytes()
         end = data.rfind(b"\n")
@@ -295,9 +312,11 @@ def _read(path: Path, key: str, separator: str) -> _Read | None:
             return None
         lengths = head["sections"]
         count = head["entries"]
+        latest_review = head["latest_review"]
         body = memoryview(data)[: max(end, 0)]
         if (
             not isinstance(count, int)
+            or not isinstance(latest_review, int)
             or count <= 0
             or len(lengths) != len(_SEPARATORS) + 1
             or sum(lengths) != len(body)
@@ -310,19 +329,17 @@ def _read(path: Path, key: str, separator: str) -> _Read | None:
             texts.append(str(body[start : start + length], _ENCODING, _ERRORS))
             start += length
         body.release()
-        del data
-        keys = texts[0].split(_SEPARATORS[0])
-        numbers = [list(map(int, texts[i].split(" "))) for i in _NUMBERS]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None  # missing, unreadable, damaged, or not written by this version
-    kinds, text = texts[_KINDS], texts[-1]
-    if len(keys) != count or len(kinds) != count or any(len(n) != count for n in numbers):
+    if len(texts[_KINDS]) != count or any(
+        texts[i].count(separator) != count - 1
+        for i, separator in enumerate(_SEPARATORS)
+        if separator and i != 0
+    ):
         return None
-    if texts[_PATHS].count("\0") != count - 1:
+    if texts[0].count(_SEPARATORS[0]) != count - 1:
         return None
-    if sum(numbers[-1]) + len(separator) * (count - 1) != len(text):
-        return None
-    return keys, texts[_PATHS], kinds, numbers, text
+    return texts, latest_review
 
 
 def remove(cache_file: Path) -> bool:
