@@ -870,8 +870,7 @@ def _filled(
     consecutive kept entries are filled together, in one ``%``: every one of them at once when
     nothing changed."""
     listed = snapshot.listed
-    kinds, dues, starts, lengths = snapshot.kinds, snapshot.dues, snapshot.starts, snapshot.lengths
-    text = snapshot.text
+    kinds, dues, text = snapshot.kinds, snapshot.dues, snapshot.text
     states: list[State] = []
     pieces: list[str | Callable[[], str]] = []
     snoozed = stamped = 0
@@ -890,8 +889,11 @@ def _filled(
                 state = _FIXED[kind]
                 add_values((_VALUES[state], due - today if due else "null"))
             state_of(state)
-        whole = low == 0 and high == len(kinds)
-        template = text if whole else text[starts[low] : starts[high - 1] + lengths[high - 1]]
+        if low == 0 and high == len(kinds):  # the whole text
+            template = text
+        else:
+            starts, lengths = snapshot.starts, snapshot.lengths
+            template = text[starts[low] : starts[high - 1] + lengths[high - 1]]
         future = any(kind in kinds[low:high] for kind in _BEFORE_REVIEW)
         pieces.append(partial(_fill, template, tuple(values), today_shown if future else None))
 
@@ -903,7 +905,7 @@ def _filled(
         stamped += entry.rubber_stamped
 
     # Where each entry of ``ranked`` goes: before the kept entry at that position of ``listed``.
-    ranks = snapshot.ranks
+    ranks = snapshot.ranks if ranked else []
     paths = snapshot.paths if ranked else []
     cuts = [
         bisect_left(listed, (rank, path), key=lambda i: (ranks[i], paths[i]))
