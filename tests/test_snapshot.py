@@ -4,6 +4,7 @@ files and snapshot files in tmp_path; runs are dated after the files changed (``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -19,8 +20,10 @@ import pytest
 import scheduler.content.cache as cache_module
 import scheduler.content.snapshot as snapshot_module
 import scheduler.render.check as render_check
+import scheduler.usecases.check as check_module
 from scheduler.config import Settings, load_settings
 from scheduler.content.cache import RACY_NS, ParseCache
+from scheduler.content.loader import Discovery
 from scheduler.content.snapshot import SUFFIX
 from scheduler.render.check import JsonEntries
 from scheduler.results import CheckResult, State
@@ -336,3 +339,96 @@ def test_the_templates_written_again_are_those_kept_with_those_added(
             expected.insert(cut, template)
         written = "".join(snapshot._templates(retained, cuts, added))
         assert written == separator.join(expected)
+
+
+@pytest.fixture
+def split(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Warm runs split their walk from the first document, in two processes; the pids of the
+    processes started for it."""
+    monkeypatch.setattr(check_module, "SPLIT_FROM", 1)
+    forked: list[int] = []
+    real = os.fork
+
+    def fork() -> int:
+        pid = real()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forked
+
+
+def two_workers(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        settings, performance=dataclasses.replace(settings.performance, workers=2)
+    )
+
+
+def spread(library: Path) -> None:
+    """Documents in several top-level folders, so that both halves of a walk find some."""
+    for folder in "abcdef":
+        for number in range(3):
+            write_doc(library / "docs" / folder / f"{number}.md", frontmatter(title=f"{folder}"))
+
+
+def test_a_large_warm_run_walks_in_two_processes(
+    library: Path, settings: Settings, lookups: list[str], split: list[int]
+) -> None:
+    spread(library)
+    settings = two_workers(settings)
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    assert split == []  # nothing to split without a snapshot
+    write_doc(library / "docs" / "a" / "1.md", frontmatter(title="Edited in one half"))
+    write_doc(library / "docs" / "b" / "1.md", frontmatter(title="Edited in the other"))
+    (library / "docs" / "c" / "2.md").unlink()
+    lookups.clear()
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert len(split) == 1
+    assert sorted(lookups) == ["docs/a/1.md", "docs/b/1.md"]
+    assert report(warm) == fresh(settings, library)
+    lookups.clear()
+    again = encoded_run(settings, library, DAY, later + 2 * RACY_NS)
+    assert lookups == [] and len(split) == 2
+    assert report(again) == report(warm)
+    assert head()["entries"] == len(again.states)
+
+
+def test_a_split_walk_that_meets_a_link_to_a_folder_is_walked_again_whole(
+    library: Path, settings: Settings, lookups: list[str], split: list[int]
+) -> None:
+    spread(library)
+    (library / "docs" / "a" / "also-b").symlink_to("../x")
+    write_doc(library / "docs" / "x" / "linked.md", frontmatter(title="Through a link"))
+    settings = two_workers(settings)
+    later = time.time_ns() + 10 * RACY_NS
+    cold = encoded_run(settings, library, DAY, later)
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert len(split) == 1
+    assert report(warm) == report(cold) == fresh(settings, library)
+
+
+def test_a_failed_half_is_walked_here(
+    library: Path,
+    settings: Settings,
+    lookups: list[str],
+    split: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spread(library)
+    settings = two_workers(settings)
+    later = time.time_ns() + 10 * RACY_NS
+    encoded_run(settings, library, DAY, later)
+    real = Discovery.walk_share
+
+    def failing(self: Discovery, target: Path, share: int, shares: int) -> Any:
+        if share:
+            raise OSError("the other half fails")
+        return real(self, target, share, shares)
+
+    monkeypatch.setattr(Discovery, "walk_share", failing)
+    lookups.clear()
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert len(split) == 1 and lookups == []
+    assert report(warm) == fresh(settings, library)

@@ -3,18 +3,22 @@ cycles and the daemon. No printing, no clock, no exits."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+import pickle
+import signal
 import threading
 import time
 import zlib
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import partial
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast
@@ -26,7 +30,14 @@ from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord, MalformedRecord
 from scheduler.content.loader import Discovery, SourceFile, display_path, missing
 from scheduler.content.metadata import future_review_problem
-from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
+from scheduler.content.reading import (
+    Outcome,
+    Progress,
+    Reader,
+    ReadingSettings,
+    start_method,
+    worker_count,
+)
 from scheduler.content.snapshot import (
     NEEDS_FACTS,
     Kept,
@@ -402,20 +413,19 @@ def _examined(
 
     lookup, holds = cache.lookup, cache.holds
     debug = log.isEnabledFor(logging.DEBUG)
+    items: Iterator[tuple[SourceFile | Problem, bool]]
     if snapshot is not None:
         assert encoding is not None
         # Documents the snapshot does not answer for are then few: looked up one at a time.
         cache.sparse = snapshot.loaded > 0
-        take, kinds = snapshot.index.pop, snapshot.kinds
-        listed, needed = snapshot.listed.append, snapshot.needed.append
-        # A review recorded after the day of the run, or a snoozed or rubber-stamped document,
-        # needs its facts: checked only when there can be one.
-        today = encoding.today
-        lasts = snapshot.lasts if snapshot.latest_review > today else None
-        marked = encoding.marked
+        items = _split_unanswered(discovery, found, snapshot, encoding, workers) or _unanswered(
+            discovery.iter_files(found), snapshot, encoding
+        )
+    else:
+        items = ((item, False) for item in discovery.iter_files(found))
     found_count = unreadable = to_read = 0
     with Reader[_Task](ReadingSettings.of(settings), workers, threshold, progress) as reader:
-        for item in discovery.iter_files(found):  # the hot loop of every run
+        for item, in_snapshot in items:  # the hot loop of every run without a snapshot
             found_count += 1
             if isinstance(item, Problem):
                 unreadable += 1
@@ -425,20 +435,6 @@ def _examined(
                     item.path, DocumentFacts(problems=(item,)), editors, problems, item.path
                 )
                 continue
-            in_snapshot = False
-            if snapshot is not None:
-                if (i := take(key_of(item), None)) is None:
-                    snapshot.changed = True
-                elif (
-                    (kinds[i] in _BEFORE_REVIEW)
-                    if lasts is not None and lasts[i] > today
-                    else (kinds[i] in _ANY_DAY)
-                ) and not (marked and without_surrogates(item.display) in marked):
-                    listed(i)  # its entry comes from the snapshot: see _entries
-                    continue
-                else:
-                    needed(i)
-                    in_snapshot = True  # its entry holds, but is built from its facts
             entry = lookup(item)
             cached: Examined | None = None
             expect = None
@@ -483,6 +479,7 @@ def _examined(
         for (file, known), read in reader.finish():
             yield outcome(file, known, read)
     if snapshot is not None:
+        found_count += len(snapshot.listed)
         cache.sparse = False
         if snapshot.index:  # files it held that this run did not meet: changed, or gone
             for path in snapshot.gone():
@@ -496,6 +493,115 @@ def _examined(
         "" if cache.enabled else " (the cache is off)",
         f", {unreadable} could not be listed or opened" if unreadable else "",
     )
+
+
+def _unanswered(
+    items: Iterable[SourceFile | Problem], snapshot: Snapshot, encoding: _Encoding
+) -> Iterator[tuple[SourceFile | Problem, bool]]:
+    """The files and problems of ``items`` the report snapshot does not answer for, each with
+    whether it holds the document's entry all the same (to be built from its facts: a review
+    recorded after today, a snooze or a rubber stamp). Those it answers for go to
+    :attr:`Snapshot.listed`, and all it holds are taken out of its index. The hot loop of a
+    warm run."""
+    take, kinds = snapshot.index.pop, snapshot.kinds
+    listed, needed = snapshot.listed.append, snapshot.needed.append
+    # A review recorded after the day of the run, or a snoozed or rubber-stamped document, needs
+    # its facts: checked only when there can be one.
+    today = encoding.today
+    lasts = snapshot.lasts if snapshot.latest_review > today else None
+    marked = encoding.marked
+    for item in items:
+        if type(item) is not SourceFile:
+            yield item, False
+        elif (i := take(key_of(item), None)) is None:
+            snapshot.changed = True
+            yield item, False
+        elif (
+            (kinds[i] in _BEFORE_REVIEW)
+            if lasts is not None and lasts[i] > today
+            else (kinds[i] in _ANY_DAY)
+        ) and not (marked and without_surrogates(item.display) in marked):
+            listed(i)  # its entry comes from the snapshot: see _entries
+        else:
+            needed(i)
+            yield item, True
+
+
+SPLIT_FROM = 20_000  # documents in the snapshot from which a warm run walks in two processes
+
+
+def _split_unanswered(
+    discovery: Discovery,
+    found: list[Path],
+    snapshot: Snapshot,
+    encoding: _Encoding,
+    workers: int,
+) -> Iterator[tuple[SourceFile | Problem, bool]] | None:
+    """:func:`_unanswered` for a warm run over a large library: the walk of its one folder
+    split between this process and a forked one, which sends back what it found (indexes in
+    the snapshot, and the few files it does not answer for). None when the run is not of that
+    kind; what one process would find when either half follows a link to a folder (the order
+    of the walk then matters) or the other process fails."""
+    if (
+        snapshot.loaded < SPLIT_FROM
+        or workers < 2
+        or len(found) != 1
+        or start_method() != "fork"
+        or not os.path.isdir(discovery.absolute(found[0]))  # noqa: PTH112
+    ):
+        return None
+    target = found[0]
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other half
+        status = 1
+        try:
+            os.close(reader)
+            others = list(_unanswered(discovery.walk_share(target, 1, 2), snapshot, encoding))
+            report = (
+                snapshot.listed,
+                snapshot.needed,
+                others,
+                snapshot.changed,
+                discovery.followed_links,
+            )
+            with os.fdopen(writer, "wb") as pipe:
+                pickle.dump(report, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    try:
+        mine = list(_unanswered(discovery.walk_share(target, 0, 2), snapshot, encoding))
+        with os.fdopen(reader, "rb") as pipe:
+            sent = pipe.read()
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        raise
+    try:
+        if status != 0:
+            raise ValueError(f"exit status {status}")
+        listed, needed, others, changed, followed = pickle.loads(sent)  # noqa: S301 (our own fork)
+    except (ValueError, pickle.UnpicklingError, EOFError) as exc:
+        log.debug("the second half of the walk failed (%s): walking it here", exc)
+        followed = True
+    if followed or discovery.followed_links:
+        snapshot.index = dict(zip(snapshot.keys, range(snapshot.loaded), strict=True))
+        snapshot.listed.clear()
+        snapshot.needed.clear()
+        snapshot.changed = False
+        discovery.followed_links = False
+        return _unanswered(discovery.iter_files(found), snapshot, encoding)
+    index, keys = snapshot.index, snapshot.keys
+    for i in chain(listed, needed):
+        del index[keys[i]]
+    snapshot.listed += listed
+    snapshot.needed += needed
+    snapshot.changed |= changed
+    return chain(mine, others)
 
 
 def validate_files(
