@@ -225,7 +225,11 @@ def test_a_digest_lists_only_full_reports(tmp_path: Path, monkeypatch: pytest.Mo
     found = survey(settings, tmp_path, today, Evidence(), use_cache=False)
     light = plan_reminders(found.documents, {}, today, reminder_policy(settings))
     digest = next(d for d in light.digests if len(d.items) > 2)
-    context = {"escalate_after_days": 30, "last_reviewed_key": "lastReviewed", "max_items": 2}
+    context: dict[str, Any] = {
+        "escalate_after_days": 30,
+        "last_reviewed_key": "lastReviewed",
+        "max_items": 2,
+    }
     with pytest.raises(TypeError, match="without its full report"):
         digest_context(digest, **context)  # planned from light records, not completed
     _, plan = plan_cycle(settings, tmp_path, today, {}, Evidence(), write=False)
