@@ -181,24 +181,22 @@ def plan_reminders(
     # over a large library plans for tens of thousands of documents.
     audiences: dict[str, list[tuple[Listed, str]]] = defaultdict(list)
     display: dict[str, tuple[str, bool]] = {}
-    names: dict[tuple[str, bool], str] = {}
+    named: dict[str, str] = {}  # recipient -> ledger_recipient(recipient)
+    contacts = [(ledger_recipient(c, escalation=True), c) for c in policy.escalate_to]
     outstanding_keys: set[tuple[str, str]] = set()
     for doc in documents:
         if doc.state not in OUTSTANDING or doc.snoozed is not None:
             continue  # a snoozed document comes back, as new, when its snooze ends
         where = ledger_path(doc)
         for recipient in recipients_of(doc, policy):
-            key = names.get((recipient, False))
-            if key is None:
-                key = names[recipient, False] = ledger_recipient(recipient)
-            display.setdefault(key, (recipient, False))
+            key = named.get(recipient)
+            if key is None:  # the first time this spelling is met: so is its key, if ever
+                key = named[recipient] = ledger_recipient(recipient)
+                display.setdefault(key, (recipient, False))
             audiences[key].append((doc, where))
             outstanding_keys.add((key, where))
         if doc.editors and is_escalated(doc, policy):
-            for contact in policy.escalate_to:
-                key = names.get((contact, True))
-                if key is None:
-                    key = names[contact, True] = ledger_recipient(contact, escalation=True)
+            for key, contact in contacts:
                 display.setdefault(key, (contact, True))
                 audiences[key].append((doc, where))
                 outstanding_keys.add((key, where))
@@ -212,12 +210,11 @@ def plan_reminders(
         if wanted is not None and recipient.casefold() not in wanted:
             continue
         docs = audiences[key]
-        entries = [get((key, where)) for _, where in docs]
         if wanted is None and not any(
-            is_due_reminder(entry, doc, today, policy)
-            for entry, (doc, _) in zip(entries, docs, strict=True)
+            is_due_reminder(get((key, where)), doc, today, policy) for doc, where in docs
         ):
             continue
+        entries = [get((key, where)) for _, where in docs]
         items = sorted(
             (
                 DigestItem(

@@ -124,6 +124,7 @@ def survey(
     overdue, due_soon, ok = State.OVERDUE, State.DUE_SOON, State.OK
     standings: list[Standing] = []
     add = standings.append
+    new = tuple.__new__  # a named tuple's own __new__ is a Python function: twice the cost
     with scanning(settings, cwd, use_cache) as cache:
         for doc in examine(settings, [], cwd, cache=cache):
             if stop is not None and stop.is_set():
@@ -150,11 +151,8 @@ def survey(
                 state = ok
             path = doc.path
             snoozed = snoozes.get(without_surrogates(path)) if snoozes else None
-            add(
-                Standing(
-                    urgency(state, due), path, state, due, days, doc.editors, last, snoozed, doc
-                )
-            )
+            order = urgency(state, due)
+            add(new(Standing, (order, path, state, due, days, doc.editors, last, snoozed, doc)))
         standings.sort()  # report order; paths are unique, so no two compare further
 
     def report(doc: Listed) -> DocumentReport:
