@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from scheduler.results import Snoozed
 from scheduler.review.state import State
@@ -48,9 +48,9 @@ class ReminderPolicy:
     escalate_to: tuple[str, ...] = ()  # addresses, aliases already expanded
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """The last reminder an editor had about a document."""
+class LedgerEntry(NamedTuple):
+    """The last reminder an editor had about a document. (A named tuple: a cycle reads one
+    per outstanding document and editor.)"""
 
     recipient: str
     path: str

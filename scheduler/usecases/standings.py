@@ -75,11 +75,8 @@ class Survey:
     full report of any of them."""
 
     documents: list[Standing]
+    outstanding: int  # overdue, invalid or due soon
     report: Callable[[Listed], DocumentReport]
-
-    @property
-    def outstanding(self) -> int:
-        return sum(doc.state in OUTSTANDING for doc in self.documents)
 
 
 @contextmanager
@@ -123,6 +120,7 @@ def survey(
     invalid, exempt = State.INVALID, State.EXEMPT
     overdue, due_soon, ok = State.OVERDUE, State.DUE_SOON, State.OK
     standings: list[Standing] = []
+    outstanding = 0
     add = standings.append
     new = tuple.__new__  # a named tuple's own __new__ is a Python function: twice the cost
     with scanning(settings, cwd, use_cache) as cache:
@@ -149,6 +147,8 @@ def survey(
                 state = due_soon
             else:
                 state = ok
+            if state in OUTSTANDING:
+                outstanding += 1
             path = doc.path
             snoozed = snoozes.get(without_surrogates(path)) if snoozes else None
             order = urgency(state, due)
@@ -167,7 +167,7 @@ def survey(
             full = replace(full, links=document_links(settings.links, full.path, cwd))
         return full
 
-    return Survey(standings, report)
+    return Survey(standings, outstanding, report)
 
 
 def in_full(plan: Plan, report: Callable[[Listed], DocumentReport], listed: int) -> Plan:
