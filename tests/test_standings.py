@@ -19,8 +19,8 @@ import pytest
 from scheduler.config import Settings, load_settings
 from scheduler.notify.digest import DigestRenderer, digest_context
 from scheduler.notify.outbox import Outbox
-from scheduler.notify.reminders import Digest, DigestItem, Plan, plan_reminders
-from scheduler.results import Evidence, State
+from scheduler.notify.reminders import OUTSTANDING, Digest, DigestItem, Plan, plan_reminders
+from scheduler.results import Evidence
 from scheduler.runtime.cycle import compose, plan_cycle, reminder_policy
 from scheduler.store import open_read_only, store_exists
 from scheduler.usecases.check import check
@@ -163,10 +163,13 @@ def _compare(settings: Settings, cwd: Path, today: date) -> Plan:
         (r.path, r.state, r.due, r.days_until_due, r.editors, r.last_reviewed, r.snoozed)
         for r in full.documents
     ]
-    assert found.outstanding == sum(
-        r.state in (State.OVERDUE, State.INVALID, State.DUE_SOON) for r in full.documents
-    )
-    assert [found.report(d) for d in found.documents] == list(full.documents)
+    assert found.outstanding == sum(r.state in OUTSTANDING for r in full.documents)
+    outstanding = [r for r in full.documents if r.state in OUTSTANDING]
+    assert [found.report(d) for d in found.documents if d.state in OUTSTANDING] == outstanding
+    for doc in found.documents:
+        if doc.state not in OUTSTANDING:
+            with pytest.raises(ValueError, match="is not outstanding"):
+                found.report(doc)
     # the same digests, items, ledger entries and forgotten entries
     assert [_digest_shape(d) for d in plan.digests] == [_digest_shape(d) for d in reference.digests]
     assert (plan.remember, plan.forget) == (reference.remember, reference.forget)

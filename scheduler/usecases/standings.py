@@ -65,7 +65,9 @@ class Standing(NamedTuple):
     editors: tuple[str, ...]
     last_reviewed: date | None
     snoozed: Snoozed | None
-    examined: Examined  # to build its full report from
+    # To build its full report from: kept for outstanding documents only, the only ones a
+    # digest can list.
+    examined: Examined | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +151,13 @@ def survey(
                 state = ok
             if state in OUTSTANDING:
                 outstanding += 1
+                kept: Examined | None = doc
+            else:
+                kept = None
             path = doc.path
             snoozed = snoozes.get(without_surrogates(path)) if snoozes else None
             order = urgency(state, due)
-            add(new(Standing, (order, path, state, due, days, doc.editors, last, snoozed, doc)))
+            add(new(Standing, (order, path, state, due, days, doc.editors, last, snoozed, kept)))
         standings.sort()  # report order; paths are unique, so no two compare further
 
     def report(doc: Listed) -> DocumentReport:
@@ -160,6 +165,8 @@ def survey(
         if isinstance(doc, DocumentReport):
             return doc
         assert isinstance(doc, Standing)
+        if doc.examined is None:
+            raise ValueError(f"{doc.path!r} is not outstanding: no digest lists it")
         full = with_evidence(
             build_report(doc.examined, policy, names, today, rules, declared_only), evidence
         )
