@@ -250,3 +250,23 @@ def test_few_collections_restores_the_thresholds() -> None:
         assert gc.get_threshold() == (100_000, 50, 100)
         raise RuntimeError
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize("templates", [None, "missing-templates"])
+def test_a_cycle_leaves_the_collector_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any, templates: str | None
+) -> None:
+    import gc
+
+    _library(tmp_path, "all documents, edit links")
+    if templates is not None:  # the digests cannot be rendered: the cycle fails after planning
+        config = tmp_path / "config" / "scheduler.toml"
+        config.write_text(
+            config.read_text().replace("[mail]\n", f'[mail]\ntemplates = "{templates}"\n')
+        )
+    monkeypatch.chdir(tmp_path)
+    before = gc.get_threshold()
+    result = run("send", "--as-of", "2026-05-01")
+    assert result.code == (0 if templates is None else 2), result.err
+    assert "Reminder cycle for 2026-05-01" in result.out  # it ran, and ended
+    assert gc.get_threshold() == before

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -285,15 +286,16 @@ async def run_cycle(
     skipped: list[str] = []
     halt = threading.Event()
     mirror = asyncio.ensure_future(_mirror(stop, halt)) if stop is not None else None
+    rarely = ExitStack()  # garbage collected rarely until the digests are queued
     try:
-        with few_collections():
-            ledger, known, seen = outbox.ledger(), evidence(store, today), store.reviews.seen()
+        rarely.enter_context(few_collections())
+        ledger, known, seen = outbox.ledger(), evidence(store, today), store.reviews.seen()
 
-            def check_and_observe() -> tuple[Survey, Plan, tuple[list[Seen], list[LogEntry]]]:
-                result, plan = plan_cycle(settings, cwd, today, ledger, known, stop=halt)
-                return result, plan, observed(seen, result.documents, cwd, settings, now, halt)
+        def check_and_observe() -> tuple[Survey, Plan, tuple[list[Seen], list[LogEntry]]]:
+            result, plan = plan_cycle(settings, cwd, today, ledger, known, stop=halt)
+            return result, plan, observed(seen, result.documents, cwd, settings, now, halt)
 
-            result, plan, (updates, entries) = await asyncio.to_thread(check_and_observe)
+        result, plan, (updates, entries) = await asyncio.to_thread(check_and_observe)
         if halt.is_set():
             raise CheckStopped("stopped before the digests were queued")
         if updates:
@@ -308,6 +310,7 @@ async def run_cycle(
             template_error, messages, refused = exc, {}, {}
         else:
             queued, skipped = outbox.enqueue(plan, messages, now)
+        rarely.close()
         delivery = await deliver_pending(
             outbox,
             channel,
@@ -334,6 +337,7 @@ async def run_cycle(
         store.runs.finish(run_id, RunOutcome.FAILED, error, clock())
         raise
     finally:
+        rarely.close()
         if mirror is not None:
             mirror.cancel()
     report = CycleReport(
