@@ -629,16 +629,22 @@ class SqliteLedger:
         rows = self._store.query(
             "SELECT recipient, path, due, state, notified_on FROM reminder_ledger"
         )
+        # Tens of thousands of rows share a few hundred dates and a few states: each is
+        # converted once (State("overdue") alone costs more than the rest of a row).
+        dates = _Dates()
+        states = {state.value: state for state in State}
         return [
-            LedgerEntry(
-                recipient=r,
-                path=p,
-                due=date.fromisoformat(d) if d else None,
-                state=State(s),
-                notified_on=date.fromisoformat(n),
-            )
+            LedgerEntry(r, p, dates[d] if d else None, states.get(s) or State(s), dates[n])
             for r, p, d, s, n in rows
         ]
+
+
+class _Dates(dict[str, date]):
+    """ISO dates as :class:`date` objects, each text converted once."""
+
+    def __missing__(self, text: str) -> date:
+        value = self[text] = date.fromisoformat(text)
+        return value
 
 
 _NOTIFICATION_COLUMNS = (
@@ -1028,7 +1034,8 @@ class SqliteReviewLog:
 
     def seen(self) -> dict[str, Seen]:
         rows = self._store.query("SELECT path, last_reviewed, content FROM review_seen")
-        return {path: Seen(path, date.fromisoformat(d), content) for path, d, content in rows}
+        dates = _Dates()
+        return {path: Seen(path, dates[d], content) for path, d, content in rows}
 
     def observe(self, seen: Sequence[Seen], entries: Sequence[LogEntry]) -> None:
         with self._store.transaction() as db:
