@@ -8,11 +8,11 @@ that renderers (:mod:`scheduler.render`) turn into text and reminders turn into 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 
 class Severity(StrEnum):
@@ -180,15 +180,18 @@ class DocumentReport:
         return extra
 
 
-class EncodedReport(NamedTuple):
-    """One document's line in the freshness report, already written as the JSON report's
-    entry (``check(..., encoder=...)``): its state, for the summary and the exit code, and the
-    marks the summary counts. (A named tuple: one is made per document on large reports.)"""
+@dataclass(frozen=True, slots=True)
+class EncodedEntries:
+    """The freshness report's entries, already written as the JSON report's entries
+    (``check(..., encoder=...)``), as strict UTF-8 (:func:`scheduler.text.json_safe`): the state
+    of each, in report order, for the summary and the exit code; their text, in pieces of one
+    or more whole entries, the pieces joined as the entries within them are; and how many of
+    them are marked snoozed and rubber-stamped, for the summary."""
 
-    state: State
-    json: str
-    snoozed: bool = False
-    rubber_stamped: bool = False
+    states: list[State]
+    pieces: Iterable[str]  # iterated anew each time the report is written
+    snoozed: int = 0
+    rubber_stamped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,13 +205,13 @@ class CheckResult:
     unscheduled: int | None = None
     # The report as JSON entries, in report order, when the use case was asked for them: then
     # ``documents`` is empty, and only the JSON renderer can show it.
-    encoded: Sequence[EncodedReport] | None = None
+    encoded: EncodedEntries | None = None
 
     @property
     def states(self) -> list[State]:
         """Every listed document's state, in report order."""
         if self.encoded is not None:
-            return [entry.state for entry in self.encoded]
+            return self.encoded.states
         return [doc.state for doc in self.documents]
 
     def counts(self) -> dict[str, int]:
@@ -218,8 +221,7 @@ class CheckResult:
         if self.unscheduled is not None:
             counts["unscheduled"] = self.unscheduled + tally[State.UNSCHEDULED]
         if self.encoded is not None:
-            snoozed = sum(entry.snoozed for entry in self.encoded)
-            stamped = sum(entry.rubber_stamped for entry in self.encoded)
+            snoozed, stamped = self.encoded.snoozed, self.encoded.rubber_stamped
         else:
             snoozed = sum(doc.snoozed is not None for doc in self.documents)
             stamped = sum(doc.rubber_stamped for doc in self.documents)

@@ -74,6 +74,8 @@ def json_safe(encoded: str) -> str:
 def without_surrogates(text: str) -> str:
     """``text`` with only the undecodable bytes of a file name escaped (``\\xff``), so that it
     can be stored as UTF-8 text: the reminder ledger keys documents by this form of their path."""
+    if text.isascii():  # most paths: no surrogates, and cheaper to tell than by searching
+        return text
     return _SURROGATE.sub(_escape, text) if _SURROGATE.search(text) else text
 
 

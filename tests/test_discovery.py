@@ -394,3 +394,39 @@ def test_a_file_name_that_is_not_utf8_gets_a_warning(tmp_path: Path) -> None:
         )
     ]
     assert named.frontmatter == plain.frontmatter and plain.problems == ()
+
+
+# --------------------------------------------------------------------------- shares of a walk
+
+
+def test_the_shares_of_a_walk_find_what_one_walk_finds(tmp_path: Path) -> None:
+    """Split between processes, each share walks every n-th top-level folder, share 0 the top
+    folder's own files too: together they find each document once, as one walk does."""
+    content = tmp_path / "content"
+    for name in ["top.md", "a/1.md", "a/deep/2.md", "b/3.md", "c/4.md", "d/.hidden/5.md", "e/6.md"]:
+        write_doc(content / name, DOC)
+    (content / "c" / "skip.md").write_text("", encoding="utf-8")
+    (content / ".gitignore").write_text("skip.md\n", encoding="utf-8")
+    (tmp_path / ".git").mkdir()
+    one = _discover(tmp_path)
+    for shares in (1, 2, 3):
+        discovery = _discovery(tmp_path)
+        parts = [
+            _shown(discovery.walk_share(Path("content"), share, shares)) for share in range(shares)
+        ]
+        assert sorted(path for part in parts for path in part) == sorted(one)
+        assert all("content/top.md [top.md]" not in part for part in parts[1:])
+        assert not discovery.followed_links
+    assert "content/c/skip.md [c/skip.md]" not in one
+
+
+def test_a_walk_says_when_it_followed_a_link_to_a_folder(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    write_doc(content / ".archive" / "g.md", DOC)
+    write_doc(content / "a" / "1.md", DOC)
+    discovery = _discovery(tmp_path)
+    list(discovery.iter_files([Path("content")]))
+    assert not discovery.followed_links
+    (content / "a" / "guides").symlink_to("../.archive")
+    list(discovery.iter_files([Path("content")]))
+    assert discovery.followed_links

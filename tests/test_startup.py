@@ -103,3 +103,26 @@ def test_a_warm_check_imports_no_validation_or_yaml(tmp_path: Path) -> None:
     loaded = {m for m in warm[2] if m.split(".")[0] in WARM_ONLY}
     assert not loaded, sorted(loaded)
     assert "scheduler.content.reading" in warm[2]
+
+
+SEND_PROBE = PROBE.replace("run(check_reviews,", "run(cli,").replace(
+    "import run, check_reviews", "import run, cli"
+)
+# What a reminder cycle run by ``send`` never needs: the daemon's scheduler, and the calendar
+# feeds the daemon publishes (``status`` imports them when it is asked).
+NOT_FOR_SEND = ("scheduler.runtime.daemon", "apscheduler.schedulers", "icalendar")
+
+
+def test_send_imports_neither_the_daemon_nor_the_calendar_feeds(tmp_path: Path) -> None:
+    write_doc(tmp_path / "config" / "scheduler.toml", '[content]\nroot = "docs"\n')
+    write_doc(tmp_path / "docs" / "page.txt", SEED.read_text(encoding="utf-8"))
+    probe = [sys.executable, "-c", SEND_PROBE, "send", "--as-of", "2026-11-27"]
+    environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("SCHEDULER_")}
+    done = subprocess.run(
+        probe, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120
+    )
+    result = json.loads(done.stderr.splitlines()[-1])
+    assert result["code"] == 0 and "Reminder cycle for 2026-11-27" in done.stdout
+    modules = set(result["modules"])
+    assert "scheduler.runtime.cycle" in modules  # the probe saw the cycle's imports
+    assert not {m for m in modules if m.startswith(NOT_FOR_SEND)}

@@ -37,12 +37,20 @@ from pathlib import Path
 
 from scheduler import __version__
 from scheduler.config import Settings, StoreSettings
+from scheduler.content import snapshot
 from scheduler.content.facts import FORMAT_VERSION, FactsRecord
 from scheduler.content.loader import SourceFile
 from scheduler.errors import StoreError
 from scheduler.rules import RULES
 from scheduler.settings_cache import library_stamps
-from scheduler.store import CacheEntry, Retimed, StateStore, open_store, store_exists
+from scheduler.store import (
+    CacheEntry,
+    Retimed,
+    StateStore,
+    location,
+    open_store,
+    store_exists,
+)
 
 __all__ = ["RACY_NS", "CacheEntry", "ParseCache", "clear", "fingerprint", "opened"]
 
@@ -91,10 +99,18 @@ class ParseCache:
     end, which also forgets files and folders that are gone.
     """
 
-    def __init__(self, store: StateStore | None, stamp_ns: int, fingerprint: str = "") -> None:
+    def __init__(
+        self,
+        store: StateStore | None,
+        stamp_ns: int,
+        fingerprint: str = "",
+        file: Path | None = None,
+    ) -> None:
         self._store = store
         self._stamp_ns = stamp_ns
         self._fingerprint = fingerprint
+        self.file = file  # the SQLite file the cache is kept in; None in PostgreSQL
+        self.sparse = False
         self._malformed = 0
         self._folder: str | None = None
         self._rows: dict[str, CacheEntry] = {}
@@ -131,7 +147,16 @@ class ParseCache:
             if store is not None:
                 store.close()
             return cls.off()
-        return cls(store, stamp_ns, fingerprint)
+        return cls(store, stamp_ns, fingerprint, sqlite_file(settings, cwd))
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def stamp_ns(self) -> int:
+        """When the run began (nanoseconds since the epoch): entries it writes say so."""
+        return self._stamp_ns
 
     @property
     def active(self) -> bool:
@@ -142,13 +167,31 @@ class ParseCache:
 
     def lookup(self, file: SourceFile) -> CacheEntry | None:
         """The entry recorded for ``file`` under this run's settings and with the path routing
-        sees for it now, whether or not it still holds; None for any other."""
+        sees for it now, whether or not it still holds; None for any other.
+
+        Entries are read a folder at a time, unless :attr:`sparse` (a run that looks up few
+        documents): then one at a time, and files that are gone are not looked for."""
         if self._store is None:
             return None
+        if self.sparse:
+            return self._lookup_one(file)
         folder, _, name = file.path.rpartition(os.sep)
         if folder != self._folder:
             self._enter(folder)
         entry = self._rows.pop(name, None)
+        if entry is None or entry.fingerprint != self._fingerprint or entry.rel != file.rel:
+            return None
+        return entry
+
+    def _lookup_one(self, file: SourceFile) -> CacheEntry | None:
+        assert self._store is not None
+        folder, name = _where(file)
+        try:
+            entries = self._store.cache.folder(folder, name)
+        except StoreError as exc:
+            self._fail(exc)
+            return None
+        entry = entries[0] if entries else None
         if entry is None or entry.fingerprint != self._fingerprint or entry.rel != file.rel:
             return None
         return entry
@@ -196,6 +239,12 @@ class ParseCache:
         self._folder = None
 
     # ------------------------------------------------------------------ writing
+
+    def forget(self, path: str) -> None:
+        """Remove the entry of the file at ``path`` (absolute), if it is gone."""
+        if self._store is not None and not os.path.lexists(path):
+            folder, _, name = path.rpartition(os.sep)
+            self._deletes.append((os.fsencode(folder), os.fsencode(name)))
 
     def store(self, file: SourceFile, digest: bytes, facts: FactsRecord, route: str) -> None:
         """Record what was read from ``file``."""
@@ -289,10 +338,21 @@ class ParseCache:
         self._rows = {}
 
 
+def sqlite_file(settings: StoreSettings, cwd: Path) -> Path | None:
+    """The SQLite file of the store ``settings`` name; None for another kind of store."""
+    if not settings.url.startswith("sqlite:"):
+        return None
+    return cwd / location(settings)
+
+
 def clear(settings: StoreSettings, cwd: Path) -> int | None:
-    """Empty the cache in the state store ``settings`` name; the number of entries removed, or
-    ``None`` when there is no store (none is created)."""
+    """Empty the cache in the state store ``settings`` name (and remove the report snapshot
+    kept beside it); the number of entries removed, or ``None`` when there is no store (none
+    is created)."""
     settings = settings.for_cache()
+    file = sqlite_file(settings, cwd)
+    if file is not None:
+        snapshot.remove(file)
     if not store_exists(settings, cwd):
         return None
     with open_store(settings, cwd) as store:

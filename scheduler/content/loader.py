@@ -179,6 +179,7 @@ class Discovery:
         self._content_root = os.path.realpath(cwd / content_root)
         self._gitignore = gitignore
         self._force_exclude = force_exclude
+        self.followed_links = False  # whether a walk met a link to a folder it searched
 
     def matches(self, rel: str) -> bool:
         """Whether a file at ``rel`` (relative to the folder searched) is a document."""
@@ -235,7 +236,19 @@ class Discovery:
             return _relative_or_absolute(real, self._content_root)
         return self._display(absolute)
 
-    def _walk(self, top: str) -> Iterator[SourceFile | Problem]:
+    def walk_share(self, target: Path, share: int, shares: int) -> Iterator[SourceFile | Problem]:
+        """One of ``shares`` parts of the walk of the folder ``target`` (see :meth:`iter_files`):
+        share 0 has the folder's own files, and each share every ``shares``-th of its
+        subfolders, with all below them. Together, the shares find what one walk finds,
+        provided that no share follows a link to a folder (:attr:`followed_links`): which
+        link a folder is entered through depends on the order of the walk."""
+        return self._walk(self.absolute(target), (share, shares))
+
+    def absolute(self, target: Path) -> str:
+        """Where ``target`` (as named on the command line) is."""
+        return os.path.normpath(os.path.join(self._cwd, target))
+
+    def _walk(self, top: str, share: tuple[int, int] = (0, 1)) -> Iterator[SourceFile | Problem]:
         real_top = os.path.realpath(top)
         inside = _within(real_top, self._content_root)
         boundary = self._content_root if inside else real_top
@@ -250,14 +263,18 @@ class Discovery:
         include, exclude = self._include, self._exclude
         file_ignored, folder_ignored = ignore.file_ignored, ignore.folder_ignored
         enter = ignore.enter
+        mine, shares = share
         while stack:
             folder, rel_folder, layers = stack.pop()
+            quiet = mine and folder is top  # the top folder's own files are share 0's
             shown_folder = self._display(folder)
             try:
                 with os.scandir(folder) as scan:
                     entries = sorted(scan, key=_NAME)
             except OSError as exc:
-                if exc.errno in _MISSING and folder != top:
+                if quiet:
+                    pass
+                elif exc.errno in _MISSING and folder != top:
                     yield _vanished(shown_folder, "folder")
                 else:
                     yield rules.UNREADABLE(
@@ -278,6 +295,7 @@ class Discovery:
                             include(rel) is not None
                             and exclude(rel) is None
                             and not (layers and file_ignored(layers, name))
+                            and not quiet
                         ):
                             stat = entry.stat()
                             yield SourceFile(
@@ -293,11 +311,12 @@ class Discovery:
                             continue  # git keeps a link as a file, whatever it points to
                         found = self._check_link(entry, rel_prefix + name, boundary, real_top)
                         if isinstance(found, str):  # a folder, searched under the link's name
+                            self.followed_links = True
                             if not any(_overlap(found, other) for other in followed):
                                 followed.add(found)
                                 inner = None if layers is None else enter(layers, found, name)
                                 subfolders.append((entry.path, rel_prefix + name, inner))
-                        elif found is not None:
+                        elif found is not None and not quiet:
                             yield found
                     elif entry.is_dir():
                         if layers is None:
@@ -305,13 +324,18 @@ class Discovery:
                         elif not folder_ignored(layers, name):
                             inner = enter(layers, entry.path, name)
                             subfolders.append((entry.path, rel_prefix + name, inner))
-                    elif self.matches(rel_prefix + name) and not (
-                        layers and file_ignored(layers, name)
+                    elif (
+                        self.matches(rel_prefix + name)
+                        and not (layers and file_ignored(layers, name))
+                        and not quiet
                     ):  # a FIFO, device or socket
                         stat = entry.stat(follow_symlinks=False)
                         yield _source_file(entry.path, shown_prefix + name, rel_prefix + name, stat)
                 except OSError as exc:  # deleted since the folder was listed, or unsearchable
-                    yield _unlisted(shown_prefix + name, exc)
+                    if not quiet:
+                        yield _unlisted(shown_prefix + name, exc)
+            if folder is top and shares > 1:
+                subfolders = subfolders[mine::shares]
             stack.extend(reversed(subfolders))
 
     def _check_link(

@@ -26,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from scheduler.errors import TemplateError
 from scheduler.notify.reminders import Digest, DigestItem
+from scheduler.results import DocumentReport
 from scheduler.review.state import State
 from scheduler.text import http_url, one_line, shown
 
@@ -93,6 +94,9 @@ def list_command(digest: Digest) -> str:
 
 def _item_context(item: DigestItem, recipient: str) -> dict[str, Any]:
     doc = item.document
+    if not isinstance(doc, DocumentReport):
+        # A cycle plans from light records and builds the full reports of what digests list.
+        raise TypeError(f"a digest lists {doc.path!r} without its full report")
     links = dict(doc.links)
     return {
         "title": one_line(doc.title or doc.path),

@@ -13,12 +13,32 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple, Protocol
 
-from scheduler.results import DocumentReport
+from scheduler.results import Snoozed
 from scheduler.review.state import State
 from scheduler.text import without_surrogates
 
 OUTSTANDING = (State.OVERDUE, State.INVALID, State.DUE_SOON)
+
+
+class Listed(Protocol):
+    """What deciding a document's reminders needs of it: a :class:`DocumentReport` has it,
+    and so has the lighter record a cycle plans from (``usecases.standings.Standing``), whose
+    full report is built only for the documents a digest lists."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def due(self) -> date | None: ...
+    @property
+    def days_until_due(self) -> int | None: ...
+    @property
+    def editors(self) -> tuple[str, ...]: ...
+    @property
+    def snoozed(self) -> Snoozed | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +48,9 @@ class ReminderPolicy:
     escalate_to: tuple[str, ...] = ()  # addresses, aliases already expanded
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """The last reminder an editor had about a document."""
+class LedgerEntry(NamedTuple):
+    """The last reminder an editor had about a document. (A named tuple: a cycle reads one
+    per outstanding document and editor.)"""
 
     recipient: str
     path: str
@@ -41,7 +61,7 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class DigestItem:
-    document: DocumentReport
+    document: Listed  # a DocumentReport for every document the digest lists
     new: bool  # not in this editor's previous digest in this state
     escalated: bool  # overdue for at least escalate_after_days
 
@@ -103,19 +123,19 @@ def _order(item: DigestItem) -> tuple[int, int, str]:
     return (rank, doc.days_until_due if doc.days_until_due is not None else 0, doc.path)
 
 
-def ledger_path(doc: DocumentReport) -> str:
+def ledger_path(doc: Listed) -> str:
     """How the ledger names a document: its path, storable as UTF-8 text even when the file
     system gave it a name that is not."""
     return without_surrogates(doc.path)
 
 
-def recipients_of(doc: DocumentReport, policy: ReminderPolicy) -> tuple[str, ...]:
+def recipients_of(doc: Listed, policy: ReminderPolicy) -> tuple[str, ...]:
     """Its editors; documents nobody owns go to the escalation contacts."""
     return doc.editors or policy.escalate_to
 
 
 def is_due_reminder(
-    entry: LedgerEntry | None, doc: DocumentReport, today: date, policy: ReminderPolicy
+    entry: LedgerEntry | None, doc: Listed, today: date, policy: ReminderPolicy
 ) -> bool:
     if entry is None or entry.due != doc.due or entry.state is not doc.state:
         return True  # new to this editor, a new review cycle, or a change of state
@@ -126,7 +146,7 @@ def is_due_reminder(
     return (today - entry.notified_on).days >= policy.remind_every_days
 
 
-def is_escalated(doc: DocumentReport, policy: ReminderPolicy) -> bool:
+def is_escalated(doc: Listed, policy: ReminderPolicy) -> bool:
     """Overdue for ``escalate_after_days``, with somebody to escalate to."""
     return (
         bool(policy.escalate_to)
@@ -136,12 +156,12 @@ def is_escalated(doc: DocumentReport, policy: ReminderPolicy) -> bool:
     )
 
 
-def was_escalated_on(day: date, doc: DocumentReport, policy: ReminderPolicy) -> bool:
+def was_escalated_on(day: date, doc: Listed, policy: ReminderPolicy) -> bool:
     return doc.due is not None and (day - doc.due).days >= policy.escalate_after_days
 
 
 def plan_reminders(
-    documents: Iterable[DocumentReport],
+    documents: Iterable[Listed],
     ledger: Mapping[tuple[str, str], LedgerEntry],
     today: date,
     policy: ReminderPolicy,
@@ -157,36 +177,44 @@ def plan_reminders(
 
     ``ledger`` maps (recipient as :func:`ledger_recipient` names it, path) to the last entry.
     """
-    audiences: dict[str, list[DocumentReport]] = defaultdict(list)
+    # Each document's ledger path, and each recipient's ledger name, worked out once: a cycle
+    # over a large library plans for tens of thousands of documents.
+    audiences: dict[str, list[tuple[Listed, str]]] = defaultdict(list)
     display: dict[str, tuple[str, bool]] = {}
+    named: dict[str, str] = {}  # recipient -> ledger_recipient(recipient)
+    contacts = [(ledger_recipient(c, escalation=True), c) for c in policy.escalate_to]
+    outstanding_keys: set[tuple[str, str]] = set()
     for doc in documents:
         if doc.state not in OUTSTANDING or doc.snoozed is not None:
             continue  # a snoozed document comes back, as new, when its snooze ends
+        where = ledger_path(doc)
         for recipient in recipients_of(doc, policy):
-            key = ledger_recipient(recipient)
-            display.setdefault(key, (recipient, False))
-            audiences[key].append(doc)
+            key = named.get(recipient)
+            if key is None:  # the first time this spelling is met: so is its key, if ever
+                key = named[recipient] = ledger_recipient(recipient)
+                display.setdefault(key, (recipient, False))
+            audiences[key].append((doc, where))
+            outstanding_keys.add((key, where))
         if doc.editors and is_escalated(doc, policy):
-            for contact in policy.escalate_to:
-                key = ledger_recipient(contact, escalation=True)
+            for key, contact in contacts:
                 display.setdefault(key, (contact, True))
-                audiences[key].append(doc)
-    outstanding_keys = {(key, ledger_path(doc)) for key, docs in audiences.items() for doc in docs}
+                audiences[key].append((doc, where))
+                outstanding_keys.add((key, where))
     wanted = {r.casefold() for r in recipients} if recipients is not None else None
 
     digests: list[Digest] = []
     remember: list[LedgerEntry] = []
+    get = ledger.get
     for key in sorted(audiences, key=lambda k: (display[k][0].casefold(), display[k][1])):
         recipient, escalation = display[key]
         if wanted is not None and recipient.casefold() not in wanted:
             continue
         docs = audiences[key]
-        entries = [ledger.get((key, ledger_path(doc))) for doc in docs]
         if wanted is None and not any(
-            is_due_reminder(entry, doc, today, policy)
-            for entry, doc in zip(entries, docs, strict=True)
+            is_due_reminder(get((key, where)), doc, today, policy) for doc, where in docs
         ):
             continue
+        entries = [get((key, where)) for _, where in docs]
         items = sorted(
             (
                 DigestItem(
@@ -194,14 +222,12 @@ def plan_reminders(
                     new=entry is None or entry.due != doc.due or entry.state is not doc.state,
                     escalated=is_escalated(doc, policy),
                 )
-                for entry, doc in zip(entries, docs, strict=True)
+                for entry, (doc, _) in zip(entries, docs, strict=True)
             ),
             key=_order,
         )
         digests.append(Digest(recipient, today, tuple(items), escalation=escalation))
-        remember.extend(
-            LedgerEntry(key, ledger_path(doc), doc.due, doc.state, today) for doc in docs
-        )
+        remember.extend(LedgerEntry(key, where, doc.due, doc.state, today) for doc, where in docs)
 
     forget = tuple(sorted(key for key in ledger if key not in outstanding_keys))
     return Plan(tuple(digests), tuple(remember), forget if wanted is None else ())

@@ -290,27 +290,34 @@ def render_check_json(result: CheckResult, options: RenderOptions) -> Iterator[s
         head["scope"] = "declared"
     # One document per line: valid JSON, readable, and fast to write for large libraries.
     encode = json.JSONEncoder(ensure_ascii=False).encode
-    if not (result.documents or result.encoded):
+    if not (result.documents or result.states):
         yield json_safe(encode(head)[:-1] + ', "documents": []}\n')
         return
+    # Encoded entries are strict UTF-8 already, in pieces of one or more.
+    safe = json_safe if result.encoded is None else str
     entries = (
-        map(document_json, result.documents)
-        if result.encoded is None
-        else (entry.json for entry in result.encoded)
+        map(document_json, result.documents) if result.encoded is None else result.encoded.pieces
     )
     piece = [encode(head)[:-1] + ', "documents": [\n  ']
     separator = ""
     for entry in entries:
-        piece.append(separator + entry)
-        separator = ",\n  "
+        if len(entry) >= _LARGE:  # many entries written together: passed on as they are
+            piece.append(separator)
+            yield safe("".join(piece))
+            yield safe(entry)
+            piece = []
+        else:
+            piece.append(separator + entry)
+        separator = JsonEntries.separator
         if len(piece) >= _PIECE:
-            yield json_safe("".join(piece))
+            yield safe("".join(piece))
             piece = []
     piece.append("\n]}\n")
-    yield json_safe("".join(piece))
+    yield safe("".join(piece))
 
 
 _PIECE = 500  # documents per piece of a streamed report
+_LARGE = 1 << 16  # characters: a piece of this size is not copied into another
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -330,10 +337,21 @@ class JsonEntries:
     def parts(doc: DocumentReport) -> tuple[str, str, str]:
         return document_parts(doc)
 
+    separator = ",\n  "  # between entries: one document per line
+
     @staticmethod
-    def entry(path: str, head: str, state: str, middle: str, days: int | None, tail: str) -> str:
-        shown_days = "null" if days is None else days
-        return f'{{"path": {encode_basestring(path)}{head}{state}{middle}{shown_days}{tail}'
+    def template(path: str, head: str, middle: str, tail: str) -> str:
+        """The entry of the document at ``path`` with these parts, as a template for ``%``
+        with two fields: its state's name, then its day count (or ``null``). Strict UTF-8
+        when the parts are (see :func:`scheduler.text.json_safe`), as the cache keeps them."""
+        lead = f'{{"path": {json_safe(encode_basestring(path))}{head}'
+        return "%s".join(part.replace("%", "%%") for part in (lead, middle, tail))
+
+    @classmethod
+    def entry(
+        cls, path: str, head: str, state: str, middle: str, days: int | None, tail: str
+    ) -> str:
+        return cls.template(path, head, middle, tail) % (state, "null" if days is None else days)
 
 
 def document_parts(doc: DocumentReport) -> tuple[str, str, str]:

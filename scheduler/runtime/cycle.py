@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -23,18 +24,18 @@ from scheduler.notify.digest import DigestRenderer, RenderedDigest, digest_conte
 from scheduler.notify.email import CHANNEL as EMAIL
 from scheduler.notify.outbox import Outbox
 from scheduler.notify.reminders import (
-    OUTSTANDING,
     Digest,
     LedgerEntry,
     Plan,
     ReminderPolicy,
     plan_reminders,
 )
-from scheduler.results import CheckResult, Evidence
+from scheduler.results import Evidence
 from scheduler.review.routing import expand
 from scheduler.store import LogEntry, RunOutcome, Seen, StateStore
-from scheduler.usecases.check import CheckStopped, check
+from scheduler.usecases.check import CheckStopped
 from scheduler.usecases.reviews import evidence, observed
+from scheduler.usecases.standings import Survey, few_collections, in_full, survey
 
 log = logging.getLogger(__name__)
 
@@ -159,16 +160,21 @@ def plan_cycle(
     *,
     write: bool = True,
     stop: threading.Event | None = None,
-) -> tuple[CheckResult, Plan]:
+) -> tuple[Survey, Plan]:
     """Check every document and decide the digests; snoozed documents get none. With ``write``
     false (previews, dry runs) nothing is written, not even the parse cache. A content root
     that cannot be listed is a :class:`ContentRootError`: never a run over a pseudo-document.
     When ``stop`` is set, the check ends early with
-    :class:`~scheduler.usecases.check.CheckStopped`."""
+    :class:`~scheduler.usecases.check.CheckStopped`.
+
+    The plan is made from where each document stands (:mod:`scheduler.usecases.standings`);
+    the documents a digest lists come as full reports, those it only counts do not."""
     readable_root(settings, cwd)
-    result = check(settings, [], cwd, today, use_cache=write, evidence=evidence, stop=stop)
-    plan = plan_reminders(result.documents, ledger, today, reminder_policy(settings), recipients)
-    return result, plan
+    with few_collections():
+        found = survey(settings, cwd, today, evidence, use_cache=write, stop=stop)
+        policy = reminder_policy(settings)
+        plan = plan_reminders(found.documents, ledger, today, policy, recipients)
+        return found, in_full(plan, found.report, settings.reminders.max_documents_per_digest)
 
 
 class ContentRootError(ConfigError):
@@ -191,10 +197,6 @@ def readable_root(settings: Settings, cwd: Path) -> None:
             f"the content root {root} cannot be read: {reason}; check [content] root and the "
             "folder's permissions"
         ) from None
-
-
-def _outstanding(result: CheckResult) -> int:
-    return sum(doc.state in OUTSTANDING for doc in result.documents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +251,7 @@ def dry_run_cycle(
     return CycleReport(
         as_of=today,
         documents=len(result.documents),
-        outstanding=_outstanding(result),
+        outstanding=result.outstanding,
         plan=plan,
         messages={k: m for k, m in messages.items() if k not in skipped},
         refused=refused,
@@ -284,10 +286,12 @@ async def run_cycle(
     skipped: list[str] = []
     halt = threading.Event()
     mirror = asyncio.ensure_future(_mirror(stop, halt)) if stop is not None else None
+    rarely = ExitStack()  # garbage collected rarely until the digests are queued
     try:
+        rarely.enter_context(few_collections())
         ledger, known, seen = outbox.ledger(), evidence(store, today), store.reviews.seen()
 
-        def check_and_observe() -> tuple[CheckResult, Plan, tuple[list[Seen], list[LogEntry]]]:
+        def check_and_observe() -> tuple[Survey, Plan, tuple[list[Seen], list[LogEntry]]]:
             result, plan = plan_cycle(settings, cwd, today, ledger, known, stop=halt)
             return result, plan, observed(seen, result.documents, cwd, settings, now, halt)
 
@@ -306,6 +310,7 @@ async def run_cycle(
             template_error, messages, refused = exc, {}, {}
         else:
             queued, skipped = outbox.enqueue(plan, messages, now)
+        rarely.close()
         delivery = await deliver_pending(
             outbox,
             channel,
@@ -332,12 +337,13 @@ async def run_cycle(
         store.runs.finish(run_id, RunOutcome.FAILED, error, clock())
         raise
     finally:
+        rarely.close()
         if mirror is not None:
             mirror.cancel()
     report = CycleReport(
         as_of=today,
         documents=len(result.documents),
-        outstanding=_outstanding(result),
+        outstanding=result.outstanding,
         plan=plan,
         messages=messages,
         refused=refused,

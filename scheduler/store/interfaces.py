@@ -190,10 +190,10 @@ class LogEntry:
     content_changed: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
+class Seen(NamedTuple):
     """A document's last-reviewed date as last seen, and a digest of its bytes apart from that
-    date as they were at its last review (or when first seen needing one); None: not read."""
+    date as they were at its last review (or when first seen needing one); None: not read.
+    (A named tuple: a cycle reads one per document.)"""
 
     path: str
     last_reviewed: date
@@ -360,8 +360,9 @@ class CacheStore(Protocol):
         entries made under any but ``fingerprint`` and return True."""
         ...
 
-    def folder(self, folder: bytes) -> list[CacheEntry]:
-        """The entries of ``folder``, each field of the type :class:`CacheEntry` declares."""
+    def folder(self, folder: bytes, name: bytes | None = None) -> list[CacheEntry]:
+        """The entries of ``folder`` (only that of the file ``name``, if given), each field of
+        the type :class:`CacheEntry` declares."""
         ...
 
     def write(

@@ -935,6 +935,16 @@ class PgSnoozes:
         return [Snooze(*row) for row in rows]
 
 
+_CACHE_FOLDER = (
+    "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, fingerprint, rel,"
+    " route, facts FROM parse_cache WHERE folder = %s"
+)
+_CACHE_FILE = (
+    "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, fingerprint, rel,"
+    " route, facts FROM parse_cache WHERE folder = %s AND name = %s"
+)
+
+
 class PgCache:
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
@@ -952,14 +962,14 @@ class PgCache:
             )
             return row is not None
 
-    def folder(self, folder: bytes) -> list[CacheEntry]:
+    def folder(self, folder: bytes, name: bytes | None = None) -> list[CacheEntry]:
         make, decode = CacheEntry._make, os.fsdecode
         return [
             make((bytes(row[0]), *row[1:5], bytes(row[5]), row[6], decode(bytes(row[7])), *row[8:]))
-            for row in self._store.query(
-                "SELECT name, size, mtime_ns, ctime_ns, stamp_ns, digest, fingerprint, rel,"
-                " route, facts FROM parse_cache WHERE folder = %s",
-                (folder,),
+            for row in (
+                self._store.query(_CACHE_FOLDER, (folder,))
+                if name is None
+                else self._store.query(_CACHE_FILE, (folder, name))
             )
         ]
 

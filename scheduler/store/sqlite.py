@@ -629,16 +629,22 @@ class SqliteLedger:
         rows = self._store.query(
             "SELECT recipient, path, due, state, notified_on FROM reminder_ledger"
         )
+        # Tens of thousands of rows share a few hundred dates and a few states: each is
+        # converted once (State("overdue") alone costs more than the rest of a row).
+        dates = _Dates()
+        states = {state.value: state for state in State}
         return [
-            LedgerEntry(
-                recipient=r,
-                path=p,
-                due=date.fromisoformat(d) if d else None,
-                state=State(s),
-                notified_on=date.fromisoformat(n),
-            )
+            LedgerEntry(r, p, dates[d] if d else None, states.get(s) or State(s), dates[n])
             for r, p, d, s, n in rows
         ]
+
+
+class _Dates(dict[str, date]):
+    """ISO dates as :class:`date` objects, each text converted once."""
+
+    def __missing__(self, text: str) -> date:
+        value = self[text] = date.fromisoformat(text)
+        return value
 
 
 _NOTIFICATION_COLUMNS = (
@@ -1028,7 +1034,8 @@ class SqliteReviewLog:
 
     def seen(self) -> dict[str, Seen]:
         rows = self._store.query("SELECT path, last_reviewed, content FROM review_seen")
-        return {path: Seen(path, date.fromisoformat(d), content) for path, d, content in rows}
+        dates = _Dates()
+        return {path: Seen(path, dates[d], content) for path, d, content in rows}
 
     def observe(self, seen: Sequence[Seen], entries: Sequence[LogEntry]) -> None:
         with self._store.transaction() as db:
@@ -1085,6 +1092,20 @@ class SqliteSnoozes:
 _FS_CODEC = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
+_CACHE_FOLDER = (
+    "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
+    " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
+    " CAST(fingerprint AS TEXT), CAST(rel AS BLOB), CAST(route AS TEXT),"
+    " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ?"
+)
+_CACHE_FILE = (
+    "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
+    " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
+    " CAST(fingerprint AS TEXT), CAST(rel AS BLOB), CAST(route AS TEXT),"
+    " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ? AND name = ?"
+)
+
+
 class SqliteCache:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
@@ -1102,7 +1123,7 @@ class SqliteCache:
             )
             return row is not None
 
-    def folder(self, folder: bytes) -> list[CacheEntry]:
+    def folder(self, folder: bytes, name: bytes | None = None) -> list[CacheEntry]:
         # SQLite keeps whatever a column is given: the casts hand back the declared types even
         # from a damaged file.
         # The routing path is kept as the bytes of a file name (any name the file system allows,
@@ -1111,12 +1132,10 @@ class SqliteCache:
         make, encoding, errors = CacheEntry._make, *_FS_CODEC
         return [
             make((*row[:7], row[7].decode(encoding, errors), *row[8:]))
-            for row in self._store.query(
-                "SELECT CAST(name AS BLOB), CAST(size AS INTEGER), CAST(mtime_ns AS INTEGER),"
-                " CAST(ctime_ns AS INTEGER), CAST(stamp_ns AS INTEGER), CAST(digest AS BLOB),"
-                " CAST(fingerprint AS TEXT), CAST(rel AS BLOB), CAST(route AS TEXT),"
-                " CAST(facts AS TEXT) FROM parse_cache WHERE folder = ?",
-                (folder,),
+            for row in (
+                self._store.query(_CACHE_FOLDER, (folder,))
+                if name is None
+                else self._store.query(_CACHE_FILE, (folder, name))
             )
         ]
 

@@ -3,32 +3,54 @@ cycles and the daemon. No printing, no clock, no exits."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
+import pickle
+import signal
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
+from functools import partial
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol, cast
 
 from scheduler.config import FieldNames, Settings
-from scheduler.content.cache import CacheEntry, ParseCache
+from scheduler.content.cache import RACY_NS, CacheEntry, ParseCache
 from scheduler.content.cache import clear as clear_parse_cache
 from scheduler.content.cache import opened as opened_cache
 from scheduler.content.facts import DocumentFacts, FactsDecoder, FactsRecord, MalformedRecord
 from scheduler.content.loader import Discovery, SourceFile, display_path, missing
 from scheduler.content.metadata import future_review_problem
-from scheduler.content.reading import Outcome, Progress, Reader, ReadingSettings, worker_count
+from scheduler.content.reading import (
+    Outcome,
+    Progress,
+    Reader,
+    ReadingSettings,
+    start_method,
+    worker_count,
+)
+from scheduler.content.snapshot import (
+    NEEDS_FACTS,
+    Kept,
+    Snapshot,
+    key_of,
+    snapshot_file,
+    snapshot_key,
+)
 from scheduler.errors import ConfigError, UsageError
 from scheduler.results import (
     CheckResult,
     DocumentReport,
-    EncodedReport,
+    EncodedEntries,
     Evidence,
     FileProblems,
     Problem,
@@ -40,6 +62,7 @@ from scheduler.review.links import document_links
 from scheduler.review.routing import Router, responsibility_problems
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.rule_selection import RuleSelection
+from scheduler.settings_cache import code_fingerprint
 from scheduler.store import location
 from scheduler.text import json_safe, shown, without_surrogates
 
@@ -90,14 +113,22 @@ class Preencoded(NamedTuple):
     head: str  # the entry's parts, as EntryEncoder.parts gives them
     middle: str
     tail: str
+    template: str = ""  # its entry as the report snapshot keeps it, if it does
 
 
 class EntryEncoder(Protocol):
     """Writes report entries (the JSON renderer's :class:`~scheduler.render.check.JsonEntries`):
-    an entry's parts that do not depend on the day, kept in the parse cache, and a whole entry
-    from its path, parts, state and day count."""
+    an entry's parts that do not depend on the day, kept in the parse cache; an entry from its
+    path and parts as a template for ``%`` with two fields (the state's name, then the day
+    count or ``null``), kept in the report snapshot; a whole entry; and what goes between
+    entries. Entries and templates are strict UTF-8 (:func:`scheduler.text.json_safe`) when
+    the parts are."""
+
+    separator: str
 
     def parts(self, doc: DocumentReport) -> tuple[str, str, str]: ...
+
+    def template(self, path: str, head: str, middle: str, tail: str) -> str: ...
 
     def entry(
         self, path: str, head: str, state: str, middle: str, days: int | None, tail: str
@@ -109,7 +140,13 @@ class EntryEncoder(Protocol):
 # (Not NUL, which PostgreSQL's text refuses.)
 _PARTS = "\n"
 _PART = "\x1f"
-_KINDS = frozenset({"E", "I", "D"})
+# "E" exempt, "I" invalid whatever the day, "D" as the due date says; "e" exempt and "i" invalid
+# for a review recorded after the day: until that day, with today's date where _DAY stands (the
+# date in the error's message).
+_KINDS = frozenset({"E", "I", "D", "e", "i"})
+_ANY_DAY = frozenset({"E", "I", "D"})
+_BEFORE_REVIEW = frozenset({"e", "i"})
+_DAY = "\x1d"  # no JSON text holds it
 
 
 def _seal(record: FactsRecord, parts: str, token: int) -> str:
@@ -147,28 +184,49 @@ class _Encoding:
     ) -> None:
         self.encoder = encoder
         self._args = (policy, names, today, rules)
-        self._today = today.toordinal()
+        self.today = today.toordinal()
         self._token = zlib.crc32(_PART.join(encoder.parts(_SAMPLE)).encode())
-        self._marked = (
+        self.marked = (
             set(evidence.snoozes) | set(evidence.rubber_stamped) if evidence is not None else set()
         )
 
     def parts(self, record: FactsRecord, doc: Examined) -> str | None:
         """What to keep after ``doc``'s facts record; None when its entry depends on the day
-        beyond its state and day count (a review recorded after today is a problem)."""
+        beyond its state and day count in another way than a review recorded after today
+        (an error whose message names today's date, and which ends on the day of the review)."""
         last = doc.facts.last_reviewed
         policy, names, today, rules = self._args
-        if last is not None and last > today:
-            return None
         report = build_report(doc, policy, names, today, rules)
         state = report.state
         kind = "E" if state is State.EXEMPT else "I" if state is State.INVALID else "D"
+        written = _PART.join(self.encoder.parts(report))
+        if last is not None and last > today:
+            written_or_none = self._before_review(doc, report, written)
+            if written_or_none is None:
+                return None
+            written, kind = written_or_none, kind.lower()
         due = report.due.toordinal() if report.due is not None else 0
         last_ordinal = last.toordinal() if last is not None else 0
-        parts = json_safe(
-            _PART.join((kind, str(due), str(last_ordinal), *self.encoder.parts(report)))
-        )
+        parts = json_safe(_PART.join((kind, str(due), str(last_ordinal), written)))
         return _seal(record, parts, self._token) + _PART + parts
+
+    def _before_review(self, doc: Examined, report: DocumentReport, written: str) -> str | None:
+        """``written`` (the parts of ``report``, of a review recorded after today) with _DAY
+        where today's date stands, if the parts on the day before differ by that date alone."""
+        policy, names, today, rules = self._args
+        if today == date.min or report.state not in _FIXED.values():
+            return None
+        before = today - timedelta(days=1)
+        other = build_report(doc, policy, names, before, rules)
+        shown, shown_before = today.isoformat(), before.isoformat()
+        if (
+            other.state is not report.state
+            or other.due != report.due
+            or written.count(shown) != 1
+            or written.replace(shown, shown_before) != _PART.join(self.encoder.parts(other))
+        ):
+            return None
+        return written.replace(shown, _DAY)
 
     def ready(
         self, path: str, record: FactsRecord, kept: str, sealed: bool = False
@@ -189,11 +247,37 @@ class _Encoding:
             raise MalformedRecord("a report entry's parts that do not match their checksum")
         if kind not in _KINDS or (kind == "D" and not due_ordinal):
             raise MalformedRecord("not a report entry's parts")
-        if last_ordinal > self._today:
+        if (last_ordinal > self.today) is (kind in _ANY_DAY):
             return None
-        if self._marked and without_surrogates(path) in self._marked:
+        if self.marked and without_surrogates(path) in self.marked:
             return None
         return Preencoded(path, kind, due_ordinal, head, middle, tail)
+
+    def kept(self, file: SourceFile, path: str, parts: str | None) -> Kept:
+        """What the report snapshot keeps of the document at ``path`` (in ``file``), from the
+        ``parts`` :meth:`parts` wrote (less their checksum); None: its entry needs its facts."""
+        if parts is None:
+            return Kept(key_of(file), path, NEEDS_FACTS, 0, 0, 0, "")
+        kind, due, last, head, middle, tail = parts.split(_PART)
+        due_ordinal = int(due)
+        rank = _urgency(_FIXED.get(kind, _OK), due_ordinal)
+        template = self.encoder.template(path, head, middle, tail)
+        return Kept(key_of(file), path, kind, due_ordinal, int(last), rank, template)
+
+    def snapshot(self, cache: ParseCache, cwd: Path, targets: Sequence[Path]) -> Snapshot | None:
+        """The report snapshot for this run, beside the parse cache (none without one)."""
+        if not cache.active or cache.file is None:
+            return None
+        key = snapshot_key(
+            "check",
+            cache.fingerprint,
+            self._token,
+            os.path.abspath(cwd),  # noqa: PTH100 (not resolved: as the walk names files)
+            [os.fspath(target) for target in targets],
+            code_fingerprint(),
+        )
+        file = snapshot_file(cache.file)
+        return Snapshot.open(file, key, cache.stamp_ns, RACY_NS, self.encoder.separator)
 
 
 @contextmanager
@@ -255,9 +339,12 @@ def _examined(
     cache: ParseCache | None,
     progress: Progress | None,
     encoding: _Encoding | None,
+    snapshot: Snapshot | None = None,
 ) -> Iterator[Examined | Preencoded]:
     """:func:`examine`; with ``encoding``, documents whose cache entry holds their report
-    entry's parts come as those, and the parts of others are kept."""
+    entry's parts come as those, and the parts of others are kept. With ``snapshot`` (and
+    ``encoding``), those it answers for come from it, and it is written anew at the end if
+    anything changed."""
     found = resolve_targets(settings, targets, cwd)
     content = settings.content
     discovery = Discovery(
@@ -292,13 +379,24 @@ def _examined(
         return record if parts is None else record + _PARTS + parts
 
     def preencoded(
-        doc: Examined, record: FactsRecord, stored: FactsRecord
+        file: SourceFile | None, doc: Examined, record: FactsRecord, stored: FactsRecord
     ) -> Examined | Preencoded:
         """``doc`` as its entry's parts just kept give it, so that its report is not built a
-        second time; as it is when there are none."""
-        if stored is record or encoding is None:
+        second time; as it is when there are none. What is kept goes in the report snapshot
+        too, for ``file`` (None: it is there already)."""
+        if encoding is None:
             return doc
-        return encoding.ready(doc.path, record, stored[len(record) + 1 :], sealed=True) or doc
+        if stored is record:
+            if snapshot is not None and file is not None:  # see _Encoding.parts
+                snapshot.keep(file, encoding.kept(file, doc.path, None))
+            return doc
+        parts = stored[len(record) + 1 :]
+        ready = encoding.ready(doc.path, record, parts, sealed=True)
+        if snapshot is not None and file is not None:
+            kept = encoding.kept(file, doc.path, parts.partition(_PART)[2])
+            if snapshot.keep(file, kept) and ready is not None:
+                return ready._replace(template=kept.template)
+        return ready or doc
 
     def outcome(file: SourceFile, cached: Examined | None, read: Outcome) -> Examined | Preencoded:
         if read.facts is None:  # the contents are those cached
@@ -311,13 +409,23 @@ def _examined(
             return doc
         stored = kept(read.facts, doc)
         cache.store(file, read.digest, stored, read.route)
-        return preencoded(doc, read.facts, stored)
+        return preencoded(file, doc, read.facts, stored)
 
     lookup, holds = cache.lookup, cache.holds
     debug = log.isEnabledFor(logging.DEBUG)
+    items: Iterator[tuple[SourceFile | Problem, bool]]
+    if snapshot is not None:
+        assert encoding is not None
+        # Documents the snapshot does not answer for are then few: looked up one at a time.
+        cache.sparse = snapshot.loaded > 0
+        items = _split_unanswered(discovery, found, snapshot, encoding, workers) or _unanswered(
+            discovery.iter_files(found), snapshot, encoding
+        )
+    else:
+        items = ((item, False) for item in discovery.iter_files(found))
     found_count = unreadable = to_read = 0
     with Reader[_Task](ReadingSettings.of(settings), workers, threshold, progress) as reader:
-        for item in discovery.iter_files(found):  # the hot loop of every run
+        for item, in_snapshot in items:  # the hot loop of every run without a snapshot
             found_count += 1
             if isinstance(item, Problem):
                 unreadable += 1
@@ -338,6 +446,10 @@ def _examined(
                         ready = encoding.ready(item.display, record, parts)
                     except MalformedRecord:
                         ready, parts = None, ""  # its facts still answer: kept again below
+                    if snapshot is not None and parts and not in_snapshot:
+                        kept_entry = encoding.kept(item, item.display, parts.partition(_PART)[2])
+                        if snapshot.keep(item, kept_entry) and ready is not None:
+                            ready = ready._replace(template=kept_entry.template)
                     if ready is not None:
                         if debug:
                             log.debug("from the parse cache: %s", shown(item.display))
@@ -351,7 +463,7 @@ def _examined(
                         stored = kept(record, cached)
                         if stored is not record:
                             cache.store(item, entry.digest, stored, entry.route)
-                        yield preencoded(cached, record, stored)
+                        yield preencoded(None if in_snapshot else item, cached, record, stored)
                         continue
                     yield cached
                     continue
@@ -366,6 +478,13 @@ def _examined(
                     yield outcome(file, known, read)
         for (file, known), read in reader.finish():
             yield outcome(file, known, read)
+    if snapshot is not None:
+        found_count += len(snapshot.listed)
+        cache.sparse = False
+        if snapshot.index:  # files it held that this run did not meet: changed, or gone
+            for path in snapshot.gone():
+                cache.forget(path)
+        snapshot.save()
     log.info(
         "documents: %d found, %d read, %d from the parse cache%s%s",
         found_count,
@@ -374,6 +493,115 @@ def _examined(
         "" if cache.enabled else " (the cache is off)",
         f", {unreadable} could not be listed or opened" if unreadable else "",
     )
+
+
+def _unanswered(
+    items: Iterable[SourceFile | Problem], snapshot: Snapshot, encoding: _Encoding
+) -> Iterator[tuple[SourceFile | Problem, bool]]:
+    """The files and problems of ``items`` the report snapshot does not answer for, each with
+    whether it holds the document's entry all the same (to be built from its facts: a review
+    recorded after today, a snooze or a rubber stamp). Those it answers for go to
+    :attr:`Snapshot.listed`, and all it holds are taken out of its index. The hot loop of a
+    warm run."""
+    take, kinds = snapshot.index.pop, snapshot.kinds
+    listed, needed = snapshot.listed.append, snapshot.needed.append
+    # A review recorded after the day of the run, or a snoozed or rubber-stamped document, needs
+    # its facts: checked only when there can be one.
+    today = encoding.today
+    lasts = snapshot.lasts if snapshot.latest_review > today else None
+    marked = encoding.marked
+    for item in items:
+        if type(item) is not SourceFile:
+            yield item, False
+        elif (i := take(key_of(item), None)) is None:
+            snapshot.changed = True
+            yield item, False
+        elif (
+            (kinds[i] in _BEFORE_REVIEW)
+            if lasts is not None and lasts[i] > today
+            else (kinds[i] in _ANY_DAY)
+        ) and not (marked and without_surrogates(item.display) in marked):
+            listed(i)  # its entry comes from the snapshot: see _entries
+        else:
+            needed(i)
+            yield item, True
+
+
+SPLIT_FROM = 20_000  # documents in the snapshot from which a warm run walks in two processes
+
+
+def _split_unanswered(
+    discovery: Discovery,
+    found: list[Path],
+    snapshot: Snapshot,
+    encoding: _Encoding,
+    workers: int,
+) -> Iterator[tuple[SourceFile | Problem, bool]] | None:
+    """:func:`_unanswered` for a warm run over a large library: the walk of its one folder
+    split between this process and a forked one, which sends back what it found (indexes in
+    the snapshot, and the few files it does not answer for). None when the run is not of that
+    kind; what one process would find when either half follows a link to a folder (the order
+    of the walk then matters) or the other process fails."""
+    if (
+        snapshot.loaded < SPLIT_FROM
+        or workers < 2
+        or len(found) != 1
+        or start_method() != "fork"
+        or not os.path.isdir(discovery.absolute(found[0]))  # noqa: PTH112
+    ):
+        return None
+    target = found[0]
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other half
+        status = 1
+        try:
+            os.close(reader)
+            others = list(_unanswered(discovery.walk_share(target, 1, 2), snapshot, encoding))
+            report = (
+                snapshot.listed,
+                snapshot.needed,
+                others,
+                snapshot.changed,
+                discovery.followed_links,
+            )
+            with os.fdopen(writer, "wb") as pipe:
+                pickle.dump(report, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    try:
+        mine = list(_unanswered(discovery.walk_share(target, 0, 2), snapshot, encoding))
+        with os.fdopen(reader, "rb") as pipe:
+            sent = pipe.read()
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        raise
+    try:
+        if status != 0:
+            raise ValueError(f"exit status {status}")
+        listed, needed, others, changed, followed = pickle.loads(sent)  # noqa: S301 (our own fork)
+    except (ValueError, pickle.UnpicklingError, EOFError) as exc:
+        log.debug("the second half of the walk failed (%s): walking it here", exc)
+        followed = True
+    if followed or discovery.followed_links:
+        snapshot.index = dict(zip(snapshot.keys, range(snapshot.loaded), strict=True))
+        snapshot.listed.clear()
+        snapshot.needed.clear()
+        snapshot.changed = False
+        discovery.followed_links = False
+        return _unanswered(discovery.iter_files(found), snapshot, encoding)
+    index, keys = snapshot.index, snapshot.keys
+    for i in chain(listed, needed):
+        del index[keys[i]]
+    snapshot.listed += listed
+    snapshot.needed += needed
+    snapshot.changed |= changed
+    return chain(mine, others)
 
 
 def validate_files(
@@ -575,17 +803,25 @@ def check(
             return replace(
                 result,
                 documents=[],
-                encoded=[_encoded(encoder, report) for report in result.documents],
+                encoded=_collected([_encoded(encoder, report) for report in result.documents]),
             )
         encoding = _Encoding(encoder, policy, settings.fields, today, rules, evidence)
         with scanning(settings, cwd, use_cache, cache) as cache:
+            snapshot = encoding.snapshot(cache, cwd, targets) if cache is not None else None
             entries = _entries(
                 _examined(
-                    settings, targets, cwd, cache=cache, progress=progress, encoding=encoding
+                    settings,
+                    targets,
+                    cwd,
+                    cache=cache,
+                    progress=progress,
+                    encoding=encoding,
+                    snapshot=snapshot,
                 ),
                 encoding,
                 selection,
                 evidence,
+                snapshot,
             )
         return CheckResult(
             today, settings.review.timezone, settings.review.due_soon_days, [], None, entries
@@ -619,15 +855,56 @@ _LAST = date.max.toordinal()
 _ORDINALS = _LAST + 1
 _VALUES = {state: state.value for state in State}
 _OVERDUE, _DUE_SOON, _OK = State.OVERDUE, State.DUE_SOON, State.OK
-_FIXED = {"E": State.EXEMPT, "I": State.INVALID}
+_FIXED = {"E": State.EXEMPT, "I": State.INVALID, "e": State.EXEMPT, "i": State.INVALID}
 _RANK = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}  # DocumentReport.urgency
 
 
-def _encoded(encoder: EntryEncoder, report: DocumentReport) -> EncodedReport:
+class _Written(NamedTuple):
+    """One document's report entry, written out, or how to write it (see :class:`_Pieces`)."""
+
+    state: State
+    text: str | Callable[[], str]
+    snoozed: bool = False
+    rubber_stamped: bool = False
+
+
+class _Pieces:
+    """The report's entries in pieces of text, each given as it is or as how to write it: the
+    entries the report snapshot keeps are filled in as the report is written, so that a large
+    report is never held whole beside the snapshot. Iterated anew each time."""
+
+    def __init__(self, pieces: list[str | Callable[[], str]]) -> None:
+        self._pieces = pieces
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            yield piece if isinstance(piece, str) else piece()
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+
+def _fill(template: str, values: tuple[str | int, ...], day: str | None) -> str:
+    """``template`` (of one or more entries) filled with ``values``; ``day`` where _DAY
+    stands, if given."""
+    filled = template % values
+    return filled if day is None else filled.replace(_DAY, day)
+
+
+def _encoded(encoder: EntryEncoder, report: DocumentReport) -> _Written:
     head, middle, tail = encoder.parts(report)
     state = report.state
     entry = encoder.entry(report.path, head, state.value, middle, report.days_until_due, tail)
-    return EncodedReport(state, entry, report.snoozed is not None, report.rubber_stamped)
+    return _Written(state, json_safe(entry), report.snoozed is not None, report.rubber_stamped)
+
+
+def _collected(written: Sequence[_Written]) -> EncodedEntries:
+    return EncodedEntries(
+        [entry.state for entry in written],
+        _Pieces([entry.text for entry in written]),
+        sum(entry.snoozed for entry in written),
+        sum(entry.rubber_stamped for entry in written),
+    )
 
 
 def _entries(
@@ -635,21 +912,23 @@ def _entries(
     encoding: _Encoding,
     selection: Selection,
     evidence: Evidence | None,
-) -> list[EncodedReport]:
-    """The report's entries in report order (``DocumentReport.urgency``)."""
+    snapshot: Snapshot | None = None,
+) -> EncodedEntries:
+    """The report's entries in report order (``DocumentReport.urgency``): those of
+    ``documents``, merged with those the snapshot answered for (as ``documents`` ran)."""
     encoder = encoding.encoder
     policy, names, today, rules = encoding._args
-    today_ordinal = today.toordinal()
+    today_ordinal, today_shown = today.toordinal(), today.isoformat()
     window = policy.due_soon_days
     states = selection.states
     entry = encoder.entry
     # DocumentReport.urgency as one number (rank, then dated first, then the due date's
     # ordinal), and the path: cheaper to build and compare than the four-item key.
-    ranked: list[tuple[int, str, EncodedReport]] = []
+    ranked: list[tuple[int, str, _Written]] = []
     add = ranked.append
     for doc in documents:
         if type(doc) is Preencoded:
-            path, kind, due, head, middle, tail = doc
+            path, kind, due, head, middle, tail, template = doc
             days = due - today_ordinal if due else None
             if kind == "D":
                 assert days is not None
@@ -658,8 +937,15 @@ def _entries(
                 state = _FIXED[kind]
             if states and state not in states:
                 continue
-            line = entry(path, head, _VALUES[state], middle, days, tail)
-            add((_urgency(state, due), path, EncodedReport(state, line)))
+            day = today_shown if kind in _BEFORE_REVIEW else None
+            text: str | Callable[[], str]
+            if template:  # kept in the snapshot: filled as the report is written
+                values = (_VALUES[state], "null" if days is None else days)
+                text = partial(_fill, template, values, day)
+            else:
+                text = entry(path, head, _VALUES[state], middle, days, tail)
+                text = text if day is None else text.replace(_DAY, day)
+            add((_urgency(state, due), path, _Written(state, text)))
             continue
         assert isinstance(doc, Examined)
         report = build_report(doc, policy, names, today, rules)
@@ -669,7 +955,127 @@ def _entries(
             due_ordinal = report.due.toordinal() if report.due is not None else 0
             add((_urgency(report.state, due_ordinal), report.path, _encoded(encoder, report)))
     ranked.sort()  # still with few collections: see scanning()
-    return [item[2] for item in ranked]
+    if snapshot is None or not snapshot.listed:
+        return _collected([item[2] for item in ranked])
+    listed = snapshot.listed
+    listed.sort()  # the snapshot's entries are in report order
+    if states:
+        return _selected(snapshot, ranked, selection, today, window)
+    return _filled(snapshot, ranked, today_ordinal, today_shown, window)
+
+
+def _filled(
+    snapshot: Snapshot,
+    ranked: list[tuple[int, str, _Written]],
+    today: int,
+    today_shown: str,
+    window: int,
+) -> EncodedEntries:
+    """The entries the snapshot answered for (:attr:`Snapshot.listed`, sorted), with those of
+    ``ranked`` (sorted) where they belong, on the day of ordinal ``today``. The templates of
+    consecutive kept entries are filled together, in one ``%``: every one of them at once when
+    nothing changed."""
+    listed = snapshot.listed
+    kinds, dues, text = snapshot.kinds, snapshot.dues, snapshot.text
+    states: list[State] = []
+    pieces: list[str | Callable[[], str]] = []
+    snoozed = stamped = 0
+
+    def fill(low: int, high: int) -> None:
+        """The kept entries ``low`` to ``high`` (excluded), which are consecutive: their
+        states now, their text as the report is written."""
+        values: list[str | int] = []
+        state_of, add_values = states.append, values.extend
+        for kind, due in zip(kinds[low:high], dues[low:high], strict=True):
+            if kind == "D":
+                days = due - today
+                state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
+                add_values((_VALUES[state], days))
+            else:
+                state = _FIXED[kind]
+                add_values((_VALUES[state], due - today if due else "null"))
+            state_of(state)
+        if low == 0 and high == len(kinds):  # the whole text
+            template = text
+        else:
+            starts, lengths = snapshot.starts, snapshot.lengths
+            template = text[starts[low] : starts[high - 1] + lengths[high - 1]]
+        future = any(kind in kinds[low:high] for kind in _BEFORE_REVIEW)
+        pieces.append(partial(_fill, template, tuple(values), today_shown if future else None))
+
+    def add(entry: _Written) -> None:
+        nonlocal snoozed, stamped
+        states.append(entry.state)
+        pieces.append(entry.text)
+        snoozed += entry.snoozed
+        stamped += entry.rubber_stamped
+
+    # Where each entry of ``ranked`` goes: before the kept entry at that position of ``listed``.
+    ranks = snapshot.ranks if ranked else []
+    paths = snapshot.paths if ranked else []
+    cuts = [
+        bisect_left(listed, (rank, path), key=lambda i: (ranks[i], paths[i]))
+        for rank, path, _ in ranked
+    ]
+    following = 0  # the next entry of ranked
+    first = 0  # where the current run of consecutive kept entries starts in listed
+    for position in range(len(listed)):
+        if following < len(cuts) and cuts[following] == position:
+            if first < position:
+                fill(listed[first], listed[position - 1] + 1)
+            while following < len(cuts) and cuts[following] == position:
+                add(ranked[following][2])
+                following += 1
+            first = position
+        elif position > first and listed[position] != listed[position - 1] + 1:
+            fill(listed[first], listed[position - 1] + 1)
+            first = position
+    if first < len(listed):
+        fill(listed[first], listed[-1] + 1)
+    for _, _, entry in ranked[following:]:
+        add(entry)
+    return EncodedEntries(states, _Pieces(pieces), snoozed, stamped)
+
+
+def _selected(
+    snapshot: Snapshot,
+    ranked: list[tuple[int, str, _Written]],
+    selection: Selection,
+    today: date,
+    window: int,
+) -> EncodedEntries:
+    """:func:`_filled` for a report of some states only: entry by entry."""
+    today_ordinal, today_shown = today.toordinal(), today.isoformat()
+    kinds, dues, template = snapshot.kinds, snapshot.dues, snapshot.template
+    ranks, paths = snapshot.ranks, snapshot.paths
+    states = selection.states
+    written: list[_Written] = []
+    out = written.append
+    pending = iter(ranked)
+    following = next(pending, None)
+    for i in snapshot.listed:
+        while following is not None and (following[0], following[1]) < (ranks[i], paths[i]):
+            out(following[2])
+            following = next(pending, None)
+        due = dues[i]
+        days: int | None = due - today_ordinal if due else None
+        if (kind := kinds[i]) == "D":
+            assert days is not None
+            state = _OVERDUE if days < 0 else _DUE_SOON if days <= window else _OK
+        else:
+            state = _FIXED[kind]
+        if state not in states:
+            continue
+        values = (_VALUES[state], "null" if days is None else days)
+        out(
+            _Written(
+                state, _fill(template(i), values, today_shown if kind in _BEFORE_REVIEW else None)
+            )
+        )
+    if following is not None:
+        out(following[2])
+        written.extend(item[2] for item in pending)
+    return _collected(written)
 
 
 def _urgency(state: State, due: int) -> int:

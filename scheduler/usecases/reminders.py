@@ -30,7 +30,6 @@ from scheduler.runtime.cycle import (
     preview_digest,
     run_cycle,
 )
-from scheduler.runtime.daemon import CYCLE_LEASE, cycle_trigger
 from scheduler.runtime.health import HealthPolicy, Status, judge, missed_slots
 from scheduler.store import (
     Lease,
@@ -139,6 +138,10 @@ def health_policy(settings: Settings, require_daemon: bool = False) -> HealthPol
 def status(settings: Settings, cwd: Path, now: datetime, *, require_daemon: bool = False) -> Status:
     """The service's figures and the findings of the health rules on them. Reads the store
     without writing anything (it may be read-only); a store that cannot be read is a finding."""
+    # The daemon's schedule (APScheduler, and the calendar feeds the daemon publishes) is
+    # imported only here: a cycle run by ``send`` needs none of it.
+    from scheduler.runtime.daemon import cycle_trigger
+
     policy = health_policy(settings, require_daemon)
     trigger = cycle_trigger(settings)
     status = Status(
@@ -160,6 +163,8 @@ def status(settings: Settings, cwd: Path, now: datetime, *, require_daemon: bool
 def _stored_status(
     status: Status, settings: Settings, cwd: Path, now: datetime, policy: HealthPolicy
 ) -> Status:
+    from scheduler.runtime.daemon import CYCLE_LEASE, cycle_trigger
+
     with open_read_only(settings.store, cwd) as store:
         holder = store.lock_holder()
         last = store.runs.last(CYCLE)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from scheduler.config import Settings
 from scheduler.content.cadence import Cadence
@@ -35,7 +36,7 @@ from scheduler.content.metadata import ParsingRules
 from scheduler.content.schedule import Frequencies
 from scheduler.errors import SchedulerError, StoreError, UsageError
 from scheduler.notify.reminders import OUTSTANDING
-from scheduler.results import DocumentReport, Evidence, Snoozed
+from scheduler.results import DocumentReport, Evidence, Snoozed, State
 from scheduler.store import (
     LogEntry,
     LogKind,
@@ -255,9 +256,21 @@ def observe(
         store.reviews.observe(updates, entries)
 
 
+class Observable(Protocol):
+    """What noticing a date changed by hand needs of a document: a :class:`DocumentReport`
+    has it, and so has the lighter record a cycle works from."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def last_reviewed(self) -> date | None: ...
+
+
 def observed(
     seen: Mapping[str, Seen],
-    documents: Iterable[DocumentReport],
+    documents: Iterable[Observable],
     cwd: Path,
     settings: Settings,
     now: datetime,
