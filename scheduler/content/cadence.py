@@ -161,6 +161,7 @@ def _check_length(text: str, cadence: Cadence) -> None:
         )
 
 
+@functools.lru_cache(maxsize=8192)  # dates and cadences recur across a library
 def due_date(last_reviewed: date | None, cadence: Cadence | None) -> date | None:
     """``last_reviewed + interval`` in one step, or ``None`` when either is unknown."""
     if last_reviewed is None or cadence is None:

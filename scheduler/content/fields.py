@@ -264,8 +264,15 @@ def license_(value: object, rules: Rules | None = None) -> str:
     return _one_of(value, rules.licenses, "license")
 
 
+# Addresses urlsplit always accepts: a lower-case http(s) scheme, a host of letters, digits,
+# dots and hyphens, and printable ASCII after it (no whitespace). Checked first: most are such.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(?:[/?#][!-~]*)?")
+
+
 def web_address(value: object, rules: Rules | None = None) -> str:
     written = stripped_text(value)
+    if _PLAIN_URL.fullmatch(written) is not None:
+        return written
     parts = urlsplit(written)
     if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", written):
         raise invalid(

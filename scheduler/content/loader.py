@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 from wcmatch import glob as wcglob
 
@@ -535,7 +535,7 @@ def load_document(file: SourceFile, max_bytes: int) -> LoadedDocument:
     ) -> LoadedDocument:
         return LoadedDocument(file, None, (*named, rule(path, line, None, message, hint)), digest)
 
-    if head.text.strip() == "":
+    if not head.text or head.text.isspace():  # what strip() would leave empty, without a copy
         return fail(
             rules.EMPTY_FILE, None, "is empty", "start the file with a '---' frontmatter block"
         )
@@ -606,7 +606,9 @@ _OVERSIZED = b"oversized"  # the digest of a file too large to read: its size de
 class _Head:
     text: str
     closing: int | None  # offset of the closing fence in ``text``
-    digest: bytes  # SHA-256 of every byte read: all that the result can depend on
+    # SHA-256 of every byte the result can depend on: those read, or (when the first read holds
+    # the whole head) those up to the end of the closing fence's line.
+    digest: bytes
 
 
 def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
@@ -615,20 +617,31 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
     Undecodable bytes are kept as lone surrogates so they can be reported with their line.
     A UTF-8 byte-order mark is dropped.
     """
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
-    hasher = hashlib.sha256()
+    decoder: codecs.IncrementalDecoder | None = None
+    pieces: list[bytes] = []
     text = ""
     read = 0
     search_from = 0
-    with _open_regular(path, follow) as handle:
+    fd = _open_regular(path, follow)
+    try:
         while True:
-            chunk = handle.read(_CHUNK if read == 0 else max(_CHUNK, read))
-            hasher.update(chunk)
+            chunk = _read_up_to(fd, _CHUNK if read == 0 else max(_CHUNK, read))
+            pieces.append(chunk)
             read += len(chunk)
             eof = not chunk or read >= max_bytes
-            text += decoder.decode(chunk, final=eof)
+            if decoder is None and read == len(chunk) >= 3 and chunk[-1] < 0x80:
+                # The first piece, ending in ASCII, so no character is cut in two: decoded in
+                # one step as the incremental decoder would, which then goes on as plain UTF-8.
+                text = chunk.decode("utf-8", "surrogateescape")
+                if text.startswith("\ufeff"):
+                    text = text[1:]
+                decoder = _UTF8("surrogateescape")
+            else:
+                if decoder is None:
+                    decoder = _UTF8_SIG("surrogateescape")
+                text += decoder.decode(chunk, final=eof)
             if read <= len(chunk) and not FM_BOUNDARY.match(text):
-                return _Head(text, None, hasher.digest())
+                return _Head(text, None, _digest(pieces, text, None))
             if search_from == 0:
                 first_break = text.find("\n")
                 if first_break >= 0:
@@ -636,10 +649,49 @@ def _read_head(path: str, max_bytes: int, follow: bool = False) -> _Head:
             if search_from:
                 found = FM_BOUNDARY.search(text, search_from)
                 if found is not None:
-                    return _Head(text, found.start(), hasher.digest())
+                    return _Head(text, found.start(), _digest(pieces, text, found.start()))
                 search_from = max(search_from, text.rfind("\n", 0, len(text) - 1) + 1)
             if eof:
-                return _Head(text, None, hasher.digest())
+                return _Head(text, None, _digest(pieces, text, None))
+    finally:
+        os.close(fd)
+
+
+def _digest(pieces: list[bytes], text: str, closing: int | None) -> bytes:
+    """The SHA-256 of the bytes read (``pieces``, decoded so far as ``text``) that reading the
+    head depends on: up to the end of the line of the closing fence at ``closing``, when that
+    line ends in them (the body after it never counts), else all of them."""
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    line_end = -1 if closing is None else text.find("\n", closing)
+    if line_end < 0:
+        return hashlib.sha256(data).digest()
+    end = line_end + 1  # in characters of ``text``; in bytes:
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if len(data) - bom == len(text):  # one byte per character (undecodable bytes too)
+        end += bom
+    else:  # surrogateescape gives back the very bytes decoded
+        end = bom + len(text[:end].encode("utf-8", "surrogateescape"))
+    return hashlib.sha256(data[:end]).digest()
+
+
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+_UTF8_SIG = codecs.getincrementaldecoder("utf-8-sig")
+
+
+def _read_up_to(fd: int, size: int) -> bytes:
+    """``size`` bytes from ``fd``, fewer only at the end of the file (as a buffered read)."""
+    chunk = os.read(fd, size)
+    if len(chunk) == size or not chunk:
+        return chunk
+    pieces = [chunk]
+    got = len(chunk)
+    while got < size:
+        more = os.read(fd, size - got)
+        if not more:
+            break
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
 
 
 # Never wait on open: a FIFO put where a document was would block for ever. (A regular file
@@ -657,11 +709,11 @@ class _NotRegular(OSError):
         self.mode = mode
 
 
-def _open_regular(path: str, follow: bool) -> BinaryIO:
+def _open_regular(path: str, follow: bool) -> int:
     """Open ``path`` for reading if it is a regular file (checked on the opened file, so a
     file replaced after it was found is judged as it is now), else raise :class:`_NotRegular`.
     Unless ``follow``, a symbolic link put in the file's place is not followed (ELOOP): it could
-    lead out of the content root, past the check discovery made."""
+    lead out of the content root, past the check discovery made. Returns the descriptor."""
     fd = os.open(path, _OPEN_FLAGS if follow else _OPEN_FLAGS | _NO_FOLLOW)
     try:
         mode = os.fstat(fd).st_mode
@@ -670,7 +722,7 @@ def _open_regular(path: str, follow: bool) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
-    return os.fdopen(fd, "rb")
+    return fd
 
 
 def _size(n: int) -> str:
@@ -729,6 +781,12 @@ def parse_frontmatter(
     """Parse the YAML between the fences; ``first_line`` is the line of the opening fence
     (see :func:`scheduler.content.yaml_block.parse_frontmatter`). PyYAML is imported here, when
     a document is read, not by a run whose documents all come from the parse cache."""
-    from scheduler.content.yaml_block import parse_frontmatter as parse
+    global _PARSE
+    if _PARSE is None:
+        from scheduler.content.yaml_block import parse_frontmatter as parse
 
-    return parse(block, path, first_line)
+        _PARSE = parse
+    return _PARSE(block, path, first_line)
+
+
+_PARSE: Callable[[str, str, int], tuple[Frontmatter | None, list[Problem]]] | None = None

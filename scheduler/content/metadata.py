@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,8 @@ from scheduler.results import Problem
 from scheduler.rule_selection import FILE_IGNORE_KEY, file_ignores
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from scheduler.content.metadata_model import MetadataBase
 
 _DEFAULT_RULES = MetadataRules()
@@ -139,30 +141,27 @@ def validate(
         if wanted not in lines and wanted not in rules.required:
             problems.append(_missing(path, fm, key_of[wanted], wanted, near_miss, required=False))
 
-    present = {name: value for name, value in data.items() if value is not None}
+    present: dict[str, Any] = {}
     for name, value in data.items():
-        if value is None:
-            problems.append(
-                rule.EMPTY_VALUE(
-                    path,
-                    lines[name],
-                    key_of[name],
-                    "is empty",
-                    "write a value after the colon, or remove the line",
-                    severity=None if name in rules.required else rule.WARNING,
-                )
+        if value is not None:
+            present[name] = value
+            continue
+        problems.append(
+            rule.EMPTY_VALUE(
+                path,
+                lines[name],
+                key_of[name],
+                "is empty",
+                "write a value after the colon, or remove the line",
+                severity=None if name in rules.required else rule.WARNING,
             )
+        )
 
-    # pydantic is imported with the model, when the first document is read: a run whose
-    # documents all come from the parse cache never needs it.
-    from pydantic import ValidationError
-
-    from scheduler.content.metadata_model import Metadata
-
-    context = {"rules": settings.parsing}
+    model_for, invalid = _MODEL or _model()
+    model = model_for(settings.parsing)
     try:
-        metadata = Metadata.model_validate(present, context=context)
-    except ValidationError as exc:
+        metadata = model.model_validate(present)
+    except invalid as exc:
         failed: set[str] = set()
         for err in exc.errors():
             name = str(err["loc"][0])
@@ -176,9 +175,7 @@ def validate(
                     f"'{fm.raw[key]}'"
                 )
             problems.append(rule.INVALID[name](path, lines.get(name), key, message, hint))
-        metadata = Metadata.model_validate(
-            {k: v for k, v in present.items() if k not in failed}, context=context
-        )
+        metadata = model.model_validate({k: v for k, v in present.items() if k not in failed})
 
     title = data.get("title")
     if isinstance(title, str) and _NOT_ONE_LINE.search(title.strip()):
@@ -209,6 +206,22 @@ def validate(
         silenced,
         default,
     )
+
+
+_MODEL: tuple[Callable[[ParsingRules], type[MetadataBase]], type[ValidationError]] | None = None
+
+
+def _model() -> tuple[Callable[[ParsingRules], type[MetadataBase]], type[ValidationError]]:
+    """The metadata model's maker and pydantic's error, imported when the first document is
+    validated (a run whose documents all come from the parse cache never needs pydantic), then
+    kept: an import statement costs a lookup on every document."""
+    global _MODEL
+    from pydantic import ValidationError
+
+    from scheduler.content.metadata_model import model_for
+
+    _MODEL = (model_for, ValidationError)
+    return _MODEL
 
 
 # Line breaks (of any kind) and other control characters, which a one-line field must not hold.

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # multiprocessing is imported when a pool starts: most runs n
 log = logging.getLogger(__name__)
 
 CHUNK = 250  # documents per piece of work sent to a worker
+_ROUTES_KEPT = 1024  # route texts kept per process: a library has few lists of editors
 
 
 class Progress(Protocol):
@@ -102,6 +103,18 @@ class _Context:
         self.router = Router(
             settings.routing, settings.names.key("owner"), settings.allowed_domains
         )
+        self._routes: dict[tuple[str, ...], str] = {}  # editors -> route text, without problems
+
+    def route_text(self, editors: tuple[str, ...], problems: tuple[Problem, ...]) -> str:
+        """:func:`route_text`, written once per list of editors when there are no problems."""
+        if problems:
+            return route_text(editors, problems)
+        text = self._routes.get(editors)
+        if text is None:
+            if len(self._routes) >= _ROUTES_KEPT:
+                self._routes.clear()
+            text = self._routes[editors] = route_text(editors, ())
+        return text
 
     def unowned(
         self, path: str, editors: tuple[str, ...], status: str | None
@@ -122,7 +135,7 @@ class _Context:
                 problems = tuple(
                     p for p in problems if p.is_error or p.code not in validated.silenced
                 )
-            return Outcome(loaded.digest, encode_facts(facts), route_text(editors, problems))
+            return Outcome(loaded.digest, encode_facts(facts), self.route_text(editors, problems))
         except Exception as exc:  # one broken file must never stop the run
             log.exception("unexpected failure reading %s", file.display)
             return self.failed(
@@ -201,6 +214,12 @@ class _Piece(Generic[T]):
     future: Future[list[Outcome]] | None = None
     outcomes: list[Outcome] | None = None
     pool: ProcessPoolExecutor | None = None  # the pool the future belongs to
+    # Its outcomes can be taken without waiting: set here, or by the pool's thread when the
+    # future is done (a plain attribute: cheaper to look at than asking the future).
+    done: bool = False
+
+    def finished(self, future: Future[list[Outcome]]) -> None:
+        self.done = True
 
 
 class Reader(Generic[T]):
@@ -268,12 +287,15 @@ class Reader(Generic[T]):
         """Whether results are on their way (so :meth:`ready` may have some)."""
         return bool(self._pieces)
 
-    def ready(self) -> Iterator[tuple[T, Outcome]]:
-        """Results that are done, without waiting."""
-        while self._pieces and (
-            self._pieces[0].outcomes is not None
-            or (self._pieces[0].future is not None and self._pieces[0].future.done())
-        ):
+    def ready(self) -> Iterable[tuple[T, Outcome]]:
+        """Results that are done, without waiting. (Asked after every file added: when the
+        oldest piece is not done, which is most of the time, this costs two attribute reads.)"""
+        if not (self._pieces and self._pieces[0].done):
+            return ()
+        return self._ready()
+
+    def _ready(self) -> Iterator[tuple[T, Outcome]]:
+        while self._pieces and self._pieces[0].done:
             yield from self._take()
 
     def finish(self) -> Iterator[tuple[T, Outcome]]:
@@ -292,9 +314,11 @@ class Reader(Generic[T]):
                 self._wait(next(p for p in self._pieces if p.future is not None))
             if self._pool is not None:
                 piece.pool, piece.future = self._submit(piece.work)
+                piece.future.add_done_callback(piece.finished)
                 self._in_flight += 1
             else:
                 piece.outcomes = [self._here().read(f, expect) for f, expect in piece.work]
+                piece.done = True
                 if self._progress is not None:
                     self._progress.advance(len(piece.work))
             self._pieces.append(piece)
@@ -344,6 +368,7 @@ class Reader(Generic[T]):
                 self._replace_pool(piece.pool)
                 piece.outcomes = [self._read_alone(file, expect) for file, expect in piece.work]
             piece.future = piece.pool = None
+            piece.done = True
             self._in_flight -= 1
             if self._progress is not None:
                 self._progress.advance(len(piece.work))

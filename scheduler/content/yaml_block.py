@@ -30,6 +30,16 @@ def parse_frontmatter(
     Safe YAML only. Anchors and aliases are refused before anything is built, so an alias
     bomb costs a scan, not memory. Duplicate keys, which PyYAML silently collapses, are errors.
     """
+    simple = _read_simple(block, path, first_line)
+    if simple is not None:
+        return simple
+    return parse_with_libyaml(block, path, first_line)
+
+
+def parse_with_libyaml(
+    block: str, path: str, first_line: int = 1
+) -> tuple[Frontmatter | None, list[Problem]]:
+    """:func:`parse_frontmatter` for any text: libyaml's composer, then the safe constructor."""
     lines = _Lines(block, first_line + 1)  # YAML's line 0 is the line after the fence
 
     if _needs_scan(block) and (refused := _scan_events(block, path, lines)) is not None:
@@ -383,3 +393,157 @@ def _nested_lines(node: yaml.MappingNode, prefix: str, lines: _Lines, out: dict[
                 out[path] = lines.of(key_node.start_mark)
                 if isinstance(value_node, yaml.MappingNode):
                     pending.append((value_node, path))
+
+
+# --- the common shape, read without libyaml
+
+# Most frontmatter is one key per line: plain or quoted text on one line, or a list of such
+# items under a key with no value. Text that is wholly in that shape, written in the characters
+# below, is read here with one regular expression, giving what libyaml and the safe constructor
+# give (tests/test_yaml_simple.py compares the two on every corpus and on generated text);
+# anything else (comments, tabs, nesting, flow collections, anchors, tags, escapes, text over
+# several lines, other line breaks, a value that cannot be built) goes to libyaml. Keeping to
+# a shape where YAML has no choices to make is what makes the two agree, so the shape is narrow
+# on purpose: a character it leaves out only costs the libyaml path's time.
+
+# Printable characters as libyaml's reader accepts them beyond ASCII, less the line breaks only
+# YAML knows (U+2028, U+2029) and the byte-order mark (skipped at the start of a line).
+_WIDE = "\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff"
+_SAFE = "!-9;-~" + _WIDE  # printable, less space and colon
+_SAFE_NOT_HASH = '!"$-9;-~' + _WIDE  # after a space, "#" starts a comment
+# A plain value: not starting with an indicator; a colon only before a character of its own
+# (": " would start a mapping); spaces only between characters (trailing ones are not part of
+# it, and " #" starts a comment).
+_PLAIN = (
+    rf"(?![-?,\[\]{{}}#&*!|>'\"%@`])[{_SAFE}]"
+    rf"(?:[{_SAFE}]++|:(?=[{_SAFE}])| ++(?=[{_SAFE_NOT_HASH}]))*+"
+)
+# Quoted on one line: with '' for a quote in single quotes, and no escapes in double quotes.
+_QUOTED_SINGLE = rf"'(?:[ -&(-~{_WIDE}]++|'')*+'"
+_QUOTED_DOUBLE = rf'"[ !#-\[\]-~{_WIDE}]*+"'
+_VALUE = f"(?:{_PLAIN}|{_QUOTED_SINGLE}|{_QUOTED_DOUBLE})"
+_END = f"(?: ++#[ :{_SAFE}]*+| *+)"  # of a line: spaces, or a comment after one at least
+# One line: "key: value", "key:" (a list follows, or the value is empty), "- item", a comment,
+# or empty.
+_SIMPLE_LINE = re.compile(
+    rf"^(?:([A-Za-z_][A-Za-z0-9_.\-]{{0,200}}):(?: ++({_VALUE}))?{_END}"
+    rf"|( *+)- ++({_VALUE}){_END}| *+#[ :{_SAFE}]*+|)$\n?",
+    re.MULTILINE,
+)
+# The first characters of the plain values the safe resolver may read as something other than
+# text (numbers, dates, yes/no, null, "=" and "<<"): any other plain value is text.
+_RESOLVABLE = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers) - {""}
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_BUILT: dict[tuple[str, str], Any] = {}  # (tag, text) -> value: every one is immutable
+_BUILT_MAX = 4096
+
+
+class _NotSimple(Exception):
+    """The text is in the common shape, but holds what the libyaml path must judge."""
+
+
+def _read_simple(
+    block: str, path: str, first_line: int
+) -> tuple[Frontmatter, list[Problem]] | None:
+    """:func:`parse_frontmatter` for text wholly in the common shape; ``None`` for any other."""
+    rows = _SIMPLE_LINE.findall(block)
+    if len(rows) != block.count("\n") + 1:  # a line is not in the shape
+        return None
+    values: dict[str, Any] = {}
+    key_lines: dict[str, int] = {}
+    raw: dict[str, str] = {}
+    problems: list[Problem] = []
+    line = first_line  # of the row before the first
+    open_key: str | None = None  # a key with no value, which a list may follow
+    items: list[str] = []
+    indent = ""
+    try:
+        for key, value, dash, item in rows:
+            line += 1
+            if key:
+                if open_key is not None:
+                    _close(open_key, items, values, raw)
+                    open_key = None
+                if key in key_lines:
+                    problems.append(
+                        rules.DUPLICATE_KEY(
+                            path,
+                            line,
+                            key,
+                            f"duplicate key (first on line {key_lines[key]}); "
+                            "YAML would keep only this one",
+                            "remove one of the two lines",
+                            column=1,
+                        )
+                    )
+                key_lines[key] = line
+                if not value:
+                    open_key, items = key, []
+                    continue
+                first = value[0]
+                if first == "'":
+                    values[key] = value[1:-1].replace("''", "'")
+                elif first == '"':
+                    values[key] = value[1:-1]
+                elif first not in _RESOLVABLE:
+                    values[key] = value
+                else:
+                    built = _plain(value)
+                    values[key] = built
+                    if not isinstance(built, str):
+                        raw[key] = value  # quoting it would make it text
+            elif item:
+                if open_key is None or (items and dash != indent):
+                    return None
+                indent = dash
+                first = item[0]
+                if first == "'":
+                    items.append(item[1:-1].replace("''", "'"))
+                elif first == '"':
+                    items.append(item[1:-1])
+                elif first not in _RESOLVABLE or isinstance(_plain(item), str):
+                    items.append(item)
+                else:
+                    return None  # a list holding other values than text
+        if open_key is not None:
+            _close(open_key, items, values, raw)
+    except _NotSimple:
+        return None
+    if not key_lines:
+        return None
+    return Frontmatter(values, key_lines, first_line, raw, {}), problems
+
+
+def _close(key: str, items: list[str], values: dict[str, Any], raw: dict[str, str]) -> None:
+    """A key with no value on its line: a list of the items after it, or empty (null)."""
+    if items:
+        values[key] = items
+    else:
+        values[key] = None
+        raw[key] = ""
+
+
+def _plain(text: str) -> Any:
+    """A plain scalar as the safe loader builds it: text, or what its resolved tag makes of it.
+    Raises :class:`_NotSimple` when it cannot be built (the libyaml path reports that)."""
+    tag = _scalar_tag(text, (True, False)) if len(text) <= _MEMO_LENGTH else _long_tag(text)
+    if tag == _STR_TAG:
+        return text
+    built = _BUILT.get((tag, text), _BUILT)
+    if built is not _BUILT:
+        return built
+    try:
+        built = _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, yaml.ScalarNode(tag, text))
+    except (ValueError, OverflowError):
+        if tag != _TIMESTAMP_TAG:
+            raise _NotSimple from None
+        built = text  # an impossible date: validation explains it
+    if len(_BUILT) >= _BUILT_MAX:
+        _BUILT.clear()
+    _BUILT[(tag, text)] = built
+    return built
+
+
+def _long_tag(text: str) -> str:
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+    return tag

@@ -68,12 +68,36 @@ class _Rule:
             else None
         )
         self.editors = editors
+        # Whether the frontmatter matches, by the values of the keys matched: they recur.
+        self._matched: dict[tuple[Any, ...], bool] = {}
 
     def applies(self, rel: str, fields: Mapping[str, Any]) -> bool:
-        for key, matches in self.match.items():
-            if not any(matches(v.casefold()) for v in as_texts(fields.get(key))):
-                return False
-        return self.paths is None or self.paths(rel) is not None
+        values = tuple(_hashable(fields.get(key)) for key in self.match)
+        matched = self._matched.get(values)
+        if matched is None:
+            matched = all(
+                any(matches(v.casefold()) for v in as_texts(fields.get(key)))
+                for key, matches in self.match.items()
+            )
+            if _MEMO not in values:
+                if len(self._matched) >= _MATCHES_KEPT:
+                    self._matched.clear()
+                self._matched[values] = matched
+        return matched and (self.paths is None or self.paths(rel) is not None)
+
+
+_MATCHES_KEPT = 4096
+_MEMO: Any = object()  # stands for a value not worth remembering matches for
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` as a key of what a rule made of it (its type included: as_texts writes a
+    yes/no value as true or false, 1 as 1): text, or a list of text, or None; else a marker."""
+    if value is None or value.__class__ is str:
+        return value
+    if value.__class__ is list and all(item.__class__ is str for item in value):
+        return (list, *value)
+    return _MEMO
 
 
 class Router:
