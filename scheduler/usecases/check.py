@@ -260,7 +260,7 @@ class _Encoding:
             return Kept(key_of(file), path, NEEDS_FACTS, 0, 0, 0, "")
         kind, due, last, head, middle, tail = parts.split(_PART)
         due_ordinal = int(due)
-        rank = _urgency(_FIXED.get(kind, _OK), due_ordinal)
+        rank = urgency_number(_FIXED.get(kind, _OK), due_ordinal)
         template = self.encoder.template(path, head, middle, tail)
         return Kept(key_of(file), path, kind, due_ordinal, int(last), rank, template)
 
@@ -945,7 +945,7 @@ def _entries(
             else:
                 text = entry(path, head, _VALUES[state], middle, days, tail)
                 text = text if day is None else text.replace(_DAY, day)
-            add((_urgency(state, due), path, _Written(state, text)))
+            add((urgency_number(state, due), path, _Written(state, text)))
             continue
         assert isinstance(doc, Examined)
         report = build_report(doc, policy, names, today, rules)
@@ -953,7 +953,7 @@ def _entries(
             report = with_evidence(report, evidence)
         if report in selection:
             due_ordinal = report.due.toordinal() if report.due is not None else 0
-            add((_urgency(report.state, due_ordinal), report.path, _encoded(encoder, report)))
+            add((urgency_number(report.state, due_ordinal), report.path, _encoded(encoder, report)))
     ranked.sort()  # still with few collections: see scanning()
     if snapshot is None or not snapshot.listed:
         return _collected([item[2] for item in ranked])
@@ -1078,7 +1078,7 @@ def _selected(
     return _collected(written)
 
 
-def _urgency(state: State, due: int) -> int:
+def urgency_number(state: State, due: int) -> int:
     """``DocumentReport.urgency`` less the path, for a due date's ordinal (0 for none)."""
     return (_RANK.get(state, 1) * 2 + (0 if due else 1)) * _ORDINALS + (due or _LAST)
 

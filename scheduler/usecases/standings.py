@@ -35,21 +35,14 @@ from scheduler.usecases.check import (
     examine,
     rule_selection,
     scanning,
+    urgency_number,
     with_evidence,
 )
-
-# DocumentReport.urgency less the path, as one number: the rank of the state (invalid first,
-# exempt last), dated before undated, then the due date's ordinal.
-_ORDINALS = date.max.toordinal() + 1
-_RANK = {State.INVALID: 0, State.EXEMPT: 2, State.UNSCHEDULED: 3}
 
 
 def urgency(state: State, due: date | None) -> int:
     """:attr:`DocumentReport.urgency` less the path, as one number: they order alike."""
-    rank = _RANK.get(state, 1) * 2
-    if due is None:
-        return (rank + 1) * _ORDINALS + _ORDINALS - 1
-    return rank * _ORDINALS + due.toordinal()
+    return urgency_number(state, due.toordinal() if due is not None else 0)
 
 
 class Standing(NamedTuple):
