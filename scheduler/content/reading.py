@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 from scheduler import rules
 from scheduler.config import (
@@ -66,6 +66,25 @@ class Outcome(NamedTuple):
     digest: bytes | None
     facts: FactsRecord | None = None
     route: str | None = None
+    # What ReadingSettings.entries made of it, if anything: see EntryParts.
+    parts: str | None = None
+    kept: Any = None
+
+
+class EntryParts(Protocol):
+    """Makes, in the process that read a document, what a report keeps of it beside its facts
+    record (a JSON report's entry written out, and what the report snapshot keeps: see
+    :mod:`scheduler.usecases.check`), so that the main process stores it rather than decoding
+    the record again to build it. Sent to worker processes: picklable."""
+
+    def __call__(
+        self,
+        file: SourceFile,
+        record: FactsRecord,
+        facts: DocumentFacts,
+        editors: tuple[str, ...],
+        problems: tuple[Problem, ...],
+    ) -> tuple[str | None, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,7 @@ class ReadingSettings:
     routing: RoutingSettings
     review: ReviewSettings  # the time zone of timestamps, default frequencies
     allowed_domains: tuple[str, ...] = ()  # [mail] allowed_domains, for owners
+    entries: EntryParts | None = None  # what to make beside each document's facts
 
     @classmethod
     def of(cls, settings: Settings) -> ReadingSettings:
@@ -104,6 +124,7 @@ class _Context:
             settings.routing, settings.names.key("owner"), settings.allowed_domains
         )
         self._routes: dict[tuple[str, ...], str] = {}  # editors -> route text, without problems
+        self.entries = settings.entries
 
     def route_text(self, editors: tuple[str, ...], problems: tuple[Problem, ...]) -> str:
         """:func:`route_text`, written once per list of editors when there are no problems."""
@@ -135,7 +156,13 @@ class _Context:
                 problems = tuple(
                     p for p in problems if p.is_error or p.code not in validated.silenced
                 )
-            return Outcome(loaded.digest, encode_facts(facts), self.route_text(editors, problems))
+            record = encode_facts(facts)
+            route = self.route_text(editors, problems)
+            if self.entries is None:
+                return Outcome(loaded.digest, record, route)
+            return Outcome(
+                loaded.digest, record, route, *self.entries(file, record, facts, editors, problems)
+            )
         except Exception as exc:  # one broken file must never stop the run
             log.exception("unexpected failure reading %s", file.display)
             return self.failed(

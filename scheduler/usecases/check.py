@@ -253,6 +253,21 @@ class _Encoding:
             return None
         return Preencoded(path, kind, due_ordinal, head, middle, tail)
 
+    def __call__(
+        self,
+        file: SourceFile,
+        record: FactsRecord,
+        facts: DocumentFacts,
+        editors: tuple[str, ...],
+        problems: tuple[Problem, ...],
+    ) -> tuple[str | None, Kept]:
+        """:class:`~scheduler.content.reading.EntryParts`: in the process that read the
+        document in ``file`` (whose facts ``record`` encodes), what :meth:`parts` keeps after
+        the record, and what the report snapshot keeps."""
+        parts = self.parts(record, Examined(file.display, facts, editors, problems, file.rel))
+        unsealed = parts.partition(_PART)[2] if parts is not None else None
+        return parts, self.kept(file, file.display, unsealed)
+
     def kept(self, file: SourceFile, path: str, parts: str | None) -> Kept:
         """What the report snapshot keeps of the document at ``path`` (in ``file``), from the
         ``parts`` :meth:`parts` wrote (less their checksum); None: its entry needs its facts."""
@@ -404,12 +419,29 @@ def _examined(
             cache.confirm(file, read.digest)
             return cached
         assert read.route is not None
+        if read.kept is not None and read.digest is not None and cache.active:
+            return made(file, read)
         doc = answer(file, read.facts, read.route)
         if read.digest is None:
             return doc
         stored = kept(read.facts, doc)
         cache.store(file, read.digest, stored, read.route)
         return preencoded(file, doc, read.facts, stored)
+
+    def made(file: SourceFile, read: Outcome) -> Examined | Preencoded:
+        """``read``, whose entry's parts the reading process made: stored as they are; its
+        facts decoded only when its entry needs them."""
+        assert encoding is not None and read.facts is not None and read.route is not None
+        assert read.digest is not None
+        record, parts = read.facts, read.parts
+        cache.store(
+            file, read.digest, record if parts is None else record + _PARTS + parts, read.route
+        )
+        kept = snapshot is not None and snapshot.keep(file, read.kept)
+        ready = encoding.ready(file.display, record, parts, sealed=True) if parts else None
+        if ready is None:
+            return answer(file, record, read.route)
+        return ready._replace(template=read.kept.template) if kept else ready
 
     lookup, holds = cache.lookup, cache.holds
     debug = log.isEnabledFor(logging.DEBUG)
@@ -424,7 +456,10 @@ def _examined(
     else:
         items = ((item, False) for item in discovery.iter_files(found))
     found_count = unreadable = to_read = 0
-    with Reader[_Task](ReadingSettings.of(settings), workers, threshold, progress) as reader:
+    reading = ReadingSettings.of(settings)
+    if encoding is not None and cache.active:  # the reading processes make the entries' parts
+        reading = replace(reading, entries=encoding)
+    with Reader[_Task](reading, workers, threshold, progress) as reader:
         for item, in_snapshot in items:  # the hot loop of every run without a snapshot
             found_count += 1
             if isinstance(item, Problem):
