@@ -432,3 +432,35 @@ def test_a_failed_half_is_walked_here(
     warm = encoded_run(settings, library, DAY, later + RACY_NS)
     assert len(split) == 1 and lookups == []
     assert report(warm) == fresh(settings, library)
+
+
+def test_worker_processes_make_the_entries_a_cold_run_keeps(
+    library: Path,
+    settings: Settings,
+    reads: dict[str, int],
+    lookups: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read in worker processes, each document comes back with its entry's parts and what the
+    snapshot keeps, made there: the cold report, and the warm one from what they made, are
+    those built document by document."""
+    spread(library)
+    settings = dataclasses.replace(
+        settings,
+        performance=dataclasses.replace(settings.performance, workers=2, parallel_threshold=1),
+    )
+    made_here: list[str] = []
+    real = check_module._Encoding.parts
+
+    def counting(self: Any, record: str, doc: Any) -> str | None:
+        made_here.append(doc.path)
+        return real(self, record, doc)
+
+    monkeypatch.setattr(check_module._Encoding, "parts", counting)
+    later = time.time_ns() + 10 * RACY_NS
+    cold = encoded_run(settings, library, DAY, later)
+    assert reads["parsed"] == 0 and made_here == []  # not in this process: in the workers
+    lookups.clear()
+    warm = encoded_run(settings, library, DAY, later + RACY_NS)
+    assert lookups == []  # every entry from the snapshot the workers' parts made
+    assert report(cold) == report(warm) == fresh(settings, library)
