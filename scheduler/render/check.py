@@ -345,7 +345,9 @@ class JsonEntries:
         with two fields: its state's name, then its day count (or ``null``). Strict UTF-8
         when the parts are (see :func:`scheduler.text.json_safe`), as the cache keeps them."""
         lead = f'{{"path": {json_safe(encode_basestring(path))}{head}'
-        return "%s".join(part.replace("%", "%%") for part in (lead, middle, tail))
+        if "%" in lead or "%" in middle or "%" in tail:
+            lead, middle, tail = (part.replace("%", "%%") for part in (lead, middle, tail))
+        return f"{lead}%s{middle}%s{tail}"
 
     @classmethod
     def entry(

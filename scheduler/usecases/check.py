@@ -538,6 +538,10 @@ def _unanswered(
     recorded after today, a snooze or a rubber stamp). Those it answers for go to
     :attr:`Snapshot.listed`, and all it holds are taken out of its index. The hot loop of a
     warm run."""
+    if not snapshot.index:  # nothing kept (a cold run): nothing to look up
+        snapshot.changed = True
+        yield from ((item, False) for item in items)
+        return
     take, kinds = snapshot.index.pop, snapshot.kinds
     listed, needed = snapshot.listed.append, snapshot.needed.append
     # A review recorded after the day of the run, or a snoozed or rubber-stamped document, needs
