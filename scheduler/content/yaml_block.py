@@ -337,17 +337,8 @@ def _construct_mapping(
         if tagged and (problem := _tag_problem(key_node, lines, path, key)) is not None:
             problems.append(problem)
         if key in key_lines:
-            problems.append(
-                rules.DUPLICATE_KEY(
-                    path,
-                    line,
-                    key,
-                    f"duplicate key (first on line {key_lines[key]}); "
-                    "YAML would keep only this one",
-                    "remove one of the two lines",
-                    column=lines.column(key_node.start_mark),
-                )
-            )
+            column = lines.column(key_node.start_mark)
+            problems.append(_duplicate_key(path, line, key, key_lines[key], column))
         key_lines[key] = line
         # The common shapes, built as SafeConstructor would: text, and a list of text.
         if value_node.tag == _STR_TAG and isinstance(value_node, yaml.ScalarNode):
@@ -380,6 +371,17 @@ def _construct_mapping(
         if plain and not isinstance(value, str) and not _explicitly_tagged(value_node, lines.block):
             raw[key] = value_node.value  # quoting it would make it text
     return Frontmatter(values, key_lines, lines.offset - 1, raw, nested), problems
+
+
+def _duplicate_key(path: str, line: int, key: str, first: int, column: int | None) -> Problem:
+    return rules.DUPLICATE_KEY(
+        path,
+        line,
+        key,
+        f"duplicate key (first on line {first}); YAML would keep only this one",
+        "remove one of the two lines",
+        column=column,
+    )
 
 
 def _nested_lines(node: yaml.MappingNode, prefix: str, lines: _Lines, out: dict[str, int]) -> None:
@@ -465,17 +467,7 @@ def _read_simple(
                     _close(open_key, items, values, raw)
                     open_key = None
                 if key in key_lines:
-                    problems.append(
-                        rules.DUPLICATE_KEY(
-                            path,
-                            line,
-                            key,
-                            f"duplicate key (first on line {key_lines[key]}); "
-                            "YAML would keep only this one",
-                            "remove one of the two lines",
-                            column=1,
-                        )
-                    )
+                    problems.append(_duplicate_key(path, line, key, key_lines[key], 1))
                 key_lines[key] = line
                 if not value:
                     open_key, items = key, []
