@@ -108,7 +108,7 @@ class Preencoded(NamedTuple):
     the day and the current folder (see :func:`check`)."""
 
     path: str
-    kind: str  # "E" exempt, "I" invalid, whatever the day; "D" as the due date says
+    kind: str  # see _KINDS
     due: int  # its ordinal; 0 for none
     head: str  # the entry's parts, as EntryEncoder.parts gives them
     middle: str
