@@ -185,6 +185,7 @@ class _Encoding:
         self.encoder = encoder
         self._args = (policy, names, today, rules)
         self.today = today.toordinal()
+        self.snapshots = False  # whether the run keeps a report snapshot
         self._token = zlib.crc32(_PART.join(encoder.parts(_SAMPLE)).encode())
         self.marked = (
             set(evidence.snoozes) | set(evidence.rubber_stamped) if evidence is not None else set()
@@ -260,11 +261,13 @@ class _Encoding:
         facts: DocumentFacts,
         editors: tuple[str, ...],
         problems: tuple[Problem, ...],
-    ) -> tuple[str | None, Kept]:
+    ) -> tuple[str | None, Kept | None]:
         """:class:`~scheduler.content.reading.EntryParts`: in the process that read the
         document in ``file`` (whose facts ``record`` encodes), what :meth:`parts` keeps after
-        the record, and what the report snapshot keeps."""
+        the record, and what the report snapshot keeps (if the run has one)."""
         parts = self.parts(record, Examined(file.display, facts, editors, problems, file.rel))
+        if not self.snapshots:
+            return parts, None
         unsealed = parts.partition(_PART)[2] if parts is not None else None
         return parts, self.kept(file, file.display, unsealed)
 
@@ -292,6 +295,7 @@ class _Encoding:
             code_fingerprint(),
         )
         file = snapshot_file(cache.file)
+        self.snapshots = True
         return Snapshot.open(file, key, cache.stamp_ns, RACY_NS, self.encoder.separator)
 
 
@@ -419,7 +423,8 @@ def _examined(
             cache.confirm(file, read.digest)
             return cached
         assert read.route is not None
-        if read.kept is not None and read.digest is not None and cache.active:
+        made_there = read.parts is not None or read.kept is not None
+        if made_there and read.digest is not None and cache.active:
             return made(file, read)
         doc = answer(file, read.facts, read.route)
         if read.digest is None:
@@ -437,7 +442,7 @@ def _examined(
         cache.store(
             file, read.digest, record if parts is None else record + _PARTS + parts, read.route
         )
-        kept = snapshot is not None and snapshot.keep(file, read.kept)
+        kept = snapshot is not None and read.kept is not None and snapshot.keep(file, read.kept)
         ready = encoding.ready(file.display, record, parts, sealed=True) if parts else None
         if ready is None:
             return answer(file, record, read.route)
