@@ -35,6 +35,7 @@ from scheduler.store import (
     Retimed,
     RunOutcome,
     Seen,
+    Settled,
     Snooze,
     StateStore,
     open_store,
@@ -695,3 +696,85 @@ def test_one_holder_of_a_lease_until_it_runs_out(store: StateStore) -> None:
     assert store.replicas.lead("cycle", "c", late, LEASE) == Lease(
         "cycle", "c", late, late + LEASE, None
     )
+
+
+# --------------------------------------------------------------------------- settled cycles
+
+
+def test_settled_cycle_round_trip(store_settings: StoreSettings, tmp_path: Path) -> None:
+    with open_store(store_settings, tmp_path) as store:
+        generation, last = store.settled.current()
+        assert last is None
+        store.settled.record(Settled("key-1", generation, 7, 3, 1_000))
+        store.settled.record(Settled("key-2", generation, 8, 4, 2_000))  # replaces the first
+    with open_store(store_settings, tmp_path) as store:
+        assert store.settled.current() == (generation, Settled("key-2", generation, 8, 4, 2_000))
+
+
+def _changes(store: StateStore) -> dict[str, Any]:
+    """Every kind of write to the tables a cycle decides from, by the store's own methods."""
+    seen = Seen("a.md", date(2026, 1, 1), "digest")
+    return {
+        "ledger entries queued": lambda: store.outbox.enqueue(
+            [Queued(note("k1"), (entry("ed@example.org", "a.md"),))], (), T0
+        ),
+        "ledger entries replaced": lambda: store.outbox.enqueue(
+            [Queued(note("k2"), (entry("ed@example.org", "a.md", State.DUE_SOON),))], (), T0
+        ),
+        "ledger entries forgotten": lambda: store.outbox.enqueue(
+            [Queued(note("k3"))], [("ed@example.org", "a.md")], T0
+        ),
+        "review log appended": lambda: store.reviews.append(
+            [LogEntry("a.md", LogKind.REVIEWED, T0, "ed@example.org")]
+        ),
+        "date seen": lambda: store.reviews.observe([seen], []),
+        "date seen again, changed": lambda: store.reviews.observe(
+            [seen._replace(last_reviewed=date(2026, 2, 1))], []
+        ),
+        "snoozed": lambda: store.snoozes.snooze(
+            [Snooze("a.md", date(2026, 6, 1), "rewrite", None, T0)]
+        ),
+        "snooze cancelled": lambda: store.snoozes.cancel(["a.md"], T0, None),
+    }
+
+
+def test_every_change_a_cycle_decides_from_moves_the_generation(store: StateStore) -> None:
+    generation, _ = store.settled.current()
+    for what, change in _changes(store).items():
+        change()
+        now, _ = store.settled.current()
+        assert now > generation, what
+        generation = now
+
+
+def test_other_writes_leave_the_generation(store: StateStore) -> None:
+    before, _ = store.settled.current()
+    store.outbox.enqueue([Queued(note("k1"))], (), T0)  # a notification with no ledger entries
+    run = store.runs.start("cycle", date(2026, 5, 1), T0)
+    store.runs.finish(run, RunOutcome.OK, {}, T0)
+    store.cache.write([(b"/d", cached(b"a.md"))], [], [])
+    store.settled.record(Settled("key", before, 1, 0, 5))
+    assert store.settled.current() == (before, Settled("key", before, 1, 0, 5))
+
+
+def test_writes_by_another_connection_move_the_generation(
+    store_settings: StoreSettings, tmp_path: Path
+) -> None:
+    """The generation is kept by the database itself: a process that writes the tables without
+    knowing of it (another version, or a hand-made fix) moves it too."""
+    with open_store(store_settings, tmp_path) as store:
+        store.outbox.enqueue([Queued(note("k1"), (entry("ed@example.org", "a.md"),))], (), T0)
+        before, _ = store.settled.current()
+    statement = "UPDATE reminder_ledger SET notified_on = '2026-05-02'"
+    if store_settings.url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "state" / "state.sqlite3") as db:
+            db.execute(statement)
+    else:
+        import psycopg
+
+        with psycopg.connect(store_settings.url) as conn:
+            conn.execute(statement)
+    with open_store(store_settings, tmp_path) as store:
+        assert store.settled.current()[0] > before

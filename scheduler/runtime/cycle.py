@@ -9,13 +9,14 @@ import difflib
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from scheduler.config import Settings
+from scheduler.content.loader import SourceFile
 from scheduler.errors import ConfigError, HeaderInjectionError, TemplateError
 from scheduler.notify.channel import Channel, Notification
 from scheduler.notify.channel import compose as compose_notification
@@ -30,11 +31,12 @@ from scheduler.notify.reminders import (
     ReminderPolicy,
     plan_reminders,
 )
-from scheduler.results import Evidence
+from scheduler.results import Evidence, Problem
 from scheduler.review.routing import expand
 from scheduler.store import LogEntry, RunOutcome, Seen, StateStore
 from scheduler.usecases.check import CheckStopped
 from scheduler.usecases.reviews import evidence, observed
+from scheduler.usecases.settled import found_nothing, walk
 from scheduler.usecases.standings import Survey, few_collections, in_full, survey
 
 log = logging.getLogger(__name__)
@@ -160,18 +162,20 @@ def plan_cycle(
     *,
     write: bool = True,
     stop: threading.Event | None = None,
+    files: Iterable[SourceFile | Problem] | None = None,
 ) -> tuple[Survey, Plan]:
     """Check every document and decide the digests; snoozed documents get none. With ``write``
     false (previews, dry runs) nothing is written, not even the parse cache. A content root
     that cannot be listed is a :class:`ContentRootError`: never a run over a pseudo-document.
     When ``stop`` is set, the check ends early with
-    :class:`~scheduler.usecases.check.CheckStopped`.
+    :class:`~scheduler.usecases.check.CheckStopped`. ``files``: those of a walk of the content
+    root made already.
 
     The plan is made from where each document stands (:mod:`scheduler.usecases.standings`);
     the documents a digest lists come as full reports, those it only counts do not."""
     readable_root(settings, cwd)
     with few_collections():
-        found = survey(settings, cwd, today, evidence, use_cache=write, stop=stop)
+        found = survey(settings, cwd, today, evidence, use_cache=write, stop=stop, files=files)
         policy = reminder_policy(settings)
         plan = plan_reminders(found.documents, ledger, today, policy, recipients)
         return found, in_full(plan, found.report, settings.reminders.max_documents_per_digest)
@@ -289,27 +293,52 @@ async def run_cycle(
     rarely = ExitStack()  # garbage collected rarely until the digests are queued
     try:
         rarely.enter_context(few_collections())
-        ledger, known, seen = outbox.ledger(), evidence(store, today), store.reviews.seen()
-
-        def check_and_observe() -> tuple[Survey, Plan, tuple[list[Seen], list[LogEntry]]]:
-            result, plan = plan_cycle(settings, cwd, today, ledger, known, stop=halt)
-            return result, plan, observed(seen, result.documents, cwd, settings, now, halt)
-
-        result, plan, (updates, entries) = await asyncio.to_thread(check_and_observe)
+        # Before anything the cycle decides from is read: see usecases.settled.
+        generation, last = store.settled.current()
+        readable_root(settings, cwd)
+        began_ns = int(now.timestamp() * 1_000_000) * 1000
+        walked = await asyncio.to_thread(walk, settings, cwd, today, began_ns, halt)
         if halt.is_set():
             raise CheckStopped("stopped before the digests were queued")
-        if updates:
-            store.reviews.observe(updates, entries)
-        try:
-            # Rendered in a worker thread, within time and size limits: a user template that
-            # loops cannot hold the daemon's event loop.
-            messages, refused = await asyncio.to_thread(compose, settings, plan, now)
-        except TemplateError as exc:
-            # Nothing new is queued; what already waits in the outbox is still delivered.
-            log.error("no digests queued: %s", exc)
-            template_error, messages, refused = exc, {}, {}
+        if walked.answered_by(last, generation):
+            assert last is not None
+            log.info(
+                "nothing changed since the last cycle found nothing to do: %d documents, "
+                "none read again",
+                last.documents,
+            )
+            documents, outstanding, plan = last.documents, last.outstanding, Plan((), (), ())
+            messages: dict[str, Notification] = {}
+            refused: dict[str, str] = {}
         else:
-            queued, skipped = outbox.enqueue(plan, messages, now)
+            ledger, known, seen = outbox.ledger(), evidence(store, today), store.reviews.seen()
+
+            def check_and_observe() -> tuple[Survey, Plan, tuple[list[Seen], list[LogEntry]]]:
+                result, plan = plan_cycle(
+                    settings, cwd, today, ledger, known, stop=halt, files=walked.handed_over()
+                )
+                return result, plan, observed(seen, result.documents, cwd, settings, now, halt)
+
+            result, plan, (updates, entries) = await asyncio.to_thread(check_and_observe)
+            if halt.is_set():
+                raise CheckStopped("stopped before the digests were queued")
+            documents, outstanding = len(result.documents), result.outstanding
+            if updates:
+                store.reviews.observe(updates, entries)
+            try:
+                # Rendered in a worker thread, within time and size limits: a user template
+                # that loops cannot hold the daemon's event loop.
+                messages, refused = await asyncio.to_thread(compose, settings, plan, now)
+            except TemplateError as exc:
+                # Nothing new is queued; what already waits in the outbox is still delivered.
+                log.error("no digests queued: %s", exc)
+                template_error, messages, refused = exc, {}, {}
+            else:
+                queued, skipped = outbox.enqueue(plan, messages, now)
+            if template_error is None and found_nothing(plan, len(updates)):
+                settled = walked.settles(documents, outstanding, generation)
+                if settled is not None:
+                    store.settled.record(settled)
         rarely.close()
         delivery = await deliver_pending(
             outbox,
@@ -342,8 +371,8 @@ async def run_cycle(
             mirror.cancel()
     report = CycleReport(
         as_of=today,
-        documents=len(result.documents),
-        outstanding=result.outstanding,
+        documents=documents,
+        outstanding=outstanding,
         plan=plan,
         messages=messages,
         refused=refused,

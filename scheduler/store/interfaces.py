@@ -385,6 +385,36 @@ class CacheStore(Protocol):
         ...
 
 
+class Settled(NamedTuple):
+    """A reminder cycle that found nothing to do: no digest to queue, nothing to remember or
+    forget, no date changed by hand. Another cycle with the same ``key`` (the day, the
+    settings, the code and every file as stat found it) while the store's watched tables
+    stand at the same ``generation`` would find nothing either."""
+
+    key: str
+    generation: int  # of the tables a cycle decides from, read before the cycle read them
+    documents: int
+    outstanding: int
+    stamp_ns: int  # when its walk began: files changed since may show the same times
+
+
+class SettledStore(Protocol):
+    """What tells a reminder cycle that nothing changed since the last one found nothing to do.
+
+    The store counts every change to the tables a cycle decides from (the reminder ledger, the
+    review log, the dates seen, the snoozes) in its *generation*, whoever makes it (any process,
+    any version: in SQLite and PostgreSQL by triggers), and keeps the last :class:`Settled`
+    cycle."""
+
+    def current(self) -> tuple[int, Settled | None]:
+        """The generation now, and the last settled cycle (None if none)."""
+        ...
+
+    def record(self, settled: Settled) -> None:
+        """Keep ``settled`` as the last settled cycle, in place of any before."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Replica:
     """A daemon process working on the store, as it last reported itself."""
@@ -466,6 +496,9 @@ class StateStore(Protocol):
 
     @property
     def snoozes(self) -> SnoozeStore: ...
+
+    @property
+    def settled(self) -> SettledStore: ...
 
     def lock(self) -> AbstractContextManager[None]:
         """Hold the single-daemon lock for the block (or until :meth:`close`); a

@@ -49,6 +49,7 @@ from scheduler.store.interfaces import (
     Seen,
     Snooze,
 )
+from scheduler.store.settled import SettledTable
 
 if TYPE_CHECKING:
     import psycopg
@@ -189,6 +190,41 @@ STEPS = (
         previous TEXT
     )
     """,
+    # Every change to the tables a reminder cycle decides from, by any process or version,
+    # counted (see scheduler.store.settled), and the last cycle that found nothing to do.
+    """
+    CREATE TABLE store_generation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n BIGINT NOT NULL
+    );
+    INSERT INTO store_generation (id, n) VALUES (1, 0);
+    CREATE TABLE settled_cycle (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key TEXT NOT NULL,
+        generation BIGINT NOT NULL,
+        documents INTEGER NOT NULL,
+        outstanding INTEGER NOT NULL,
+        stamp_ns BIGINT NOT NULL
+    );
+    CREATE FUNCTION count_store_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE store_generation SET n = n + 1 WHERE id = 1;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER reminder_ledger_counted
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reminder_ledger
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change();
+    CREATE TRIGGER review_log_counted
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON review_log
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change();
+    CREATE TRIGGER review_seen_counted
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON review_seen
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change();
+    CREATE TRIGGER snoozes_counted
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON snoozes
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change()
+    """,
 )
 
 
@@ -251,7 +287,18 @@ def _reason(exc: BaseException) -> str:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The statements of ``script``, a function's ``$$``-quoted body whole."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending = f"{pending};{piece}" if pending else piece
+        if pending.count("$$") % 2 == 0:
+            if pending.strip():
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
 
 
 class PostgresStore:
@@ -381,6 +428,10 @@ class PostgresStore:
     @cached_property
     def replicas(self) -> PgReplicas:
         return PgReplicas(self)
+
+    @cached_property
+    def settled(self) -> SettledTable:
+        return SettledTable(self, "%s")
 
     # ----- the single-daemon lock: a session advisory lock, freed when its connection ends
 

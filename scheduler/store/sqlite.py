@@ -51,6 +51,7 @@ from scheduler.store.interfaces import (
     Snooze,
 )
 from scheduler.store.locking import CycleMarker, FileLock
+from scheduler.store.settled import SettledTable
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -246,6 +247,50 @@ REVIEW_STEPS = (
     """,
 )
 
+# The tables a reminder cycle decides from, whose every change (by any process or version) the
+# store counts: see scheduler.store.settled. Needs the "reminders" and "reviews" components.
+SETTLED_STEPS = (
+    """
+    CREATE TABLE store_generation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        n INTEGER NOT NULL
+    );
+    INSERT INTO store_generation (id, n) VALUES (1, 0);
+    CREATE TABLE settled_cycle (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        documents INTEGER NOT NULL,
+        outstanding INTEGER NOT NULL,
+        stamp_ns INTEGER NOT NULL
+    );
+    CREATE TRIGGER reminder_ledger_insert_counted AFTER INSERT ON reminder_ledger
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER reminder_ledger_update_counted AFTER UPDATE ON reminder_ledger
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER reminder_ledger_delete_counted AFTER DELETE ON reminder_ledger
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER review_log_insert_counted AFTER INSERT ON review_log
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER review_log_update_counted AFTER UPDATE ON review_log
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER review_log_delete_counted AFTER DELETE ON review_log
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER review_seen_insert_counted AFTER INSERT ON review_seen
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER review_seen_update_counted AFTER UPDATE ON review_seen
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER review_seen_delete_counted AFTER DELETE ON review_seen
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER snoozes_insert_counted AFTER INSERT ON snoozes
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER snoozes_update_counted AFTER UPDATE ON snoozes
+    BEGIN UPDATE store_generation SET n = n + 1; END;
+    CREATE TRIGGER snoozes_delete_counted AFTER DELETE ON snoozes
+    BEGIN UPDATE store_generation SET n = n + 1; END
+    """,
+)
+
 REPLICA_STEPS = (
     """
     CREATE TABLE replicas (
@@ -304,7 +349,18 @@ def _iso(day: date | None) -> str | None:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The statements of ``script``, a trigger's ``BEGIN ... END`` whole."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip().removesuffix(";").strip())
+    return statements
 
 
 _TEMPORARY = re.compile(r"^CREATE TABLE", re.IGNORECASE)
@@ -501,6 +557,12 @@ class SqliteStore:
     @cached_property
     def replicas(self) -> SqliteReplicas:
         return SqliteReplicas(self._ready("replicas", REPLICA_STEPS))
+
+    @cached_property
+    def settled(self) -> SettledTable:
+        self._ready("reminders", REMINDER_STEPS)
+        self._ready("reviews", REVIEW_STEPS)  # the tables its triggers watch
+        return SettledTable(self._ready("settled", SETTLED_STEPS), "?")
 
     # ----- plumbing
 

@@ -90,6 +90,19 @@ def resolve_targets(settings: Settings, targets: Sequence[Path], cwd: Path) -> l
     return list(targets)
 
 
+def discovery_for(settings: Settings, cwd: Path) -> Discovery:
+    """How a run finds the documents ``settings`` name, from ``cwd``."""
+    content = settings.content
+    return Discovery(
+        content.include,
+        content.exclude,
+        content.root,
+        cwd,
+        gitignore=content.respect_gitignore,
+        force_exclude=content.force_exclude,
+    )
+
+
 class Examined(NamedTuple):
     """One document as a run sees it: its facts and who is responsible for it."""
 
@@ -337,8 +350,10 @@ def examine(
     *,
     cache: ParseCache | None = None,
     progress: Progress | None = None,
+    files: Iterable[SourceFile | Problem] | None = None,
 ) -> Iterator[Examined]:
-    """Every document under ``targets`` with its facts and editors, one at a time.
+    """Every document under ``targets`` with its facts and editors, one at a time; with
+    ``files``, those of a walk made already.
 
     Facts come from ``cache`` where it still answers for a file, else from reading the file (in
     worker processes when many need reading), and are then recorded in ``cache``. An entry that
@@ -346,7 +361,9 @@ def examine(
     """
     return cast(
         Iterator[Examined],
-        _examined(settings, targets, cwd, cache=cache, progress=progress, encoding=None),
+        _examined(
+            settings, targets, cwd, cache=cache, progress=progress, encoding=None, files=files
+        ),
     )
 
 
@@ -359,21 +376,14 @@ def _examined(
     progress: Progress | None,
     encoding: _Encoding | None,
     snapshot: Snapshot | None = None,
+    files: Iterable[SourceFile | Problem] | None = None,
 ) -> Iterator[Examined | Preencoded]:
     """:func:`examine`; with ``encoding``, documents whose cache entry holds their report
     entry's parts come as those, and the parts of others are kept. With ``snapshot`` (and
     ``encoding``), those it answers for come from it, and it is written anew at the end if
     anything changed."""
     found = resolve_targets(settings, targets, cwd)
-    content = settings.content
-    discovery = Discovery(
-        content.include,
-        content.exclude,
-        content.root,
-        cwd,
-        gitignore=content.respect_gitignore,
-        force_exclude=content.force_exclude,
-    )
+    discovery = discovery_for(settings, cwd)
     owner_key = settings.fields.key("owner")
     router = Router(settings.routing, owner_key, settings.mail.allowed_domains)
     decoder = FactsDecoder()
@@ -459,7 +469,8 @@ def _examined(
             discovery.iter_files(found), snapshot, encoding
         )
     else:
-        items = ((item, False) for item in discovery.iter_files(found))
+        walked = discovery.iter_files(found) if files is None else files
+        items = ((item, False) for item in walked)
     found_count = unreadable = to_read = 0
     reading = ReadingSettings.of(settings)
     if encoding is not None and cache.active:  # the reading processes make the entries' parts

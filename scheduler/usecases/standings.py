@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from scheduler.config import Settings
+from scheduler.content.loader import SourceFile
 from scheduler.notify.reminders import OUTSTANDING, DigestItem, Listed, Plan
-from scheduler.results import DocumentReport, Evidence, Snoozed, State
+from scheduler.results import DocumentReport, Evidence, Problem, Snoozed, State
 from scheduler.review.links import document_links
 from scheduler.review.state import ReviewPolicy
 from scheduler.text import without_surrogates
@@ -97,9 +98,11 @@ def survey(
     *,
     use_cache: bool,
     stop: threading.Event | None = None,
+    files: Iterable[SourceFile | Problem] | None = None,
 ) -> Survey:
     """Where every document under the content root stands on ``today``, its snooze as
-    ``evidence`` says. When ``stop`` is set (from another thread), it ends early with
+    ``evidence`` says; with ``files``, those of a walk of the content root made already. When
+    ``stop`` is set (from another thread), it ends early with
     :class:`~scheduler.usecases.check.CheckStopped`."""
     policy = ReviewPolicy(
         settings.review.due_soon_days, frozenset(settings.metadata.review_statuses)
@@ -119,7 +122,7 @@ def survey(
     add = standings.append
     new = tuple.__new__  # a named tuple's own __new__ is a Python function: twice the cost
     with scanning(settings, cwd, use_cache) as cache:
-        for doc in examine(settings, [], cwd, cache=cache):
+        for doc in examine(settings, [], cwd, cache=cache, files=files):
             if stop is not None and stop.is_set():
                 raise CheckStopped("the check was stopped before it ended")
             facts = doc.facts
