@@ -509,3 +509,29 @@ def test_editors_of_files_outside_the_content_root_are_those_a_fresh_read_gives(
     reads["parsed"] = 0
     editors(tmp_path / "outside", "extra.md")
     assert reads["parsed"] == 1  # the run without the cache: the other came from the cache
+
+
+def test_dry_runs_and_previews_look_at_the_parse_cache_and_write_nothing(
+    library: Path, run: Any, reads: dict[str, int]
+) -> None:
+    cold = run("check", *AS_OF)
+    assert reads["parsed"] == 11  # every document
+    before = (library / STORE).read_bytes()
+    dry = ("send", *AS_OF, "--dry-run")
+    preview = ("preview", "--editor", "team@example.org", *AS_OF)
+    for args in (dry, preview):
+        reads["parsed"] = 0
+        assert run(*args).code == 0
+        assert reads["parsed"] == 0  # every document answered by the cache
+    page = library / "docs" / "good.md"
+    page.write_text(page.read_text().replace("Example page", "Edited page"))
+    for args in (dry, dry, preview):  # read each time: what a look reads is not kept
+        reads["parsed"] = 0
+        assert run(*args).code == 0
+        assert reads["parsed"] == 1
+    assert "Edited page" in run("send", "--as-of", "2026-09-01", "--dry-run").out
+    assert (library / STORE).read_bytes() == before
+    reads["parsed"] = 0
+    assert run("send", *AS_OF).code == 0  # a cycle keeps what it reads
+    assert reads["parsed"] == 1
+    assert cold.code == run("check", *AS_OF).code

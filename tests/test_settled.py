@@ -67,6 +67,8 @@ def _library(root: Path, extra: str = "") -> Settings:
         docs / "owned.md",
         frontmatter(title="Owned", lastReviewed="2025-10-01", owner="ed@example.org"),
     )
+    name = os.fsdecode(b"caf\xe9.md")  # not UTF-8
+    write_doc(docs / name, frontmatter(title="Caf\u00e9", lastReviewed="2026-04-25"))
     return load_settings(root / "config" / "scheduler.toml", root)
 
 
@@ -124,7 +126,7 @@ def test_a_cycle_that_found_nothing_answers_the_next(
     rows = _store_rows(settings, tmp_path)
     third, answered = cycles()
     assert answered
-    assert (third.documents, third.outstanding) == (second.documents, second.outstanding) == (8, 7)
+    assert (third.documents, third.outstanding) == (second.documents, second.outstanding) == (9, 7)
     assert third.queued == () and third.plan.digests == () and third.delivery is not None
     assert _store_rows(settings, tmp_path) == rows  # nothing written
     assert len(list(tmp_path.rglob("*.eml"))) == 3
@@ -132,7 +134,7 @@ def test_a_cycle_that_found_nothing_answers_the_next(
     assert answered  # and again
     with open_store(settings.store, tmp_path) as store:
         history = [store.runs.last("cycle")]
-    assert history[0] is not None and history[0].detail["documents"] == 8
+    assert history[0] is not None and history[0].detail["documents"] == 9
 
 
 def _hand_edit(root: Path) -> None:
@@ -204,7 +206,7 @@ def test_the_next_day_another_folder_or_other_settings_mean_a_full_cycle(
     cycles.settle()
     wider = Settings(**{**settings.__dict__, "review": type(settings.review)(due_soon_days=90)})
     report, answered = Cycles(wider, tmp_path, caplog)()
-    assert not answered and report.outstanding == 8  # fine.md is due soon within 90 days
+    assert not answered and report.outstanding == 9  # fine.md, café.md due soon within 90 days
     cycles.settle()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -48,6 +48,7 @@ from scheduler.store import (
     Retimed,
     StateStore,
     location,
+    open_read_only,
     open_store,
     store_exists,
 )
@@ -105,8 +106,11 @@ class ParseCache:
         stamp_ns: int,
         fingerprint: str = "",
         file: Path | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._store = store
+        self._read_only = read_only  # entries are looked up, nothing is written
         self._stamp_ns = stamp_ns
         self._fingerprint = fingerprint
         self.file = file  # the SQLite file the cache is kept in; None in PostgreSQL
@@ -149,6 +153,23 @@ class ParseCache:
             return cls.off()
         return cls(store, stamp_ns, fingerprint, sqlite_file(settings, cwd))
 
+    @classmethod
+    def looking(
+        cls, settings: StoreSettings, cwd: Path, fingerprint: str, stamp_ns: int
+    ) -> ParseCache:
+        """The cache in the state store ``settings`` name, for looking only: entries are used,
+        nothing is written (nor a store created). Without one if there is none (and a warning
+        if it cannot be read)."""
+        settings = settings.for_cache()
+        try:
+            if not store_exists(settings, cwd):
+                return cls.off()
+            store = open_read_only(settings, cwd)
+        except StoreError as exc:
+            log.warning("working without the parse cache: %s", _reason(exc))
+            return cls.off()
+        return cls(store, stamp_ns, fingerprint, read_only=True)
+
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -160,8 +181,9 @@ class ParseCache:
 
     @property
     def active(self) -> bool:
-        """Whether what is stored is kept (there is a store, and it has not failed)."""
-        return self._store is not None
+        """Whether what is stored is kept (there is a store, it has not failed, and it is not
+        only looked at)."""
+        return self._store is not None and not self._read_only
 
     # ------------------------------------------------------------------ reading
 
@@ -230,7 +252,7 @@ class ParseCache:
     def _leave(self) -> None:
         # Entries not looked up belong to files this run did not reach (another selection of
         # paths) or to files that are gone: only the latter are removed.
-        if self._folder is not None:
+        if self._folder is not None and self.active:
             folder = os.fsencode(self._folder)
             for name in self._rows:
                 if not os.path.lexists(os.path.join(self._folder, name)):
@@ -242,13 +264,13 @@ class ParseCache:
 
     def forget(self, path: str) -> None:
         """Remove the entry of the file at ``path`` (absolute), if it is gone."""
-        if self._store is not None and not os.path.lexists(path):
+        if self.active and not os.path.lexists(path):
             folder, _, name = path.rpartition(os.sep)
             self._deletes.append((os.fsencode(folder), os.fsencode(name)))
 
     def store(self, file: SourceFile, digest: bytes, facts: FactsRecord, route: str) -> None:
         """Record what was read from ``file``."""
-        if self._store is None:
+        if not self.active:
             return
         folder, name = _where(file)
         entry = CacheEntry(
@@ -269,7 +291,7 @@ class ParseCache:
     def confirm(self, file: SourceFile, digest: bytes) -> None:
         """``file``'s times changed but its contents, of ``digest``, did not: the entry holds
         for the new times (if no other run replaced it meanwhile)."""
-        if self._store is None:
+        if not self.active:
             return
         folder, name = _where(file)
         self._retimed.append(
@@ -312,6 +334,10 @@ class ParseCache:
             )
             self._malformed = 0
         if self._store is None:
+            return
+        if self._read_only:
+            self._store.close()
+            self._store = None
             return
         self._leave()
         if not self.flush():  # it failed
@@ -360,10 +386,14 @@ def clear(settings: StoreSettings, cwd: Path) -> int | None:
 
 
 @contextmanager
-def opened(settings: Settings, cwd: Path, stamp_ns: int) -> Iterator[ParseCache]:
+def opened(
+    settings: Settings, cwd: Path, stamp_ns: int, *, read_only: bool = False
+) -> Iterator[ParseCache]:
     """The parse cache in the state store, for a run that started at ``stamp_ns`` (nanoseconds
-    since the epoch); closed, with what is pending written, at the end."""
-    cache = ParseCache.open(settings.store, cwd, fingerprint(settings, cwd), stamp_ns)
+    since the epoch); closed, with what is pending written, at the end. ``read_only``: for a
+    run that writes nothing (see :meth:`ParseCache.looking`)."""
+    how = ParseCache.looking if read_only else ParseCache.open
+    cache = how(settings.store, cwd, fingerprint(settings, cwd), stamp_ns)
     try:
         yield cache
     finally:

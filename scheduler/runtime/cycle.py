@@ -165,7 +165,7 @@ def plan_cycle(
     files: Iterable[SourceFile | Problem] | None = None,
 ) -> tuple[Survey, Plan]:
     """Check every document and decide the digests; snoozed documents get none. With ``write``
-    false (previews, dry runs) nothing is written, not even the parse cache. A content root
+    false (previews, dry runs) nothing is written: the parse cache is only looked at. A content root
     that cannot be listed is a :class:`ContentRootError`: never a run over a pseudo-document.
     When ``stop`` is set, the check ends early with
     :class:`~scheduler.usecases.check.CheckStopped`. ``files``: those of a walk of the content
@@ -175,7 +175,16 @@ def plan_cycle(
     the documents a digest lists come as full reports, those it only counts do not."""
     readable_root(settings, cwd)
     with few_collections():
-        found = survey(settings, cwd, today, evidence, use_cache=write, stop=stop, files=files)
+        found = survey(
+            settings,
+            cwd,
+            today,
+            evidence,
+            use_cache=True,
+            stop=stop,
+            files=files,
+            read_only=not write,
+        )
         policy = reminder_policy(settings)
         plan = plan_reminders(found.documents, ledger, today, policy, recipients)
         return found, in_full(plan, found.report, settings.reminders.max_documents_per_digest)

@@ -313,20 +313,28 @@ class _Encoding:
 
 
 @contextmanager
-def parse_cache(settings: Settings, cwd: Path, now_ns: int) -> Iterator[ParseCache]:
+def parse_cache(
+    settings: Settings, cwd: Path, now_ns: int, *, read_only: bool = False
+) -> Iterator[ParseCache]:
     """The parse cache in the state store for a run that started at ``now_ns`` (nanoseconds
-    since the epoch); closed, with what is pending written, at the end."""
-    with opened_cache(settings, cwd, now_ns) as cache:
+    since the epoch); closed, with what is pending written, at the end. ``read_only``: looked
+    at, never written (nor a store created)."""
+    with opened_cache(settings, cwd, now_ns, read_only=read_only) as cache:
         yield cache
 
 
 @contextmanager
 def scanning(
-    settings: Settings, cwd: Path, use_cache: bool, cache: ParseCache | None = None
+    settings: Settings,
+    cwd: Path,
+    use_cache: bool,
+    cache: ParseCache | None = None,
+    *,
+    read_only: bool = False,
 ) -> Iterator[ParseCache | None]:
     """The parse cache for one run: ``cache`` when the caller opened one, else (unless
     ``use_cache`` is false) the one in the state store, closed with what is pending written at
-    the end.
+    the end (``read_only``: only looked at).
 
     Meanwhile, cyclic garbage is collected rarely: a run keeps a few small objects per document,
     none in cycles, and with Python's defaults (a collection every 700 allocations) the
@@ -339,7 +347,8 @@ def scanning(
         stack.callback(gc.unfreeze)
         stack.callback(gc.set_threshold, *thresholds)
         if cache is None and use_cache:
-            cache = stack.enter_context(parse_cache(settings, cwd, time.time_ns()))
+            opened = parse_cache(settings, cwd, time.time_ns(), read_only=read_only)
+            cache = stack.enter_context(opened)
         yield cache
 
 

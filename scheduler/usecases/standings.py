@@ -99,9 +99,11 @@ def survey(
     use_cache: bool,
     stop: threading.Event | None = None,
     files: Iterable[SourceFile | Problem] | None = None,
+    read_only: bool = False,
 ) -> Survey:
     """Where every document under the content root stands on ``today``, its snooze as
-    ``evidence`` says; with ``files``, those of a walk of the content root made already. When
+    ``evidence`` says; with ``files``, those of a walk of the content root made already.
+    ``read_only``: the parse cache is looked at, never written. When
     ``stop`` is set (from another thread), it ends early with
     :class:`~scheduler.usecases.check.CheckStopped`."""
     policy = ReviewPolicy(
@@ -121,7 +123,7 @@ def survey(
     outstanding = 0
     add = standings.append
     new = tuple.__new__  # a named tuple's own __new__ is a Python function: twice the cost
-    with scanning(settings, cwd, use_cache) as cache:
+    with scanning(settings, cwd, use_cache, read_only=read_only) as cache:
         for doc in examine(settings, [], cwd, cache=cache, files=files):
             if stop is not None and stop.is_set():
                 raise CheckStopped("the check was stopped before it ended")
