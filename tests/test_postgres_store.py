@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,10 @@ import pytest
 
 from scheduler.config import StoreSettings, load_settings
 from scheduler.errors import ConfigError, StoreError
-from scheduler.store import open_store, store_exists
+from scheduler.notify.channel import Notification
+from scheduler.notify.reminders import LedgerEntry
+from scheduler.review.state import State
+from scheduler.store import LogEntry, LogKind, Queued, Seen, open_store, store_exists
 from scheduler.store.postgres import STEPS
 
 from .conftest import frontmatter, write_doc
@@ -155,3 +159,48 @@ def test_where_the_parse_cache_is_kept(
     assert run(*args, "--fail-on", "never").out == cold.out  # warm: the same report
     cleared = run("cache", "clear", "--config", str(config))
     assert cleared.code == 0 and "2" in cleared.out
+
+
+def test_a_transaction_counts_once_however_many_rows_it_writes(
+    tmp_path: Path, pg_cluster: PgCluster
+) -> None:
+    """executemany runs one statement per row: were each counted, a cycle writing 100,000 ledger
+    rows would update the generation's row as often (seconds, and a bloated table)."""
+    settings = StoreSettings(url=pg_cluster.url(pg_cluster.database()))
+    when = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    remember = tuple(
+        LedgerEntry("ed@example.org", f"docs/{i}.md", None, State.OVERDUE, when.date())
+        for i in range(500)
+    )
+    log = tuple(LogEntry(f"docs/{i}.md", LogKind.REMINDED, when) for i in range(500))
+    notification = Notification(
+        key="k1",
+        channel="email",
+        sender="reviews@example.org",
+        sender_name="Reviews",
+        to=("ed@example.org",),
+        cc=(),
+        subject="Reminder",
+        text="text\n",
+        html="<p>html</p>\n",
+        headers=(),
+    )
+    with open_store(settings, tmp_path) as store:
+        before, _ = store.settled.current()
+        store.outbox.enqueue([Queued(notification, remember, log)], (), when)
+        store.reviews.observe([Seen(f"docs/{i}.md", when.date(), None) for i in range(500)], [])
+        after_bulk, _ = store.settled.current()
+        assert after_bulk - before == 2  # two transactions
+        # a write only the trigger counts, on the pooled connection the bulk writes used: what
+        # spared their statements the trigger ended with their transactions
+        with store.transaction() as conn:  # type: ignore[attr-defined]
+            flag = "SELECT current_setting('review_scheduler.counted', true)"
+            assert conn.execute(flag).fetchone()[0] in (None, "")
+            conn.execute(
+                "UPDATE review_seen SET last_reviewed = '2026-06-01' WHERE path = 'docs/0.md'"
+            )
+        assert store.settled.current()[0] == after_bulk + 1
+    name = settings.url.split("/")[3].split("?")[0]
+    pg_cluster.psql("DELETE FROM snoozes; INSERT INTO review_seen VALUES ('x', '2026-01-01')", name)
+    with open_store(settings, tmp_path) as store:  # another session's one transaction
+        assert store.settled.current()[0] == after_bulk + 2

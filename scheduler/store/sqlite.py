@@ -446,6 +446,11 @@ class SqliteStore:
             with self.guard():
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                # Statement journals in memory: with the triggers that count changes (see
+                # SETTLED_STEPS) every statement writing a counted table keeps one, and as files
+                # they cost system calls each (0.6 to 0.8 s of system time for a cycle that
+                # writes 230,000 such rows).
+                self.db.execute("PRAGMA temp_store=MEMORY")
                 self.db.execute("PRAGMA foreign_keys=ON")
                 self.db.execute(
                     "CREATE TABLE IF NOT EXISTS schema_steps ("
