@@ -197,6 +197,11 @@ def test_scheduled_cycles_deliver_then_sigterm_exits_cleanly(tmp_path: Path, spa
         # the next scheduled cycle, a couple of seconds later, sends nothing new
         again = daemon.message("cycle ended")
         assert "0 digests queued" in again["message"]
+        # it found nothing to do, so a later one is answered without reading a document
+        answered = daemon.message("nothing changed since the last cycle found nothing to do")
+        assert "2 documents, none read again" in answered["message"]
+        later = daemon.message("cycle ended")
+        assert "0 digests queued, 0 delivered" in later["message"]
         assert daemon.stop(signal.SIGTERM) == 0
         tail = daemon.rest()
         assert tail[-1] == "daemon stopped"
