@@ -778,3 +778,16 @@ def test_writes_by_another_connection_move_the_generation(
             conn.execute(statement)
     with open_store(store_settings, tmp_path) as store:
         assert store.settled.current()[0] > before
+
+
+def test_a_write_naming_a_row_twice_keeps_the_last(store: StateStore) -> None:
+    first, last = Seen("a.md", date(2026, 1, 1), None), Seen("a.md", date(2026, 2, 1), "d")
+    store.reviews.observe([first, last], [])
+    assert store.reviews.seen() == {"a.md": last}
+    one = Snooze("a.md", date(2026, 6, 1), "one", None, T0)
+    two = Snooze("a.md", date(2026, 7, 1), "two", "ed@example.org", T0 + LEASE)
+    store.snoozes.snooze([one, two])
+    assert store.snoozes.listing() == [two]
+    soon, late = entry("ed@example.org", "a.md", State.DUE_SOON), entry("ed@example.org", "a.md")
+    store.outbox.enqueue([Queued(note("k1"), (soon, late))], (), T0)
+    assert store.ledger.entries() == [late]

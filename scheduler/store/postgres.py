@@ -192,8 +192,8 @@ STEPS = (
     """,
     # Every change to the tables a reminder cycle decides from, by any process or version,
     # counted (see scheduler.store.settled), and the last cycle that found nothing to do. A
-    # transaction counts once, however many statements it runs (executemany runs one per row);
-    # the store's own bulk writes count themselves first (_counting) and skip the trigger.
+    # transaction counts once, however many statements it runs (executemany runs one per row:
+    # the store's own bulk writes are one statement each, see _columns).
     """
     CREATE TABLE store_generation (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -218,24 +218,16 @@ STEPS = (
     $$;
     CREATE TRIGGER reminder_ledger_counted
         AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reminder_ledger
-        FOR EACH STATEMENT
-        WHEN (coalesce(current_setting('review_scheduler.counted', true), '') <> 'on')
-        EXECUTE FUNCTION count_store_change();
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change();
     CREATE TRIGGER review_log_counted
         AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON review_log
-        FOR EACH STATEMENT
-        WHEN (coalesce(current_setting('review_scheduler.counted', true), '') <> 'on')
-        EXECUTE FUNCTION count_store_change();
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change();
     CREATE TRIGGER review_seen_counted
         AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON review_seen
-        FOR EACH STATEMENT
-        WHEN (coalesce(current_setting('review_scheduler.counted', true), '') <> 'on')
-        EXECUTE FUNCTION count_store_change();
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change();
     CREATE TRIGGER snoozes_counted
         AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON snoozes
-        FOR EACH STATEMENT
-        WHEN (coalesce(current_setting('review_scheduler.counted', true), '') <> 'on')
-        EXECUTE FUNCTION count_store_change()
+        FOR EACH STATEMENT EXECUTE FUNCTION count_store_change()
     """,
 )
 
@@ -612,39 +604,45 @@ def _recipients(conn: psycopg.Connection[Any], ids: list[int]) -> dict[int, tupl
     return {i: tuple(r) for i, r in found.items()}
 
 
-def _counting(conn: psycopg.Connection[Any]) -> None:
-    """Count this transaction's changes to the tables a cycle decides from (once, as the
-    trigger would), and spare its statements the trigger's call: one per row of a bulk write."""
-    conn.execute(
-        "UPDATE store_generation SET n = n + 1, counted_in = pg_current_xact_id()::text"
-        " WHERE id = 1 AND counted_in IS DISTINCT FROM pg_current_xact_id()::text"
-    )
-    conn.execute("SELECT set_config('review_scheduler.counted', 'on', true)")
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """``rows`` as ``width`` columns, each a list: the arrays ``unnest`` takes them from. (Bulk
+    writes are one statement each, not one per row: fewer round trips, and a table's
+    statement triggers run once.)"""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _last_by(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """``rows`` with one row per key (its first ``width`` values), the last written: one
+    statement may not update a row twice."""
+    return list({row[:width]: row for row in rows}.values())
 
 
 def _log(conn: psycopg.Connection[Any], entries: Sequence[LogEntry]) -> None:
     if not entries:
         return
-    _counting(conn)
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO review_log (path, kind, at, editor, old_date, new_date, outcome, note,"
-            " content_changed) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (
-                    e.path,
-                    e.kind.value,
-                    e.at,
-                    e.editor,
-                    e.old_date,
-                    e.new_date,
-                    e.outcome,
-                    e.note,
-                    e.content_changed,
-                )
-                for e in entries
-            ],
+    rows = [
+        (
+            e.path,
+            e.kind.value,
+            e.at,
+            e.editor,
+            e.old_date,
+            e.new_date,
+            e.outcome,
+            e.note,
+            e.content_changed,
         )
+        for e in entries
+    ]
+    conn.execute(
+        "INSERT INTO review_log (path, kind, at, editor, old_date, new_date, outcome, note,"
+        " content_changed) SELECT path, kind, at, editor, old_date, new_date, outcome, note,"
+        " content_changed FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[],"
+        " %s::date[], %s::date[], %s::text[], %s::text[], %s::boolean[]) WITH ORDINALITY"
+        " AS u (path, kind, at, editor, old_date, new_date, outcome, note, content_changed,"
+        " position) ORDER BY position",
+        _columns(rows, 9),
+    )
 
 
 class PgOutbox:
@@ -672,22 +670,24 @@ class PgOutbox:
                     [(row[0], i, a) for i, a in enumerate(item.notification.recipients)],
                 )
                 if item.remember:
-                    _counting(conn)
-                    cursor.executemany(
+                    rows = [
+                        (e.recipient, e.path, e.due, e.state.value, e.notified_on)
+                        for e in item.remember
+                    ]
+                    cursor.execute(
                         "INSERT INTO reminder_ledger (recipient, path, due, state, notified_on)"
-                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (recipient, path) DO UPDATE"
+                        " SELECT * FROM unnest(%s::text[], %s::text[], %s::date[], %s::text[],"
+                        " %s::date[]) ON CONFLICT (recipient, path) DO UPDATE"
                         " SET due = excluded.due, state = excluded.state,"
                         " notified_on = excluded.notified_on",
-                        [
-                            (e.recipient, e.path, e.due, e.state.value, e.notified_on)
-                            for e in item.remember
-                        ],
+                        _columns(_last_by(rows, 2), 5),
                     )
                 _log(conn, item.log)
             if forget:
-                _counting(conn)
-                cursor.executemany(
-                    "DELETE FROM reminder_ledger WHERE recipient = %s AND path = %s", list(forget)
+                cursor.execute(
+                    "DELETE FROM reminder_ledger WHERE (recipient, path) IN"
+                    " (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    _columns(list(forget), 2),
                 )
         return added
 
@@ -958,14 +958,14 @@ class PgReviewLog:
     def observe(self, seen: Sequence[Seen], entries: Sequence[LogEntry]) -> None:
         with self._store.transaction() as conn:
             if seen:
-                _counting(conn)
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO review_seen (path, last_reviewed, content)"
-                        " VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE SET"
-                        " last_reviewed = excluded.last_reviewed, content = excluded.content",
-                        [(s.path, s.last_reviewed, s.content) for s in seen],
-                    )
+                rows = [(s.path, s.last_reviewed, s.content) for s in seen]
+                conn.execute(
+                    "INSERT INTO review_seen (path, last_reviewed, content)"
+                    " SELECT * FROM unnest(%s::text[], %s::date[], %s::text[])"
+                    " ON CONFLICT (path) DO UPDATE SET"
+                    " last_reviewed = excluded.last_reviewed, content = excluded.content",
+                    _columns(_last_by(rows, 1), 3),
+                )
             _log(conn, entries)
 
 
@@ -976,14 +976,15 @@ class PgSnoozes:
     def snooze(self, snoozes: Sequence[Snooze]) -> None:
         with self._store.transaction() as conn:
             if snoozes:
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO snoozes (path, until, reason, editor, at)"
-                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (path) DO UPDATE SET"
-                        " until = excluded.until, reason = excluded.reason,"
-                        " editor = excluded.editor, at = excluded.at",
-                        [(s.path, s.until, s.reason, s.editor, s.at) for s in snoozes],
-                    )
+                rows = [(s.path, s.until, s.reason, s.editor, s.at) for s in snoozes]
+                conn.execute(
+                    "INSERT INTO snoozes (path, until, reason, editor, at)"
+                    " SELECT * FROM unnest(%s::text[], %s::date[], %s::text[], %s::text[],"
+                    " %s::timestamptz[]) ON CONFLICT (path) DO UPDATE SET"
+                    " until = excluded.until, reason = excluded.reason,"
+                    " editor = excluded.editor, at = excluded.at",
+                    _columns(_last_by(rows, 1), 5),
+                )
             _log(
                 conn,
                 [
