@@ -25,7 +25,7 @@ from scheduler.config import Settings, load_settings
 from scheduler.errors import TemplateError
 from scheduler.notify.outbox import Outbox
 from scheduler.runtime.cycle import CycleReport, plan_cycle
-from scheduler.store import Settled, Snooze, open_store
+from scheduler.store import LogEntry, LogKind, Settled, Snooze, open_store
 from scheduler.usecases.reminders import send
 from scheduler.usecases.reviews import evidence, observed
 from scheduler.usecases.settled import cycle_key, walk
@@ -155,6 +155,21 @@ def _snooze(root: Path, settings: Settings) -> None:
         )
 
 
+def _stamp(root: Path, settings: Settings) -> None:
+    """A review recorded with nothing else changed (a rubber stamp), the file left as it was."""
+    with open_store(settings.store, root) as store:
+        stamped = LogEntry(
+            "docs/late-2.md",
+            LogKind.REVIEWED,
+            datetime.now(UTC),
+            "ed@example.org",
+            old_date=date(2026, 1, 12),
+            new_date=date(2026, 1, 12),
+            content_changed=False,
+        )
+        store.reviews.append([stamped])
+
+
 def _foreign_write(root: Path, settings: Settings) -> None:
     """Another process (another version, a hand-made fix) changes the ledger."""
     with sqlite3.connect(root / ".review-scheduler" / "state.sqlite3") as db:
@@ -170,6 +185,7 @@ CHANGES: dict[str, Callable[[Path, Settings], Any]] = {
         root / "docs" / "fine2.md"
     ),
     "a snooze": _snooze,
+    "a review recorded": _stamp,
     "the ledger, by another process": _foreign_write,
 }
 
