@@ -337,3 +337,16 @@ def test_a_postgresql_store_settles_too(
     assert [cycles()[1] for _ in range(3)] == [False, False, True]
     _snooze(tmp_path, settings)
     assert not cycles()[1]
+
+
+def test_cache_clear_forgets_the_settled_cycle(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, run: Any
+) -> None:
+    """``cache clear`` promises that the next run reads every document: cycles included."""
+    settings = _library(tmp_path)
+    cycles = Cycles(settings, tmp_path, caplog)
+    cycles.settle()
+    assert run("cache", "clear", "--config", str(tmp_path / "config" / "scheduler.toml")).code == 0
+    report, answered = cycles()
+    assert not answered and report.documents == 9
+    assert cycles()[1]  # that cycle found nothing to do, and settled again

@@ -19,7 +19,7 @@ def group() -> None:
 @group.command("clear")
 @config_option
 def clear(config_path: Path | None) -> int:
-    """Forget everything the parse cache holds: the next run reads every document."""
+    """Forget everything the parse cache holds: the next run (and cycle) reads every document."""
     settings = settings_for(config_path)
     cleared = clear_cache(settings, Path.cwd())
     if cleared.removed is None:

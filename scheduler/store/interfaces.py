@@ -414,6 +414,10 @@ class SettledStore(Protocol):
         """Keep ``settled`` as the last settled cycle, in place of any before."""
         ...
 
+    def forget(self) -> None:
+        """Keep no settled cycle: the next cycle checks every document."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Replica:

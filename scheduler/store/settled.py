@@ -43,3 +43,7 @@ class SettledTable:
     def record(self, settled: Settled) -> None:
         with self._store.transaction() as db:
             db.execute(self._record, tuple(settled))
+
+    def forget(self) -> None:
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM settled_cycle")

@@ -63,7 +63,7 @@ from scheduler.review.routing import Router, responsibility_problems
 from scheduler.review.state import ReviewPolicy, state_on
 from scheduler.rule_selection import RuleSelection
 from scheduler.settings_cache import code_fingerprint
-from scheduler.store import location
+from scheduler.store import location, open_store, store_exists
 from scheduler.text import json_safe, shown, without_surrogates
 
 log = logging.getLogger(__name__)
@@ -1156,6 +1156,11 @@ class CacheCleared:
 
 
 def clear_cache(settings: Settings, cwd: Path) -> CacheCleared:
-    """Empty the parse cache, so that the next run reads every document."""
+    """Empty the parse cache, so that the next run reads every document (and forget the last
+    settled cycle, so that the next cycle does too: see :mod:`scheduler.usecases.settled`)."""
     cache = settings.store.for_cache()
-    return CacheCleared(location(cache), clear_parse_cache(settings.store, cwd))
+    removed = clear_parse_cache(settings.store, cwd)
+    if store_exists(settings.store, cwd):
+        with open_store(settings.store, cwd) as store:
+            store.settled.forget()
+    return CacheCleared(location(cache), removed)
