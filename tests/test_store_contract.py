@@ -593,6 +593,20 @@ def test_review_log_keeps_every_entry_in_order(store: StateStore) -> None:
     assert store.reviews.entries(since=T0 + timedelta(days=1)) == [later, again]
 
 
+def test_log_entries_written_together_come_in_the_order_of_their_paths(
+    store: StateStore,
+) -> None:
+    b1 = LogEntry("b.md", LogKind.REMINDED, T0, "ed@example.org", note="overdue")
+    a1 = LogEntry("a.md", LogKind.REMINDED, T0, "ed@example.org", note="overdue")
+    b2 = LogEntry("b.md", LogKind.REMINDED, T0, "boss@example.org", note="escalation digest")
+    store.reviews.append([b1, a1, b2])
+    assert store.reviews.entries() == [a1, b1, b2]  # one path's entries keep their order
+    c1, c2 = (LogEntry("c.md", LogKind.REMINDED, T0 + LEASE, who) for who in ("x@a.org", "y@a.org"))
+    store.outbox.enqueue([Queued(note("k1"), log=(c2,)), Queued(note("k2"), log=(c1, b1))], (), T0)
+    assert store.reviews.entries(since=T0 + LEASE) == [c2, c1]
+    assert store.reviews.entries("b.md")[-1] == b1
+
+
 def test_enqueue_writes_its_log_entries_only_when_new(store: StateStore) -> None:
     logged = (
         LogEntry("a.md", LogKind.REMINDED, T0, "ed@example.org", note="overdue"),
@@ -791,3 +805,6 @@ def test_a_write_naming_a_row_twice_keeps_the_last(store: StateStore) -> None:
     soon, late = entry("ed@example.org", "a.md", State.DUE_SOON), entry("ed@example.org", "a.md")
     store.outbox.enqueue([Queued(note("k1"), (soon, late))], (), T0)
     assert store.ledger.entries() == [late]
+    # One cycle's digests are written together: of two naming the row, the later wins.
+    store.outbox.enqueue([Queued(note("k2"), (late,)), Queued(note("k3"), (soon,))], (), T0)
+    assert store.ledger.entries() == [soon]

@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -618,6 +619,8 @@ def _last_by(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...
 
 
 def _log(conn: psycopg.Connection[Any], entries: Sequence[LogEntry]) -> None:
+    """Add ``entries`` to the review log in the order of their paths, as the SQLite store does
+    (a stable sort: the entries of one path keep theirs)."""
     if not entries:
         return
     rows = [
@@ -632,7 +635,7 @@ def _log(conn: psycopg.Connection[Any], entries: Sequence[LogEntry]) -> None:
             e.note,
             e.content_changed,
         )
-        for e in entries
+        for e in sorted(entries, key=attrgetter("path"))
     ]
     conn.execute(
         "INSERT INTO review_log (path, kind, at, editor, old_date, new_date, outcome, note,"
