@@ -169,3 +169,58 @@ def test_libyaml_and_pyyaml_composers_edit_every_sample_alike(
     slow = [set_date(data, key, NEW, name) for name, data in samples]
     assert fast == slow
     assert any(isinstance(edit, Edited) for edit in fast)
+
+
+# Lines the date's line is read from, and look-alikes where it must not be: the composer decides.
+_LOOK_ALIKES = [
+    ("comment", b"---\nlastReviewed: 2025-01-02 # by the web team\n---\n"),
+    ("hash without a space", b"---\nlastReviewed: 2025-01-02#x\n---\n"),
+    ("tab after the colon", b"---\nlastReviewed:\t2025-01-02\n---\n"),
+    ("trailing tab", b"---\nlastReviewed: 2025-01-02\t\n---\n"),
+    ("space before the colon", b"---\nlastReviewed : 2025-01-02\n---\n"),
+    ("quoted key", b'---\n"lastReviewed": 2025-01-02\n---\n'),
+    ("continued plain value", b"---\nlastReviewed: 2025-01-02\n  and more\ntitle: A\n---\n"),
+    ("multi-line flow mapping", b"---\n{title: A,\nlastReviewed: 2025-01-02\n}\n---\n"),
+    ("in a quoted title", b"---\ntitle: \"a\nlastReviewed: 2025-01-02\"\n---\n"),
+    (
+        "its very line in a quoted title",
+        b"---\ntitle: 'a\nlastReviewed: 2025-01-02\n  '\nlastReviewed: 2025-01-02\n---\n",
+    ),
+    ("line separator", "---\ntitle: A\u2028lastReviewed: 2025-01-02\n---\n".encode()),
+    ("nested look-alike", b"---\nmeta:\n  x: 1\nlastReviewed: 2025-01-02\n---\n"),
+    ("indented", b"---\nmeta:\n  lastReviewed: 2025-01-02\nlastReviewed: 2024-01-02\n---\n"),
+    ("impossible date", b"---\nlastReviewed: 2025-13-45\n---\n"),
+    ("timestamp", b"---\nlastReviewed: 2025-01-02 10:00:00\n---\n"),
+    ("mixed quotes", b"---\nlastReviewed: '2025-01-02\"\n---\n"),
+    ("crlf comment", b"---\r\nlastReviewed: '2025-01-02'   # x\r\n---\r\n"),
+    ("second key alike", b"---\nlastReviewedBy: 2025-01-03\nlastReviewed: 2025-01-02\n---\n"),
+    ("after a block scalar", b"---\nnote: |\n  text\nlastReviewed: 2025-01-02\n---\n"),
+]
+
+
+@pytest.mark.parametrize("key", [KEY, "last_update.date", "last_modified_at", "lastmod"])
+def test_a_date_read_from_its_line_is_the_one_the_composer_finds(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key written on a line of its own with a date is edited without composing the YAML;
+    every sample document and every look-alike must come out as the composer would have it
+    (the same bytes, or the same refusal)."""
+    from scheduler.content import editing
+
+    samples = _every_sample_document() + _LOOK_ALIKES
+    found = editing._date_span
+    taken = []
+
+    def counted(*args: object) -> object:
+        span = found(*args)  # type: ignore[arg-type]
+        taken.append(span is not None)
+        return span
+
+    monkeypatch.setattr(editing, "_date_span", counted)
+    by_line = [set_date(data, key, NEW, name) for name, data in samples]
+    monkeypatch.setattr(editing, "_date_span", lambda *args: None)
+    composed = [set_date(data, key, NEW, name) for name, data in samples]
+    assert by_line == composed
+    if key == KEY:  # both ways are taken
+        assert sum(taken) >= 10
+        assert not all(taken)

@@ -1,14 +1,16 @@
 """Writing a document: one frontmatter value changed in place, every other byte kept.
 
-The YAML is never re-serialised. The value's characters are found from the parser's marks and
-replaced in the text, in the quoting style they were written in, so key order, quoting, comments,
-line endings, a byte-order mark and the body stay as they were. A field that is missing is added
-as the last line of the frontmatter. Every edit is checked by reading the result again: if it
-does not read as the old metadata with only that value changed, the document is left alone.
+The YAML is never re-serialised. The value's characters are found from the parser's marks (or,
+for a key written on a line of its own with a date, from that line) and replaced in the text, in
+the quoting style they were written in, so key order, quoting, comments, line endings, a
+byte-order mark and the body stay as they were. A field that is missing is added as the last
+line of the frontmatter. Every edit is checked by reading the result again: if it does not read
+as the old metadata with only that value changed, the document is left alone.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -78,36 +80,19 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
     if before is None or problems:
         reason = problems[0].message if problems else "its frontmatter cannot be read"
         return Refused(f"its frontmatter cannot be read safely: {reason}")
-    # here, not for every command that imports this module: PyYAML is needed only to edit
-    import yaml
-
-    from scheduler.content.yaml_block import SafeLoader
-
-    # libyaml's composer (where PyYAML has it) gives the same character offsets as PyYAML's own,
-    # some 20 times faster; an offset that did not point at the value is refused just below.
-    node = yaml.compose(block, Loader=SafeLoader)
-    assert isinstance(node, yaml.MappingNode)  # parse_frontmatter refuses anything else
     iso = day.isoformat()
-    value = _value_node(node, key)
     nested = key not in before.lines and "." in key
-    if value is None:
-        if nested:
-            return Refused(f"has no {key} value to change; add it by hand")
-        if node.flow_style:
-            return Refused(f"its frontmatter is one flow mapping; add {key!r} by hand")
-        eol = "\r\n" if text[:first_break].endswith("\r\n") else "\n"
-        shown_key = key if _PLAIN_KEY_RE.fullmatch(key) else f'"{key}"'
-        new_block = f"{block}{shown_key}: '{iso}'{eol}"
-        old_value = None
-    else:
-        start, end = value.start_mark.index, value.end_mark.index
-        quote = {"'": "'", '"': '"'}.get(getattr(value, "style", None) or "", "")
-        if not isinstance(value, yaml.ScalarNode) or block[start:end] != (
-            f"{quote}{value.value}{quote}"
-        ):
-            return Refused(f"its {key} value is not written as a plain or quoted date")
+    old_value: str | None
+    found = _date_span(block, before, key)
+    if found is not None:  # the common case, without composing the YAML a second time
+        start, end, quote = found
         new_block = f"{block[:start]}{quote}{iso}{quote}{block[end:]}"
-        old_value = str(value.value)
+        old_value = block[start + len(quote) : end - len(quote)]
+    else:
+        edit = _composed_edit(block, text[:first_break], key, iso, nested)
+        if isinstance(edit, Refused):
+            return edit
+        new_block, old_value = edit
     after, _ = parse_frontmatter(new_block, path)
     if (
         after is None
@@ -117,6 +102,74 @@ def set_date(data: bytes, key: str, day: date, path: str) -> Edited | Refused:
         return Refused(f"setting {key} would change more than its value")
     rewritten = text[:first_break] + new_block + text[closing:]
     return Edited(bom + rewritten.encode("utf-8", "surrogateescape"), old_value)
+
+
+def _composed_edit(
+    block: str, fence: str, key: str, iso: str, nested: bool
+) -> tuple[str, str | None] | Refused:
+    """:func:`set_date`'s new frontmatter ``block`` and the old value, the value found from the
+    marks of PyYAML's composer (or the key added as the last line, when it is missing)."""
+    # here, not for every command that imports this module: PyYAML is needed only to edit
+    import yaml
+
+    from scheduler.content.yaml_block import SafeLoader
+
+    # libyaml's composer (where PyYAML has it) gives the same character offsets as PyYAML's own,
+    # some 20 times faster; an offset that did not point at the value is refused just below.
+    node = yaml.compose(block, Loader=SafeLoader)
+    assert isinstance(node, yaml.MappingNode)  # parse_frontmatter refuses anything else
+    value = _value_node(node, key)
+    if value is None:
+        if nested:
+            return Refused(f"has no {key} value to change; add it by hand")
+        if node.flow_style:
+            return Refused(f"its frontmatter is one flow mapping; add {key!r} by hand")
+        eol = "\r\n" if fence.endswith("\r\n") else "\n"
+        shown_key = key if _PLAIN_KEY_RE.fullmatch(key) else f'"{key}"'
+        return f"{block}{shown_key}: '{iso}'{eol}", None
+    start, end = value.start_mark.index, value.end_mark.index
+    quote = {"'": "'", '"': '"'}.get(getattr(value, "style", None) or "", "")
+    if not isinstance(value, yaml.ScalarNode) or block[start:end] != (
+        f"{quote}{value.value}{quote}"
+    ):
+        return Refused(f"its {key} value is not written as a plain or quoted date")
+    return f"{block[:start]}{quote}{iso}{quote}{block[end:]}", str(value.value)
+
+
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+@functools.lru_cache(maxsize=16)
+def _date_line(key: str) -> re.Pattern[str]:
+    """A line of a block mapping that holds nothing but ``key`` and a date, plain or quoted
+    (and perhaps a comment)."""
+    return re.compile(
+        rf"^{re.escape(key)}:[ ]+(?P<value>'{_DATE}'|\"{_DATE}\"|{_DATE})(?:[ ]+#.*|[ ]*)\r?$",
+        re.MULTILINE,
+    )
+
+
+def _date_span(block: str, before: Frontmatter, key: str) -> tuple[int, int, str] | None:
+    """Where ``key``'s value is in ``block`` (start, end, its quote), when its line is written
+    the simplest way: the key at the start of the line the parser read it on, then a date and
+    nothing else. These are the very characters PyYAML's marks point at; anything else (None)
+    is left to them."""
+    line = before.lines.get(key)
+    if line is None:
+        return None
+    found = _date_line(key).search(block)
+    if found is None or block.count("\n", 0, found.start()) != line - 2:  # the fence is line 1
+        return None
+    start, end = found.span("value")
+    quote = block[start] if block[start] in "'\"" else ""
+    text = block[start + len(quote) : end - len(quote)]
+    value = before.values.get(key)
+    # What the parser made of it must be that date (plain) or that text (quoted).
+    if quote and value != text:
+        return None
+    if not quote and (type(value) is not date or value.isoformat() != text):
+        return None
+    return start, end, quote
 
 
 def _value_node(node: yaml.MappingNode, key: str) -> yaml.Node | None:
