@@ -181,7 +181,7 @@ _LOOK_ALIKES = [
     ("quoted key", b'---\n"lastReviewed": 2025-01-02\n---\n'),
     ("continued plain value", b"---\nlastReviewed: 2025-01-02\n  and more\ntitle: A\n---\n"),
     ("multi-line flow mapping", b"---\n{title: A,\nlastReviewed: 2025-01-02\n}\n---\n"),
-    ("in a quoted title", b"---\ntitle: \"a\nlastReviewed: 2025-01-02\"\n---\n"),
+    ("in a quoted title", b'---\ntitle: "a\nlastReviewed: 2025-01-02"\n---\n'),
     (
         "its very line in a quoted title",
         b"---\ntitle: 'a\nlastReviewed: 2025-01-02\n  '\nlastReviewed: 2025-01-02\n---\n",
