@@ -5,8 +5,11 @@ from __future__ import annotations
 import stat
 from datetime import date
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scheduler.content.editing import Edited, Refused, set_date, write_atomically
 
@@ -224,3 +227,58 @@ def test_a_date_read_from_its_line_is_the_one_the_composer_finds(
     if key == KEY:  # both ways are taken
         assert sum(taken) >= 10
         assert not all(taken)
+
+
+_KEYS = st.sampled_from(["lastReviewed", "lastReviewedBy", "title", "note"])
+_VALUES = st.sampled_from(
+    [
+        "2025-01-02",
+        "2025-13-45",
+        "'2025-01-02'",
+        '"2025-01-02"',
+        "'2025-01-02\"",
+        "2025-01-02 10:00:00",
+        "2025-1-2",
+        "[2025-01-02]",
+        "|",
+        "text",
+        "'a",
+        "",
+    ]
+)
+_LINE = st.tuples(
+    _KEYS,
+    st.sampled_from(["", " ", "  ", "\t"]),  # before the colon... and after it:
+    st.sampled_from([" ", "  ", "\t", ""]),
+    _VALUES,
+    st.sampled_from(["", "  ", " # c", "#c", "\t", " #"]),
+    st.sampled_from(["", "  more", "- item", "  '", "lastReviewed: 2025-01-02"]),  # next line
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    line=_LINE,
+    before=st.lists(_LINE, max_size=3),
+    after=st.lists(_LINE, max_size=3),
+    crlf=st.booleans(),
+)
+def test_any_frontmatter_is_edited_alike_from_the_line_and_by_the_composer(
+    line: tuple[str, str, str, str, str, str],
+    before: list[tuple[str, str, str, str, str, str]],
+    after: list[tuple[str, str, str, str, str, str]],
+    crlf: bool,
+) -> None:
+    from scheduler.content import editing
+
+    eol = "\r\n" if crlf else "\n"
+    lines = [*before, (KEY, *line[1:]), *after]  # the key edited, written in any way
+    block = "".join(
+        f"{key}{gap}:{space}{value}{trailing}{eol}" + (f"{follow}{eol}" if follow else "")
+        for key, gap, space, value, trailing, follow in lines
+    )
+    data = f"---{eol}{block}---{eol}body{eol}".encode()
+    by_line = set_date(data, KEY, NEW, "doc.md")
+    with patch.object(editing, "_date_span", lambda *args: None):
+        composed = set_date(data, KEY, NEW, "doc.md")
+    assert by_line == composed
